@@ -1,0 +1,70 @@
+// swift-tools-version:6.0
+// fqat-shell: an interactive shell and batch runner for flatness-oriented quantization-aware
+// training (FQAT) over one CPU engine. Arrows only point down: the language knows nothing of
+// tensors; the engine prints nothing. See docs/architecture.md.
+import PackageDescription
+
+/// Numeric targets are compiled with optimisation even in debug builds: plain Swift loops run
+/// 100-500x slower at -Onone, which would make the test suite (finite differences, small training
+/// runs) take hours. Release builds are unaffected.
+let numeric: [SwiftSetting] = [
+    .unsafeFlags(["-O", "-enforce-exclusivity=unchecked"], .when(configuration: .debug)),
+    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "fqat-shell",
+    products: [
+        .executable(name: "fqat-shell", targets: ["fqat-shell"]),
+        .executable(name: "fqat-bench", targets: ["fqat-bench"]),
+    ],
+    targets: [
+        // MARK: System-library shims (Debian packages; scripts/setup.sh installs them)
+        /// cblas.h from libopenblas-dev: the only BLAS call site is TensorCore's `gemm`.
+        .systemLibrary(name: "COpenBLAS", providers: [.apt(["libopenblas-dev"])]),
+        /// editline/readline.h from libedit-dev: the REPL's line editing and history.
+        .systemLibrary(name: "CEditLine", providers: [.apt(["libedit-dev"])]),
+        /// zlib.h: gzip IDX files (Foundation on Linux has no decompression).
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        /// stb_image.h + libstb.so from libstb-dev: JPEG/PNG decoding for DomainBed folders.
+        .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
+
+        // MARK: Engine, lowest first
+        /// Tensor (shape + contiguous Float storage), seeded RNG, gemm, im2col/col2im, kernels.
+        .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: numeric),
+        /// Parameters, layers with hand-written backward, models, losses, safetensors.
+        .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: numeric),
+        /// LSQ and EWGS quantizers, range initialisation, placement, integer export.
+        .target(name: "Quant", dependencies: ["NN"], swiftSettings: numeric),
+        /// SGD, Adam, parameter groups, the SAGM step, gradient disorder and freeze policies.
+        .target(name: "Optim", dependencies: ["Quant", "NN"], swiftSettings: numeric),
+        /// Built-in multi-domain benchmarks, DomainBed folders, splits, samplers, augmentation.
+        .target(name: "Datasets", dependencies: ["TensorCore", "CZlib", "CStb"], swiftSettings: numeric),
+        /// The run loop (ERM, QAT, QAT+SAGM, FQAT, ablations), evaluation, selection, records.
+        .target(name: "Training", dependencies: ["Optim", "Datasets"], swiftSettings: numeric),
+        /// Filter-normalised loss landscapes through the fake-quantized model.
+        .target(name: "Landscape", dependencies: ["Training"], swiftSettings: numeric),
+
+        // MARK: Front end (Foundation only)
+        /// Plot specs -> gnuplot scripts; live gnuplot process and a recording stand-in.
+        .target(name: "Plot"),
+        /// Lexer, parser, checker, interpreter and the command registry. Knows nothing of tensors.
+        .target(name: "ShellLanguage"),
+        /// The command tables binding the language to the engine, and the shared Session.
+        .target(name: "ShellCommands", dependencies: ["ShellLanguage", "Training", "Landscape", "Plot"]),
+        .executableTarget(name: "fqat-shell", dependencies: ["ShellCommands", "CEditLine"]),
+        .executableTarget(name: "fqat-bench", dependencies: ["Training", "Landscape"], swiftSettings: numeric),
+
+        // MARK: Tests
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),
+        .testTarget(name: "NNTests", dependencies: ["NN"], resources: [.copy("Fixtures")], swiftSettings: numeric),
+        .testTarget(name: "QuantTests", dependencies: ["Quant"], resources: [.copy("Fixtures")], swiftSettings: numeric),
+        .testTarget(name: "OptimTests", dependencies: ["Optim"], swiftSettings: numeric),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], swiftSettings: numeric),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Landscape"], swiftSettings: numeric),
+        .testTarget(name: "PlotTests", dependencies: ["Plot"]),
+        .testTarget(name: "ShellLanguageTests", dependencies: ["ShellLanguage"]),
+        .testTarget(name: "ShellCommandsTests", dependencies: ["ShellCommands"], resources: [.copy("Scripts")]),
+    ],
+    swiftLanguageModes: [.v5]
+)

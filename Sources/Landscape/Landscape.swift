@@ -1,0 +1,1 @@
+// Landscape module: see docs/architecture.md

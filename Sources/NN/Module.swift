@@ -1,0 +1,72 @@
+// The layer protocol: forward caches what backward needs; backward accumulates parameter
+// gradients and returns the input gradient. One forward must be followed by at most one backward.
+import TensorCore
+
+/// How a forward pass should behave.
+public struct ForwardContext: Sendable {
+    /// Training mode: dropout active, BatchNorm in batch-statistics mode unless frozen.
+    public var training: Bool
+    /// Whether BatchNorm may update its running statistics (false in SAGM's second pass).
+    public var updateRunningStats: Bool
+    /// Whether to keep the caches backward needs (false for evaluation: saves memory and time).
+    public var needsBackward: Bool
+    /// Dropout and other stochastic layers draw from this generator.
+    public var rng: RNGBox?
+
+    public init(training: Bool, updateRunningStats: Bool = true, needsBackward: Bool? = nil, rng: RNGBox? = nil) {
+        self.training = training
+        self.updateRunningStats = updateRunningStats
+        self.needsBackward = needsBackward ?? training
+        self.rng = rng
+    }
+
+    public static let eval = ForwardContext(training: false, updateRunningStats: false, needsBackward: false)
+}
+
+/// A shared, mutable RNG reference for stochastic layers.
+public final class RNGBox: @unchecked Sendable {
+    public var rng: RNG
+    public init(_ rng: RNG) { self.rng = rng }
+}
+
+public protocol Module: AnyObject {
+    /// Computes the output; caches for backward when `ctx.needsBackward`.
+    func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor
+    /// Given dL/dy, accumulates dL/dθ into each parameter's `grad` and returns dL/dx.
+    func backward(_ dy: Tensor) -> Tensor
+    /// Every parameter reachable from this module, with full names, in a stable order.
+    var parameters: [Parameter] { get }
+    /// Non-trainable state (running statistics), with full names.
+    var buffers: [Buffer] { get }
+    /// Direct children, with their local names, for traversal (quantizer placement, printing).
+    var children: [(String, Module)] { get }
+    /// Drops cached activations (frees memory after an aborted step).
+    func clearCache()
+}
+
+extension Module {
+    public var buffers: [Buffer] { children.flatMap { $0.1.buffers } }
+    public var children: [(String, Module)] { [] }
+    public func clearCache() { for (_, c) in children { c.clearCache() } }
+
+    /// All modules in the tree with their dotted paths ("" for the root), depth first.
+    public func namedModules(prefix: String = "") -> [(String, Module)] {
+        var out: [(String, Module)] = [(prefix, self)]
+        for (n, c) in children {
+            out += c.namedModules(prefix: prefix.isEmpty ? n : "\(prefix).\(n)")
+        }
+        return out
+    }
+
+    public func zeroGrad() { for p in parameters { p.zeroGrad() } }
+}
+
+/// A quantizer that a Conv2d or Linear can apply to its weight or input (implemented in Quant).
+/// Forward returns the fake-quantized tensor; backward maps dL/dy to dL/dx and accumulates the
+/// gradient of its own parameters (the step size).
+public protocol TensorQuantizer: AnyObject {
+    func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor
+    func backward(_ dy: Tensor) -> Tensor
+    var parameters: [Parameter] { get }
+    func clearCache()
+}

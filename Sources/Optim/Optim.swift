@@ -1,0 +1,1 @@
+// Optim module: see docs/architecture.md

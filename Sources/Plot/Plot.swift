@@ -1,0 +1,1 @@
+// Plot module: see docs/architecture.md

@@ -1,0 +1,1 @@
+// Quant module: see docs/architecture.md

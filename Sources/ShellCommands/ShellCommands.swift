@@ -1,0 +1,1 @@
+// ShellCommands module: see docs/architecture.md

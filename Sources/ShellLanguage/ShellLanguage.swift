@@ -1,0 +1,1 @@
+// ShellLanguage module: see docs/architecture.md

@@ -1,0 +1,3 @@
+import XCTest
+@testable import Datasets
+final class DatasetsModuleTests: XCTestCase { func testModuleLinks() { XCTAssertTrue(true) } }

@@ -1,0 +1,3 @@
+import XCTest
+@testable import Optim
+final class OptimModuleTests: XCTestCase { func testModuleLinks() { XCTAssertTrue(true) } }

@@ -1,0 +1,3 @@
+import XCTest
+@testable import Plot
+final class PlotModuleTests: XCTestCase { func testModuleLinks() { XCTAssertTrue(true) } }

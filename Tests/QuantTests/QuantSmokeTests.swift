@@ -1,0 +1,3 @@
+import XCTest
+@testable import Quant
+final class QuantModuleTests: XCTestCase { func testModuleLinks() { XCTAssertTrue(true) } }

@@ -1,0 +1,3 @@
+import XCTest
+@testable import ShellCommands
+final class ShellCommandsModuleTests: XCTestCase { func testModuleLinks() { XCTAssertTrue(true) } }
