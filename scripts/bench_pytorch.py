@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""PyTorch counterpart of fqat-bench's model workloads, for side-by-side comparison on one machine.
+
+Never needed by the tests. Usage: python3 scripts/bench_pytorch.py [--batch 64] [--threads 1,2] [--repeats 3]
+Prints one JSON object per measurement with the same keys as `fqat-bench --json`:
+workload (erm | lsq | fqat | eval), batch, threads, images_per_second.
+
+Model: CIFAR ResNet-20 (He et al. 2016, option-A shortcuts), 1x28x28 inputs, 10 classes, Adam.
+lsq: 4-bit LSQ (per-channel weights, per-tensor unsigned activations; stem input signed, fc FP).
+fqat: the same quantized model with a SAM/SAGM-style two-pass step (perturb weights, second pass).
+"""
+import argparse, json, statistics, time
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def grad_scale(x, scale):
+    return (x - x * scale).detach() + x * scale
+
+
+def round_pass(x):
+    return (x.round() - x).detach() + x
+
+
+class LSQ(nn.Module):
+    def __init__(self, bits, signed, per_channel=False, channels=1):
+        super().__init__()
+        self.qn = -(2 ** (bits - 1)) if signed else 0
+        self.qp = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1
+        self.per_channel = per_channel
+        self.s = nn.Parameter(torch.ones(channels, 1, 1, 1) * 0.05 if per_channel else torch.tensor(0.05))
+
+    def forward(self, x):
+        g = 1.0 / (self.qp * x.numel()) ** 0.5
+        s = grad_scale(self.s, g)
+        return round_pass(torch.clamp(x / s, self.qn, self.qp)) * s
+
+
+class QConv(nn.Conv2d):
+    def __init__(self, *a, bits=None, quant_weight=True, signed_input=False, **k):
+        super().__init__(*a, **k)
+        self.aq = LSQ(bits, signed_input) if bits else None
+        self.wq = LSQ(bits, True, True, self.out_channels) if bits and quant_weight else None
+
+    def forward(self, x):
+        if self.aq is not None:
+            x = self.aq(x)
+        w = self.wq(self.weight) if self.wq is not None else self.weight
+        return self._conv_forward(x, w, self.bias)
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride, bits):
+        super().__init__()
+        self.conv1 = QConv(cin, cout, 3, stride, 1, bias=False, bits=bits)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = QConv(cout, cout, 3, 1, 1, bias=False, bits=bits)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.pad = cout - cin
+        self.stride = stride
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        sc = x
+        if self.stride != 1 or self.pad:
+            sc = x[:, :, ::self.stride, ::self.stride]
+            sc = F.pad(sc, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+        return F.relu(out + sc)
+
+
+class ResNet20(nn.Module):
+    def __init__(self, bits=None):
+        super().__init__()
+        self.conv1 = QConv(1, 16, 3, 1, 1, bias=False, bits=bits, quant_weight=False, signed_input=True)
+        self.bn1 = nn.BatchNorm2d(16)
+        layers, cin = [], 16
+        for cout, stride in [(16, 1), (32, 2), (64, 2)]:
+            blocks = []
+            for i in range(3):
+                blocks.append(Block(cin, cout, stride if i == 0 else 1, bits))
+                cin = cout
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = layers
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def measure(fn, repeats, steps):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        times.append((time.perf_counter() - t0) / steps)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=10)
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    x = torch.rand(a.batch, 1, 28, 28)
+    y = torch.randint(0, 10, (a.batch,))
+    for threads in [int(t) for t in a.threads.split(",")]:
+        torch.set_num_threads(threads)
+        for workload in ["erm", "lsq", "fqat", "eval"]:
+            model = ResNet20(bits=4 if workload in ("lsq", "fqat") else None)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            if workload == "eval":
+                model.eval()
+                def fn():
+                    with torch.no_grad():
+                        model(x)
+            elif workload == "fqat":
+                model.train()
+                weights = [p for n, p in model.named_parameters() if not n.endswith(".s")]
+                def fn():
+                    opt.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    g1 = [p.grad.clone() for p in weights]
+                    n = torch.norm(torch.stack([g.norm() for g in g1]))
+                    es = [(0.05 / (n + 1e-12) - 0.001) * g for g in g1]
+                    with torch.no_grad():
+                        for p, e in zip(weights, es):
+                            p.add_(e)
+                    opt.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    with torch.no_grad():
+                        for p, e, g in zip(weights, es, g1):
+                            p.sub_(e)
+                            p.grad.add_(g).mul_(0.5)
+                    opt.step()
+            else:
+                model.train()
+                def fn():
+                    opt.zero_grad()
+                    F.cross_entropy(model(x), y).backward()
+                    opt.step()
+            t = measure(fn, a.repeats, a.steps)
+            print(json.dumps({"workload": workload, "framework": "pytorch " + torch.__version__,
+                              "batch": a.batch, "threads": threads,
+                              "images_per_second": round(a.batch / t, 1)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
