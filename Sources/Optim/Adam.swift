@@ -99,12 +99,15 @@ public final class Adam: Optimizer {
             p.grad.data.withUnsafeBufferPointer { gr in
                 state.firstMoment.withUnsafeMutableBufferPointer { m in
                     state.secondMoment.withUnsafeMutableBufferPointer { v in
-                        for i in 0..<w.count {
-                            let g = hasDecay ? gr[i] + decay * w[i] : gr[i]
-                            m[i] = m[i] + oneMinusBeta1 * (g - m[i])
-                            v[i] = v[i] * beta2f + oneMinusBeta2 * g * g
-                            let denom = v[i].squareRoot() / biasCorrection2Root + eps
-                            w[i] = w[i] + (-stepSize) * m[i] / denom
+                        // Elementwise, so chunking across threads cannot change the result.
+                        Parallel.forEach(w.count, costPerItem: 12) { range in
+                            for i in range {
+                                let g = hasDecay ? gr[i] + decay * w[i] : gr[i]
+                                m[i] = m[i] + oneMinusBeta1 * (g - m[i])
+                                v[i] = v[i] * beta2f + oneMinusBeta2 * g * g
+                                let denom = v[i].squareRoot() / biasCorrection2Root + eps
+                                w[i] = w[i] + (-stepSize) * m[i] / denom
+                            }
                         }
                     }
                 }

@@ -112,12 +112,16 @@ public final class FQATStepper {
 
     // MARK: Checkpoints
 
-    public func checkpoint() -> FQATCheckpoint {
-        FQATCheckpoint(method: method, optimizer: optimizer.checkpoint(), controller: controller, trace: trace)
+    /// The state to save. The trace is the bulk of it (about 8 KiB of JSON per recorded step for
+    /// ResNet-50's 105 factors, bounded by the trace capacities); leave it out for small checkpoints.
+    public func checkpoint(includingTrace: Bool = true) -> FQATCheckpoint {
+        FQATCheckpoint(method: method, optimizer: optimizer.checkpoint(), controller: controller,
+                       trace: includingTrace ? trace : nil)
     }
 
     /// Restores a checkpoint of a stepper over the same scale factors; throws and changes nothing
-    /// when it does not fit.
+    /// when it does not fit. A checkpoint saved without its trace starts a fresh, empty trace
+    /// (with this stepper's capacities) when this stepper records one.
     public func restore(_ checkpoint: FQATCheckpoint) throws {
         let names = scales.map(\.name)
         guard checkpoint.controller.names == names else {
@@ -129,6 +133,10 @@ public final class FQATStepper {
         try optimizer.restore(checkpoint.optimizer)
         method = checkpoint.method
         controller = checkpoint.controller
-        trace = checkpoint.trace
+        if let saved = checkpoint.trace {
+            trace = saved
+        } else if let current = trace {
+            trace = current.emptied()
+        }
     }
 }

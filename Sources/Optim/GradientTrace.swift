@@ -80,6 +80,12 @@ public struct GradientTrace: Codable, Equatable, Sendable {
         windows = DownsampledRows(columns: factorNames.count, recentCapacity: recentWindows, archiveCapacity: archiveWindows)
     }
 
+    /// A trace with the same factors and capacities and nothing recorded.
+    public func emptied() -> GradientTrace {
+        GradientTrace(factorNames: factorNames, recentSteps: steps.recentCapacity, archiveBuckets: steps.archiveCapacity,
+                      recentWindows: windows.recentCapacity, archiveWindows: windows.archiveCapacity)
+    }
+
     /// Steps recorded so far.
     public var stepsRecorded: Int { steps.totalRows }
     /// Disorder windows recorded so far.

@@ -83,18 +83,20 @@ public struct SAGM: Codable, Equatable, Sendable, CustomStringConvertible {
     /// backward at the parameters' current values, accumulating into `grad`, and return the loss;
     /// `pass` is 1 or 2 so the caller can stop BatchNorm updating running statistics in pass 2.
     /// The grads of `weights` and `scales` are zeroed here before each pass; other parameters' grads
-    /// are the closure's business. Non-trainable weights are neither perturbed nor counted in ‖g1‖.
+    /// are the closure's business. Non-trainable weights are zeroed but neither perturbed nor
+    /// counted in ‖g1‖ (like PyTorch parameters with requires_grad=False).
     /// Full-precision SAGM: pass `scales: []`.
     ///
     /// On a non-finite loss or gradient, or an error thrown by the closure, the weights are restored
     /// and the error is rethrown: parameter values are exactly as before the call.
     public func step(weights: [Parameter], scales: [Parameter],
                      computeGradients: (_ pass: Int) throws -> Float) throws -> GradientStepResult {
+        let allWeights = weights
         let weights = weights.filter(\.trainable)
-        GradientMethod.checkDisjoint(weights, scales)
+        GradientMethod.checkDisjoint(allWeights, scales)
 
         // Pass 1 at (w, s).
-        let loss1 = try GradientMethod.runPass(1, weights, scales, computeGradients)
+        let loss1 = try GradientMethod.runPass(1, allWeights, scales, computeGradients)
         let g1 = weights.map(\.grad)
         let qat = scales.map(\.grad)
 
@@ -116,7 +118,7 @@ public struct SAGM: Codable, Equatable, Sendable, CustomStringConvertible {
         let loss2: Float
         do {
             defer { for (p, v) in zip(weights, saved) { p.value = v } }
-            loss2 = try GradientMethod.runPass(2, weights, scales, computeGradients)
+            loss2 = try GradientMethod.runPass(2, allWeights, scales, computeGradients)
         }
 
         // Weights: 0.5·(g1 + g2), elementwise in Float.
@@ -165,25 +167,25 @@ public enum GradientMethod: Codable, Equatable, Sendable, CustomStringConvertibl
         case .sagm(let sagm):
             return try sagm.step(weights: weights, scales: scales, computeGradients: computeGradients)
         case .singlePass:
-            let weights = weights.filter(\.trainable)
             GradientMethod.checkDisjoint(weights, scales)
             let loss = try GradientMethod.runPass(1, weights, scales, computeGradients)
             var squared = 0.0
-            for p in weights { squared += p.grad.squaredNorm() }
+            for p in weights where p.trainable { squared += p.grad.squaredNorm() }
             return GradientStepResult(loss: loss, perturbedLoss: nil, gradientNorm: squared.squareRoot(),
                                       perturbationNorm: 0,
                                       scales: scales.map { ScaleGradients(name: $0.name, qat: $0.grad, flat: nil) })
         }
     }
 
-    /// Zeroes the grads, runs one pass and checks that the loss and every gradient are finite.
+    /// Zeroes the grads, runs one pass and checks that the loss and every gradient that will be
+    /// used (trainable weights, all scales) are finite.
     static func runPass(_ pass: Int, _ weights: [Parameter], _ scales: [Parameter],
                         _ compute: (Int) throws -> Float) throws -> Float {
         for p in weights { p.zeroGrad() }
         for s in scales { s.zeroGrad() }
         let loss = try compute(pass)
         guard loss.isFinite else { throw StepError.nonFiniteLoss(pass: pass, value: loss) }
-        for p in weights where !p.grad.isFinite { throw StepError.nonFiniteGradient(pass: pass, parameter: p.name) }
+        for p in weights where p.trainable && !p.grad.isFinite { throw StepError.nonFiniteGradient(pass: pass, parameter: p.name) }
         for s in scales where !s.grad.isFinite { throw StepError.nonFiniteGradient(pass: pass, parameter: s.name) }
         return loss
     }

@@ -80,13 +80,16 @@ public final class SGD: Optimizer {
         p.value.data.withUnsafeMutableBufferPointer { w in
             p.grad.data.withUnsafeBufferPointer { gr in
                 state.momentumBuffer.withUnsafeMutableBufferPointer { b in
-                    for i in 0..<w.count {
-                        var g = hasDecay ? gr[i] + decay * w[i] : gr[i]
-                        if useMomentum {
-                            b[i] = first ? g : b[i] * mu + keep * g
-                            g = nesterov ? g + mu * b[i] : b[i]
+                    // Elementwise, so chunking across threads cannot change the result.
+                    Parallel.forEach(w.count, costPerItem: 6) { range in
+                        for i in range {
+                            var g = hasDecay ? gr[i] + decay * w[i] : gr[i]
+                            if useMomentum {
+                                b[i] = first ? g : b[i] * mu + keep * g
+                                g = nesterov ? g + mu * b[i] : b[i]
+                            }
+                            w[i] = w[i] + (-lr) * g
                         }
-                        w[i] = w[i] + (-lr) * g
                     }
                 }
             }

@@ -92,3 +92,18 @@ final class FQATStepperTests: XCTestCase {
         XCTAssertEqual(try stepper.trace?.series(.flatNorm, factor: "s").values.first?.isNaN, true)
     }
 }
+
+extension FQATStepperTests {
+    func testCheckpointWithoutTraceRestartsAnEmptyTrace() throws {
+        let m = TinyQuantizedRegression(seed: 3)
+        let stepper = try makeStepper(m, policy: .adaptive)
+        for _ in 1...5 { try stepper.step(m.compute) }
+        let light = try jsonRoundTrip(stepper.checkpoint(includingTrace: false))
+        XCTAssertNil(light.trace)
+        try stepper.restore(light)
+        XCTAssertEqual(stepper.trace?.stepsRecorded, 0)
+        XCTAssertEqual(stepper.stepsTaken, 5)
+        try stepper.step(m.compute)
+        XCTAssertEqual(stepper.trace?.loss().steps, [6])
+    }
+}
