@@ -1,1 +1,0 @@
-// Optim module: see docs/architecture.md

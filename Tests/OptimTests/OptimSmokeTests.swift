@@ -1,3 +1,0 @@
-import XCTest
-@testable import Optim
-final class OptimModuleTests: XCTestCase { func testModuleLinks() { XCTAssertTrue(true) } }
