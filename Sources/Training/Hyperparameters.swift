@@ -1,0 +1,58 @@
+// Every number a training run depends on, with the defaults fqat-shell uses and where they come from.
+// The paper's ResNet-50/224 px settings (lr 3e-5, 20 000 steps) are scaled down for CPU work on the
+// built-in 28×28 benchmarks: see docs/fqat.md and docs/RESULTS.md for what was chosen and why.
+
+public struct Hyperparameters: Codable, Equatable, Sendable {
+    /// Adam learning rate of the model group (DomainBed/SAGM Adam; paper grid {1e-5, 3e-5, 5e-5} for
+    /// a pretrained ResNet-50; 1e-3 for DomainBed's MNIST models trained from scratch).
+    public var learningRate: Double = 1e-3
+    /// L2 weight decay added to the gradient (PyTorch Adam semantics).
+    public var weightDecay: Double = 0
+    /// Adam learning rate of the scale-factor group (weight decay 0). The paper's value was stripped;
+    /// EWGS uses 1e-5 for its quantizer parameters.
+    public var scaleLearningRate: Double = 1e-4
+    /// SAGM neighbourhood radius ρ (SAM/SAGM default 0.05).
+    public var rho: Double = 0.05
+    /// SAGM gradient-alignment coefficient α (SAGM's PACS setting 0.001).
+    public var alpha: Double = 0.001
+    /// Disorder threshold τ of the freeze test.
+    public var tau: Float = 0.5
+    /// Freeze window K in steps.
+    public var window: Int = 100
+    /// Images per training domain in each step (DomainBed default 32; 64 for RotatedMNIST).
+    public var batchPerDomain: Int = 32
+    /// Evaluate every domain every this many steps (DomainBed checkpoint_freq).
+    public var evalEvery: Int = 100
+    /// Evaluation batch size.
+    public var evalBatch: Int = 256
+    /// BatchNorm frozen (running statistics fixed, affine trained) as DomainBed/SAGM's freeze_bn.
+    public var frozenBatchNorm: Bool = false
+    /// Dropout on the features before the classifier (DomainBed resnet_dropout; paper: 0).
+    public var dropout: Double = 0
+    /// Augment training batches (DomainBed transforms; only image-folder data augments).
+    public var augment: Bool = true
+
+    public init() {}
+
+    /// Checks ranges; the message names the setting and what is allowed.
+    public func validate() throws {
+        func bad(_ s: String) -> TrainingError { .invalidHyperparameter(s) }
+        guard learningRate > 0, learningRate.isFinite else { throw bad("lr must be a positive number, got \(learningRate)") }
+        guard weightDecay >= 0 else { throw bad("wd must be ≥ 0, got \(weightDecay)") }
+        guard scaleLearningRate >= 0 else { throw bad("scale_lr must be ≥ 0, got \(scaleLearningRate)") }
+        guard rho > 0 else { throw bad("rho must be > 0, got \(rho)") }
+        guard alpha >= 0 else { throw bad("alpha must be ≥ 0, got \(alpha)") }
+        guard tau >= 0 && tau <= 1 else { throw bad("tau must be in [0, 1] (a share of sign flips), got \(tau)") }
+        guard window >= 2 else { throw bad("K must be at least 2 steps (the disorder compares consecutive gradients), got \(window)") }
+        guard batchPerDomain >= 1 else { throw bad("batch must be at least 1, got \(batchPerDomain)") }
+        guard evalEvery >= 1 else { throw bad("eval_every must be at least 1, got \(evalEvery)") }
+        guard dropout >= 0 && dropout < 1 else { throw bad("dropout must be in [0, 1), got \(dropout)") }
+    }
+
+    /// The hparams object of a results record (DomainBed's shape).
+    public var recordValues: [String: Double] {
+        ["lr": learningRate, "weight_decay": weightDecay, "scale_lr": scaleLearningRate, "rho": rho,
+         "alpha": alpha, "tau": Double(tau), "K": Double(window), "batch_size": Double(batchPerDomain),
+         "checkpoint_freq": Double(evalEvery), "resnet_dropout": dropout, "freeze_bn": frozenBatchNorm ? 1 : 0]
+    }
+}
