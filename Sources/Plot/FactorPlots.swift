@@ -202,14 +202,15 @@ public struct FrozenSetPlot: PlotSpec {
         // Same left margin (characters) and right edge (screen fraction, the colour bar sits beyond it) in
         // both panels, so the count lines up under the map.
         let margins = ["set lmargin \(matrix.leftMargin)", "set rmargin at screen 0.84"]
-        var commands = matrix.boxCommands(title: showCount ? "frozen set (g_QAT frozen)" : title, xLabel: xLabel)
+        let mapTitle = showCount ? "frozen set (g_QAT frozen)" : title
+        var commands = matrix.boxCommands(title: mapTitle, xLabel: xLabel)
         commands += margins
         commands += [Palette.frozen.gnuplotCommand,
                      "set palette maxcolors 2",
                      "set cbrange [0:1]",
                      "set cbtics (\"active\" 0.25, \"frozen\" 0.75) scale 0",
                      FactorMatrix.boxPlot]
-        let view = matrix.terminalHeatmap(title: title, xLabel: xLabel, zRange: 0...1, zLabel: "frozen", palette: .frozen)
+        let view = matrix.terminalHeatmap(title: mapTitle, xLabel: xLabel, zRange: 0...1, zLabel: "frozen", palette: .frozen)
         var panels = [Panel(commands: commands, tables: [matrix.table], terminalHeatmap: view)]
         if showCount {
             var count = countPlot.panel()

@@ -221,9 +221,11 @@ public struct SurfacePlot: PlotSpec {
         var commands = ["set title \(gnuplotString(title))",
                         "set xlabel \(gnuplotString(axes.x))",
                         "set ylabel \(gnuplotString(axes.y))",
-                        "set zlabel \(gnuplotString(zLabel)) rotate parallel",
+                        // Scale 0.9 and the offset keep the rotated z label clear of the tic labels
+                        // in small multiplot panels.
+                        "set zlabel \(gnuplotString(zLabel)) rotate parallel offset -1,0",
                         "unset colorbox",
-                        "set view \(plotNumber(view.rotX)),\(plotNumber(view.rotZ))",
+                        "set view \(plotNumber(view.rotX)),\(plotNumber(view.rotZ)),0.9",
                         "set xyplane 0",
                         "set autoscale xfix",
                         "set autoscale yfix",

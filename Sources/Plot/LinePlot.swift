@@ -63,14 +63,16 @@ public struct LinePlot: PlotSpec {
     public var xTics: [(label: String, value: Double)]?
     /// Vertical dashed lines at these x values (e.g. the step at which freezing starts).
     public var markers: [Double]
+    /// Distance between x tics; nil lets gnuplot choose (it crowds small multiplot panels).
+    public var xTicStep: Double?
 
     public init(title: String, xLabel: String, yLabel: String, y2Label: String? = nil, series: [LineSeries],
                 logY: Bool = false, xRange: ClosedRange<Double>? = nil, yRange: ClosedRange<Double>? = nil,
                 y2Range: ClosedRange<Double>? = nil, key: KeyPosition = .topRight,
-                xTics: [(label: String, value: Double)]? = nil, markers: [Double] = []) {
+                xTics: [(label: String, value: Double)]? = nil, markers: [Double] = [], xTicStep: Double? = nil) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.y2Label = y2Label
         self.series = series; self.logY = logY; self.xRange = xRange; self.yRange = yRange
-        self.y2Range = y2Range; self.key = key; self.xTics = xTics; self.markers = markers
+        self.y2Range = y2Range; self.key = key; self.xTics = xTics; self.markers = markers; self.xTicStep = xTicStep
     }
 
     public func panels() -> [Panel] { [panel()] }
@@ -108,12 +110,14 @@ public struct LinePlot: PlotSpec {
             let tics = xTics.map { "\(gnuplotString($0.label)) \(plotNumber($0.value))" }.joined(separator: ", ")
             commands.append("set xtics (\(tics))")
         }
+        if xTics == nil, let xTicStep { commands.append("set xtics \(plotNumber(xTicStep))") }
         for marker in markers {
             commands.append("set arrow from \(plotNumber(marker)), graph 0 to \(plotNumber(marker)), graph 1 nohead dt 2 lc rgb \"#555555\"")
         }
         var clauses: [String] = []
         for (k, line) in series.enumerated() {
-            let x = line.xOffset == 0 ? "2" : "($2+\(plotNumber(line.xOffset)))"
+            let x = line.xOffset == 0 ? "2"
+                : line.xOffset > 0 ? "($2+\(plotNumber(line.xOffset)))" : "($2-\(plotNumber(-line.xOffset)))"
             let y = "($1==\(k) ? $3 : NaN)"
             let using: String
             let style: String
@@ -139,14 +143,25 @@ public struct LinePlot: PlotSpec {
             clauses.append(clause)
         }
         if clauses.isEmpty {
-            // gnuplot refuses a plot with no data; an empty frame with the labels keeps the figure valid.
-            commands.append("set xrange [0:1]")
+            // gnuplot refuses to autoscale a plot with no data ("all points y value undefined"); fixed
+            // ranges give an empty frame with the labels, so the figure stays valid.
+            if xRange == nil { commands.append("set xrange [0:1]") }
+            if yRange == nil { commands.append("set yrange [\(logY ? "0.1:1" : "0:1")]") }
             commands.append("plot NaN notitle")
         } else {
             commands.append("plot " + clauses.joined(separator: ", \\\n     "))
         }
         return Panel(commands: commands, tables: [table])
     }
+}
+
+/// A tic spacing of 1, 2 or 5 times a power of ten giving at most `maxTics` intervals over `span`.
+public func niceTicStep(span: Double, maxTics: Int) -> Double? {
+    guard span > 0, span.isFinite, maxTics > 0 else { return nil }
+    let raw = span / Double(maxTics)
+    let power = pow(10, floor(log10(raw)))
+    for multiple in [1.0, 2, 5, 10] where multiple * power >= raw { return multiple * power }
+    return 10 * power
 }
 
 // MARK: - 1-D loss landscape

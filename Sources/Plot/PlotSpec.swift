@@ -118,16 +118,17 @@ public enum TerminalColorMode: String, Equatable, Sendable, CaseIterable {
 
 /// Where a figure goes.
 public enum PlotTarget: Equatable, Sendable {
-    /// A PNG through cairo (anti-aliased, UTF-8 labels). `font` is gnuplot's "face,size".
-    case png(path: String, size: PixelSize = PixelSize(width: 800, height: 560), font: String = "Sans,11")
+    /// A PNG through cairo (anti-aliased, UTF-8 labels). `font` is gnuplot's "face,size"; a nil size
+    /// takes the spec's `suggestedSize`.
+    case png(path: String, size: PixelSize? = nil, font: String = "Sans,11")
     /// An SVG file (vector; for papers).
-    case svg(path: String, size: PixelSize = PixelSize(width: 800, height: 560), font: String = "Sans,11")
+    case svg(path: String, size: PixelSize? = nil, font: String = "Sans,11")
     /// Text for a terminal of `columns` x `lines`: gnuplot's `dumb` terminal for line plots, the Swift
     /// heatmap (`TerminalHeatmap`) for surfaces and heatmaps. The text lands in `PlotResult.terminalOutput`.
     case text(columns: Int, lines: Int, color: TerminalColorMode)
     /// A sixel image stream (gnuplot `sixelgd`) for terminals that show sixels (see `SixelSupport`).
     /// The escape stream lands in `PlotResult.terminalOutput`.
-    case sixel(size: PixelSize = PixelSize(width: 800, height: 560), font: String = "Sans,11")
+    case sixel(size: PixelSize? = nil, font: String = "Sans,11")
 
     /// The image file this target writes, if any.
     public var outputPath: String? {
@@ -146,13 +147,15 @@ public enum PlotTarget: Equatable, Sendable {
         return String(path.dropLast(extensionLength))
     }
 
-    /// The `set terminal` (and `set output`) lines.
-    var terminalCommands: [String] {
+    /// The `set terminal` (and `set output`) lines; `suggested` stands in for a nil size.
+    func terminalCommands(suggested: PixelSize) -> [String] {
         switch self {
         case .png(let path, let size, let font):
+            let size = size ?? suggested
             return ["set terminal pngcairo size \(size.width),\(size.height) font \(gnuplotString(font)) noenhanced",
                     "set output \(gnuplotString(path))"]
         case .svg(let path, let size, let font):
+            let size = size ?? suggested
             return ["set terminal svg size \(size.width),\(size.height) font \(gnuplotString(font)) noenhanced background \"white\"",
                     "set output \(gnuplotString(path))"]
         case .text(let columns, let lines, let color):
@@ -164,6 +167,7 @@ public enum PlotTarget: Equatable, Sendable {
             }
             return ["set terminal dumb size \(max(columns, 20)),\(max(lines, 8)) noenhanced \(mode)", "unset output"]
         case .sixel(let size, let font):
+            let size = size ?? suggested
             return ["set terminal sixelgd size \(size.width),\(size.height) font \(gnuplotString(font)) noenhanced truecolor",
                     "unset output"]
         }
@@ -195,7 +199,7 @@ extension PlotSpec {
                      "\(type(of: self)) has \(panels.count) panels for a \(rows)x\(columns) layout")
         let text = assembleScript(title: title, panels: panels, paths: paths,
                                   multiplot: panels.count > 1 || rows * columns > 1 ? (rows, columns) : nil,
-                                  target: target)
+                                  target: target, size: suggestedSize)
         return PlotScript(text: text, dataFiles: files)
     }
 }
@@ -219,12 +223,12 @@ func dataFiles(panels: [Panel], dataStem: String) -> (paths: [[String]], files: 
 
 /// Terminal and output lines, then the panels (inside `set multiplot layout` when `multiplot` is set).
 func assembleScript(title: String, panels: [Panel], paths: [[String]], multiplot: (rows: Int, columns: Int)?,
-                    target: PlotTarget) -> String {
+                    target: PlotTarget, size: PixelSize) -> String {
     var lines = ["# \(commentText(title))",
                  "# gnuplot script written by fqat-shell; data: \(paths.joined().joined(separator: ", "))",
                  "reset",
                  "set encoding utf8"]
-    lines += target.terminalCommands
+    lines += target.terminalCommands(suggested: size)
     if let multiplot {
         lines.append("set multiplot layout \(multiplot.rows),\(multiplot.columns) title \(gnuplotString(title)) font \",13\"")
     }

@@ -47,7 +47,7 @@ extension Plotter {
                 blocks.append(heatmap.render(columns: panelWidth, lines: lines, color: color))
             } else {
                 let text = assembleScript(title: spec.title, panels: [panel], paths: [paths[index]], multiplot: nil,
-                                          target: .text(columns: panelWidth, lines: lines, color: color))
+                                          target: .text(columns: panelWidth, lines: lines, color: color), size: spec.suggestedSize)
                 let result = try render(script: text, dataFiles: [])
                 blocks.append(Self.cleanDumbOutput(result.terminalOutput))
                 if !result.messages.isEmpty { messages.append(result.messages) }

@@ -51,7 +51,7 @@ public struct TerminalHeatmap: Equatable, Sendable {
     /// Layout: the title; one text line per shown row (`label |cells|`); the x axis; the first and last x
     /// values; the axis names; the colour bar `low [ramp] high  name`. Each value takes two columns when
     /// the grid fits (terminal cells are about twice as tall as wide, so the cells come out square),
-    /// otherwise rows and columns are sampled at the nearest grid index. Values outside `zRange` take the
+    /// otherwise rows and columns are sampled at the nearest grid index, both edges included. Values outside `zRange` take the
     /// end colours; NaN shows as `?`.
     public func render(columns: Int, lines: Int, color: TerminalColorMode) -> String {
         let gridRows = rows.count
@@ -63,7 +63,7 @@ public struct TerminalHeatmap: Equatable, Sendable {
         }
         // Shown rows: sample the grid when it has more rows than fit (5 lines go to title, axis, labels, bar).
         let shownRows = max(1, min(gridRows, lines - 5))
-        let rowSource = (0..<shownRows).map { $0 * gridRows / shownRows }
+        let rowSource = Self.sample(gridRows, into: shownRows)
         var labels = Array(repeating: "", count: shownRows)
         for (shown, source) in rowSource.enumerated() {
             let keep: Bool
@@ -77,7 +77,8 @@ public struct TerminalHeatmap: Equatable, Sendable {
         // Plot area: two text columns per value if they fit, else sampled to the space left of the frame.
         let available = max(columns - labelWidth - 3, 4)
         let areaWidth = min(2 * gridColumns, available)
-        let columnSource = (0..<areaWidth).map { $0 * gridColumns / areaWidth }
+        let columnSource = areaWidth == 2 * gridColumns ? (0..<areaWidth).map { $0 / 2 }
+            : Self.sample(gridColumns, into: areaWidth)
 
         for (shown, source) in rowSource.enumerated() {
             let cells = columnSource.map { cell(rows[source][$0], color: color) }.joined()
@@ -126,6 +127,13 @@ public struct TerminalHeatmap: Equatable, Sendable {
             let rgb = palette.color(at: t)
             return "\u{1B}[48;2;\(rgb.red);\(rgb.green);\(rgb.blue)m" + String(repeating: " ", count: width)
         }
+    }
+
+    /// `shown` indices into `count` values, nearest neighbour, first and last always included (so the
+    /// edge labels name the values drawn there).
+    static func sample(_ count: Int, into shown: Int) -> [Int] {
+        guard shown > 1, count > 1 else { return Array(repeating: 0, count: shown) }
+        return (0..<shown).map { Int((Double($0) * Double(count - 1) / Double(shown - 1)).rounded()) }
     }
 
     static func clip(_ label: String, to width: Int) -> String {

@@ -170,8 +170,11 @@ public struct GradientComparisonPlot: PlotSpec {
         if let applied = trace.applied {
             series.append(LineSeries(name: "applied", x: trace.steps, y: applied, color: Self.appliedColor, lineWidth: 1))
         }
-        return LinePlot(title: trace.factor, xLabel: xLabel, yLabel: yLabel, series: series,
-                        key: index == 0 ? .topRight : .off, markers: trace.markers)
+        // A single factor is drawn without multiplot, so its title carries the figure title too.
+        let plotTitle = traces.count == 1 ? "\(title): \(trace.factor)" : trace.factor
+        return LinePlot(title: plotTitle, xLabel: xLabel, yLabel: yLabel, series: series,
+                        key: index == 0 ? .topRight : .off, markers: trace.markers,
+                        xTicStep: niceTicStep(span: (trace.steps.max() ?? 0) - (trace.steps.min() ?? 0), maxTics: 4))
     }
 
     public func panels() -> [Panel] {

@@ -43,8 +43,8 @@ enum Examples {
         HeatmapPlot(title: "Loss heatmap, 4-bit LSQ, held-out domain", grid: landscapeGrid(), zRange: 0.1...6)
     }
 
-    static func surface(title: String = "Loss surface, 4-bit LSQ+SAGM", sharpness: Double = 1) -> SurfacePlot {
-        SurfacePlot(title: title, grid: landscapeGrid(sharpness: sharpness), zMax: 10, logarithmic: true)
+    static func surface(title: String = "Loss surface, 4-bit LSQ+SAGM", sharpness: Double = 1, points: Int = 31) -> SurfacePlot {
+        SurfacePlot(title: title, grid: landscapeGrid(points: points, sharpness: sharpness), zMax: 10, logarithmic: true)
     }
 
     static func landscape1D() -> Landscape1DPlot {
@@ -64,14 +64,14 @@ enum Examples {
 
     static func gradients() -> GradientComparisonPlot {
         var numbers = TestNumbers(seed: 7)
-        let steps = (0..<400).map { Double($0 * 5) }
+        let steps = (0..<200).map { Double($0 * 10) }
         func trace(_ name: String, cancelling: Bool) -> GradientTrace {
             var qat: [Double] = [], flat: [Double] = []
             for (i, _) in steps.enumerated() {
-                let base = 0.02 * exp(-Double(i) / 150)
+                let base = 0.02 * exp(-Double(i) / 75)
                 let q = (cancelling ? 0.015 : base) + 0.004 * numbers.normal()
                 var f = (cancelling ? -0.015 : 0.5 * base) + 0.012 * numbers.normal()
-                if numbers.uniform() < 0.02 { f += 0.06 * numbers.normal() }  // outliers
+                if numbers.uniform() < 0.03 { f += 0.06 * numbers.normal() }  // outliers
                 qat.append(q); flat.append(f)
             }
             return GradientTrace(factor: name, steps: steps, qat: qat, flat: flat, markers: cancelling ? [1000] : [])
@@ -145,8 +145,10 @@ enum Examples {
     static func sideBySide() -> Figure {
         Figure(title: "4-bit LSQ on PACS-like domains: LSQ+SAGM (left) vs FQAT (right)", rows: 2, columns: 2,
                specs: SurfacePlot.sharingZRange([
-                   surface(title: "LSQ+SAGM, art", sharpness: 1.3), surface(title: "FQAT, art", sharpness: 0.7),
-                   surface(title: "LSQ+SAGM, sketch", sharpness: 1.6), surface(title: "FQAT, sketch", sharpness: 0.8),
+                   surface(title: "LSQ+SAGM, art", sharpness: 1.3, points: 21),
+                   surface(title: "FQAT, art", sharpness: 0.7, points: 21),
+                   surface(title: "LSQ+SAGM, sketch", sharpness: 1.6, points: 21),
+                   surface(title: "FQAT, sketch", sharpness: 0.8, points: 21),
                ]))
     }
 
