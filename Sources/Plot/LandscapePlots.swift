@@ -1,0 +1,245 @@
+// 2-D loss-landscape figures after Li et al. 2018 (`plot_2D.py`, `h52vtp.py`; ALGORITHMS.md §6.1):
+// contour lines with labels, a filled heatmap, and a 3-D surface with optional clipping and log(z + 0.1).
+import Foundation
+
+/// Values on a rectangular grid: `z[j][i]` is the value at (x[i], y[j]), as the loss-landscape code
+/// stores it (Z[row = y index][col = x index], ALGORITHMS.md §6.1). NaN marks a missing value (a diverged
+/// evaluation); gnuplot leaves that cell out.
+public struct Grid: Equatable, Sendable {
+    public var x: [Double]
+    public var y: [Double]
+    public var z: [[Double]]
+
+    public init(x: [Double], y: [Double], z: [[Double]]) {
+        precondition(z.count == y.count, "Grid: z has \(z.count) rows, y has \(y.count) values")
+        for (j, row) in z.enumerated() {
+            precondition(row.count == x.count, "Grid: z row \(j) has \(row.count) values, x has \(x.count)")
+        }
+        self.x = x; self.y = y; self.z = z
+    }
+
+    /// Smallest and largest finite value, nil when there is none.
+    public var finiteRange: ClosedRange<Double>? {
+        let finite = z.joined().filter { $0.isFinite }
+        guard let low = finite.min(), let high = finite.max() else { return nil }
+        return low...high
+    }
+
+    /// CSV `x,y,z`, x fastest, a blank line after each y row (gnuplot grid format).
+    var table: DataTable {
+        // Table (ny*nx) x (x, y, z).
+        var rows: [[String]] = []
+        var breaks = Set<Int>()
+        for j in 0..<y.count {
+            for i in 0..<x.count { rows.append([plotNumber(x[i]), plotNumber(y[j]), plotNumber(z[j][i])]) }
+            breaks.insert(rows.count - 1)
+        }
+        return DataTable(header: ["x", "y", "z"], rows: rows, blankLineAfter: breaks)
+    }
+
+    /// The grid as a terminal heatmap: largest y on the top line, as on the page.
+    func terminalHeatmap(title: String, xLabel: String, yLabel: String, zLabel: String,
+                         zRange: ClosedRange<Double>?, palette: Palette,
+                         transform: (Double) -> Double = { $0 }) -> TerminalHeatmap {
+        let rows = z.reversed().map { $0.map(transform) }
+        let finite = rows.joined().filter { $0.isFinite }
+        let range = zRange ?? ((finite.min() ?? 0)...(finite.max() ?? 1))
+        return TerminalHeatmap(title: title, rows: Array(rows), rowLabels: y.reversed().map(axisLabel),
+                               rowAxis: .numeric, xFirst: x.first.map(axisLabel) ?? "",
+                               xLast: x.last.map(axisLabel) ?? "", xLabel: xLabel, yLabel: yLabel,
+                               zRange: range, zLabel: zLabel, palette: palette)
+    }
+}
+
+/// A number for an axis label in text: 3 significant digits.
+func axisLabel(_ value: Double) -> String {
+    if value.isNaN { return "NaN" }
+    if value == value.rounded(), abs(value) < 1e6 { return String(Int64(value)) }
+    return String(format: "%.3g", value)
+}
+
+/// Contour levels from `start` to `end` every `step` (Li et al.: vmin 0.1, vmax 10, vlevel 0.5).
+public struct ContourLevels: Equatable, Sendable {
+    public var start: Double
+    public var end: Double
+    public var step: Double
+    public init(start: Double = 0.1, end: Double = 10, step: Double = 0.5) {
+        precondition(step > 0 && end > start, "ContourLevels: need start < end and step > 0, got \(start), \(end), \(step)")
+        self.start = start; self.end = end; self.step = step
+    }
+}
+
+/// Axis labels for a landscape: the two filter-normalised directions and the value plotted.
+public struct LandscapeAxes: Equatable, Sendable {
+    public var x: String
+    public var y: String
+    public var z: String
+    public init(x: String = "α (direction 1)", y: String = "β (direction 2)", z: String = "loss") {
+        self.x = x; self.y = y; self.z = z
+    }
+}
+
+/// 2-D landscape as contour lines coloured by level, with inline level labels (Li et al. Fig. 1/5).
+public struct ContourPlot: PlotSpec {
+    public var title: String
+    public var grid: Grid
+    public var levels: ContourLevels
+    public var labels: Bool
+    public var axes: LandscapeAxes
+    public var palette: Palette
+
+    public init(title: String, grid: Grid, levels: ContourLevels = ContourLevels(), labels: Bool = true,
+                axes: LandscapeAxes = LandscapeAxes(), palette: Palette = .summer) {
+        self.title = title; self.grid = grid; self.levels = levels; self.labels = labels
+        self.axes = axes; self.palette = palette
+    }
+
+    /// The top of the colour range: the highest level, or the highest level the data reaches (so the
+    /// colours of the drawn lines span the whole palette).
+    var colorTop: Double {
+        guard let high = grid.finiteRange?.upperBound, high > levels.start else { return levels.end }
+        let reached = levels.start + (((high - levels.start) / levels.step).rounded(.up)) * levels.step
+        return min(levels.end, reached)
+    }
+
+    public func panels() -> [Panel] {
+        var commands = ["set title \(gnuplotString(title))",
+                        "set xlabel \(gnuplotString(axes.x))",
+                        "set ylabel \(gnuplotString(axes.y))",
+                        "set cblabel \(gnuplotString(axes.z)) offset 1,0",
+                        "set view map",
+                        "set size square",
+                        "set autoscale xfix",
+                        "set autoscale yfix",
+                        "unset surface",
+                        "set contour base",
+                        "set cntrparam levels incremental \(plotNumber(levels.start)),\(plotNumber(levels.step)),\(plotNumber(levels.end))",
+                        "set cbrange [\(plotNumber(levels.start)):\(plotNumber(colorTop))]",
+                        palette.gnuplotCommand,
+                        "unset key"]
+        var plot = "splot \(Panel.data(0)) using 1:2:3 with lines lw 1.5 palette notitle"
+        if labels {
+            // Labels sit on the contour lines; an opaque text box hides the line beneath each label.
+            commands.append("set cntrlabel format \"%.1f\" font \",8\" start 5 interval 60")
+            commands.append("set style textbox opaque noborder margins 0.5,0.5")
+            plot += ", \"\" using 1:2:3 with labels boxed notitle"
+        }
+        commands.append(plot)
+        let clipped = levels.start...colorTop
+        let view = grid.terminalHeatmap(title: title, xLabel: axes.x, yLabel: axes.y, zLabel: axes.z,
+                                        zRange: clipped, palette: palette)
+        return [Panel(commands: commands, tables: [grid.table], terminalHeatmap: view)]
+    }
+}
+
+/// 2-D landscape as a filled heatmap (gnuplot `pm3d map`), colour range `zRange` (vmin/vmax).
+public struct HeatmapPlot: PlotSpec {
+    public var title: String
+    public var grid: Grid
+    /// Colour range; nil spans the data.
+    public var zRange: ClosedRange<Double>?
+    public var axes: LandscapeAxes
+    public var palette: Palette
+
+    public init(title: String, grid: Grid, zRange: ClosedRange<Double>? = nil, axes: LandscapeAxes = LandscapeAxes(),
+                palette: Palette = .viridis) {
+        self.title = title; self.grid = grid; self.zRange = zRange; self.axes = axes; self.palette = palette
+    }
+
+    public func panels() -> [Panel] {
+        var commands = ["set title \(gnuplotString(title))",
+                        "set xlabel \(gnuplotString(axes.x))",
+                        "set ylabel \(gnuplotString(axes.y))",
+                        "set cblabel \(gnuplotString(axes.z)) offset 1,0",
+                        "set view map",
+                        "set size square",
+                        "set autoscale xfix",
+                        "set autoscale yfix",
+                        "set pm3d map corners2color mean",
+                        palette.gnuplotCommand,
+                        "unset key"]
+        if let zRange { commands.append("set cbrange [\(plotNumber(zRange.lowerBound)):\(plotNumber(zRange.upperBound))]") }
+        commands.append("splot \(Panel.data(0)) using 1:2:3 with pm3d notitle")
+        let view = grid.terminalHeatmap(title: title, xLabel: axes.x, yLabel: axes.y, zLabel: axes.z,
+                                        zRange: zRange, palette: palette)
+        return [Panel(commands: commands, tables: [grid.table], terminalHeatmap: view)]
+    }
+}
+
+/// 2-D landscape as a 3-D surface (pm3d with depth ordering, `hidden3d`), as Li et al. `h52vtp.py`
+/// prepares it: z clipped at `zMax`, then optionally z ← log(z + 0.1). The CSV keeps the raw values;
+/// the clipping and the log happen in the `using` clause. The z axis carries the scale, so there is no
+/// colour bar; surfaces to compare side by side should share `zRange` (see `sharingZRange`).
+public struct SurfacePlot: PlotSpec {
+    public var title: String
+    public var grid: Grid
+    public var zMax: Double?
+    public var logarithmic: Bool
+    public var axes: LandscapeAxes
+    public var palette: Palette
+    /// gnuplot `set view rotX, rotZ` in degrees.
+    public var view: (rotX: Double, rotZ: Double)
+    /// z axis and colour range after clipping and log; nil spans the data.
+    public var zRange: ClosedRange<Double>?
+
+    public init(title: String, grid: Grid, zMax: Double? = nil, logarithmic: Bool = false,
+                axes: LandscapeAxes = LandscapeAxes(), palette: Palette = .coolwarm,
+                view: (rotX: Double, rotZ: Double) = (55, 35), zRange: ClosedRange<Double>? = nil) {
+        self.title = title; self.grid = grid; self.zMax = zMax; self.logarithmic = logarithmic
+        self.axes = axes; self.palette = palette; self.view = view; self.zRange = zRange
+    }
+
+    /// The plotted (clipped, log) values' finite range.
+    public var transformedRange: ClosedRange<Double>? {
+        let values = grid.z.joined().map(transform).filter { $0.isFinite }
+        guard let low = values.min(), let high = values.max() else { return nil }
+        return low...high
+    }
+
+    /// The same surfaces with one z range spanning all of them, so flatter and sharper surfaces are drawn
+    /// on the same scale (FQAT Fig. 7 compares LSQ+SAGM and FQAT side by side).
+    public static func sharingZRange(_ plots: [SurfacePlot]) -> [SurfacePlot] {
+        let ranges = plots.compactMap(\.transformedRange)
+        guard let low = ranges.map(\.lowerBound).min(), let high = ranges.map(\.upperBound).max() else { return plots }
+        return plots.map { var plot = $0; plot.zRange = low...high; return plot }
+    }
+
+    /// The z label after the transform, e.g. `log(loss + 0.1)`.
+    public var zLabel: String { logarithmic ? "log(\(axes.z) + 0.1)" : axes.z }
+
+    /// The same transform as the script's `using` clause, for the terminal view.
+    func transform(_ value: Double) -> Double {
+        var v = value
+        if let zMax, v > zMax { v = zMax }
+        return logarithmic ? log(v + 0.1) : v
+    }
+
+    public func panels() -> [Panel] {
+        var z = "$3"
+        if let zMax { z = "($3 > \(plotNumber(zMax)) ? \(plotNumber(zMax)) : $3)" }
+        if logarithmic { z = "log(\(z) + 0.1)" }
+        var commands = ["set title \(gnuplotString(title))",
+                        "set xlabel \(gnuplotString(axes.x))",
+                        "set ylabel \(gnuplotString(axes.y))",
+                        // Scale 0.9 and the offset keep the rotated z label clear of the tic labels
+                        // in small multiplot panels.
+                        "set zlabel \(gnuplotString(zLabel)) rotate parallel offset -1,0",
+                        "unset colorbox",
+                        "set view \(plotNumber(view.rotX)),\(plotNumber(view.rotZ)),0.9",
+                        "set xyplane 0",
+                        "set autoscale xfix",
+                        "set autoscale yfix",
+                        "set hidden3d front",
+                        "set pm3d depthorder border lc rgb \"#303030\" lw 0.3",
+                        palette.gnuplotCommand,
+                        "unset key"]
+        if let zRange {
+            let range = "[\(plotNumber(zRange.lowerBound)):\(plotNumber(zRange.upperBound))]"
+            commands += ["set zrange \(range)", "set cbrange \(range)"]
+        }
+        commands.append("splot \(Panel.data(0)) using 1:2:(\(z)) with pm3d notitle")
+        let view = grid.terminalHeatmap(title: title, xLabel: axes.x, yLabel: axes.y, zLabel: zLabel,
+                                        zRange: zRange, palette: palette, transform: transform)
+        return [Panel(commands: commands, tables: [grid.table], terminalHeatmap: view)]
+    }
+}
