@@ -79,6 +79,23 @@ public struct Diagnostic: Error, CustomStringConvertible {
     }
 }
 
+extension Diagnostic {
+    /// Source order within `main`: a diagnostic from a sourced file sorts at the `source` line that
+    /// brought it in (its "sourced here" note); the sort is stable, so a file's own order is kept.
+    public static func sorted(_ diagnostics: [Diagnostic], main: Source) -> [Diagnostic] {
+        func key(_ diagnostic: Diagnostic) -> Int {
+            if let range = diagnostic.range, range.source == main { return range.start }
+            for note in diagnostic.notes.reversed() {
+                if let range = note.range, range.source == main { return range.start }
+            }
+            return Int.max
+        }
+        return diagnostics.enumerated()
+            .sorted { (key($0.element), $0.offset) < (key($1.element), $1.offset) }
+            .map(\.element)
+    }
+}
+
 /// Several diagnostics thrown together (a script that failed to parse or check).
 public struct DiagnosticList: Error, CustomStringConvertible {
     public var diagnostics: [Diagnostic]

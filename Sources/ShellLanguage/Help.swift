@@ -91,7 +91,10 @@ public enum Help {
             if argument.required {
                 type += " (required)"
             } else if let value = argument.defaultValue {
-                type += " (default: \(value.description))"
+                // Choices are words: show them as typed, without quotes.
+                if case .choice = argument.kind { type += " (default: \(value.inlineString))" } else {
+                    type += " (default: \(value.description))"
+                }
             } else if variadic {
                 type += " (any number)"
             } else {

@@ -144,7 +144,7 @@ public final class Interpreter {
     /// Parses and checks without running (`fqat-shell --check`); diagnostics are not written.
     public func check(_ source: Source) -> [Diagnostic] {
         let parsed = Parser.parse(source)
-        return parsed.diagnostics + makeChecker().check(parsed.program)
+        return Diagnostic.sorted(parsed.diagnostics + makeChecker().check(parsed.program), main: source)
     }
 
     /// Parses, checks (against the variables bound now) and runs in the global scope. Every
@@ -152,7 +152,7 @@ public final class Interpreter {
     @discardableResult
     public func run(_ source: Source) -> RunResult {
         let parsed = Parser.parse(source)
-        let diagnostics = parsed.diagnostics + makeChecker().check(parsed.program)
+        let diagnostics = Diagnostic.sorted(parsed.diagnostics + makeChecker().check(parsed.program), main: source)
         for diagnostic in diagnostics { output.write(diagnostic.rendered(), to: .error) }
         if diagnostics.contains(where: { $0.severity == .error }) {
             return RunResult(status: ExitStatus.staticError, diagnostics: diagnostics, exitRequested: false)

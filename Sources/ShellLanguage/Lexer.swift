@@ -89,7 +89,7 @@ public struct Token: CustomStringConvertible {
 public struct LexResult {
     public var tokens: [Token]
     public var diagnostics: [Diagnostic]
-    /// The text ends inside a string, a bracket/brace/paren or after a `\` line continuation:
+    /// The text ends inside a string, a `[ ]` list, a `{ }` block or after a `\` line continuation:
     /// a REPL should ask for another line rather than report an error.
     public var isIncomplete: Bool
 }
@@ -100,9 +100,7 @@ public struct Lexer {
     var position = 0
     var tokens: [Token] = []
     var diagnostics: [Diagnostic] = []
-    /// Open `(` and `[`: newlines inside them are not statement separators.
-    var bracketDepth = 0
-    /// Open `{`, `(`, `[` of any kind, for the REPL's "needs another line" question.
+    /// Open `{` and `[`, for the REPL's "needs another line" question. (Parentheses stay on one line.)
     var openerDepth = 0
     var incomplete = false
     var spaceBefore = true
@@ -201,20 +199,18 @@ public struct Lexer {
         position += 1
         switch c {
         case "\n":
-            if bracketDepth == 0 { add(.newline, from: start) }
+            // Always a token: the parser skips newlines inside `[ ]` itself, so an unclosed bracket
+            // cannot hide the statement boundaries error recovery needs.
+            add(.newline, from: start)
             spaceBefore = true
         case "\"": lexString(start: start)
         case "$": lexDollar(start: start)
-        case "[": open(); bracketDepth += 1; add(.leftBracket, from: start)
-        case "(": open(); bracketDepth += 1; add(.leftParen, from: start)
-        case "]": close(); bracketDepth = max(0, bracketDepth - 1); add(.rightBracket, from: start)
-        case ")": close(); bracketDepth = max(0, bracketDepth - 1); add(.rightParen, from: start)
-        case "{":
-            // Blocks never sit inside brackets: an unclosed `(` or `[` must not swallow the block's newlines.
-            bracketDepth = 0
-            open()
-            add(.leftBrace, from: start)
-        case "}": bracketDepth = 0; close(); add(.rightBrace, from: start)
+        case "[": open(); add(.leftBracket, from: start)
+        case "]": close(); add(.rightBracket, from: start)
+        case "(": add(.leftParen, from: start)
+        case ")": add(.rightParen, from: start)
+        case "{": open(); add(.leftBrace, from: start)
+        case "}": close(); add(.rightBrace, from: start)
         case ",": add(.comma, from: start)
         case ";": add(.semicolon, from: start)
         case ".": add(.dot, from: start)

@@ -17,6 +17,10 @@ public struct Parser {
     let tokens: [Token]
     var current = 0
     var diagnostics: [Diagnostic] = []
+    /// One entry per open `[` (true: newlines are skipped, so lists may span lines) or `(` (false:
+    /// parentheses stay on one line). Empty at statement level.
+    var newlineSkipping: [Bool] = []
+    var lastConsumed: Token?
 
     public static func parse(_ source: Source) -> ParseResult {
         let lexed = Lexer.tokenize(source)
@@ -40,14 +44,30 @@ public struct Parser {
     var kind: TokenKind { tokens[current].kind }
     var next: Token { tokens[min(current + 1, tokens.count - 1)] }
     var atEnd: Bool { kind == .endOfFile }
-    var previousRange: SourceRange { tokens[max(0, current - 1)].range }
+    /// The range of the last consumed token (not of newlines skipped after it).
+    var previousRange: SourceRange { lastConsumed?.range ?? tokens[0].range }
 
     @discardableResult
     mutating func advance() -> Token {
         let token = tokens[current]
+        lastConsumed = token
         if !atEnd { current += 1 }
+        skipNewlinesIfNested()
         return token
     }
+
+    mutating func skipNewlinesIfNested() {
+        if newlineSkipping.last == true { while kind == .newline { current += 1 } }
+    }
+
+    /// After consuming `[` or `(`.
+    mutating func enterNesting(skippingNewlines: Bool) {
+        newlineSkipping.append(skippingNewlines)
+        skipNewlinesIfNested()
+    }
+
+    /// Before consuming the closing `]` or `)`.
+    mutating func leaveNesting() { newlineSkipping.removeLast() }
 
     func check(_ kind: TokenKind) -> Bool { self.kind == kind }
 
@@ -125,6 +145,7 @@ public struct Parser {
                 try expectStatementEnd()
             } catch let diagnostic as Diagnostic {
                 diagnostics.append(diagnostic)
+                newlineSkipping = []
                 synchronize()
                 // Never loop without progress.
                 if current == start, !atEnd, !check(.rightBrace) { advance() }
@@ -234,6 +255,7 @@ public struct Parser {
             return .expression(try parseExpression(argumentMode: false))
         } catch let diagnostic as Diagnostic where recovering {
             diagnostics.append(diagnostic)
+            newlineSkipping = []
             synchronize()
             return .expression(.invalid(startToken.range))
         }
@@ -437,7 +459,9 @@ public struct Parser {
         while true {
             if check(.leftBracket), !token.spaceBefore {
                 advance()
+                enterNesting(skippingNewlines: true)
                 let index = try parseExpression(argumentMode: false)
+                leaveNesting()
                 try expect(.rightBracket, "']' after the index")
                 expression = .index(expression, index, expression.range.union(previousRange))
             } else if check(.dot), !token.spaceBefore {
@@ -468,11 +492,14 @@ public struct Parser {
         case .scriptArgument(let index): advance(); return .scriptArgument(index, t.range)
         case .leftParen:
             advance()
+            enterNesting(skippingNewlines: false)
             let inner = try parseExpression(argumentMode: false)
+            leaveNesting()
             try expect(.rightParen, "')'", notes: [.note("to match this '('", at: t.range)])
             return rangeReplaced(inner, t.range.union(previousRange))
         case .leftBracket:
             advance()
+            enterNesting(skippingNewlines: true)
             var elements: [Expression] = []
             while !check(.rightBracket) {
                 elements.append(try parseExpression(argumentMode: false))
@@ -483,6 +510,7 @@ public struct Parser {
                     }
                 }
             }
+            leaveNesting()
             advance()
             return .list(elements, t.range.union(previousRange))
         case .keyword(let keyword):
