@@ -21,15 +21,15 @@ public indirect enum Statement {
     /// `name = value` (the variable must exist)
     case assignment(name: String, nameRange: SourceRange, value: RightHandSide, range: SourceRange)
     /// `for name in sequence { … }`
-    case forLoop(variable: String, variableRange: SourceRange, sequence: Expression, body: Block, range: SourceRange)
+    case forLoop(variable: String, variableRange: SourceRange, sequence: ExpressionNode, body: Block, range: SourceRange)
     /// `if c { } else if c { } else { }`
     case conditional(branches: [ConditionalBranch], elseBody: Block?, range: SourceRange)
     /// `source "file.fqs"`
-    case source(path: Expression, range: SourceRange)
+    case source(path: ExpressionNode, range: SourceRange)
     /// `time command…`
     case time(Command, range: SourceRange)
     /// A statement that is only an expression (`1 + 2`, `$x`, `r.ood * 100`): its value is shown.
-    case expression(Expression)
+    case expression(ExpressionNode)
 
     public var range: SourceRange {
         switch self {
@@ -43,14 +43,14 @@ public indirect enum Statement {
 }
 
 public struct ConditionalBranch {
-    public var condition: Expression
+    public var condition: ExpressionNode
     public var body: Block
 }
 
 /// What `let x = …` binds: a command's result (`let r = eval split=test`) or an expression.
 public enum RightHandSide {
     case command(Command)
-    case expression(Expression)
+    case expression(ExpressionNode)
 
     public var range: SourceRange {
         switch self {
@@ -73,7 +73,7 @@ public struct Argument {
     /// The key of `key=value`; nil for a positional argument.
     public var label: String?
     public var labelRange: SourceRange?
-    public var value: Expression
+    public var value: ExpressionNode
     public var range: SourceRange
 }
 
@@ -87,7 +87,7 @@ public enum BinaryOperator: String, Sendable {
     case and, or
 }
 
-public indirect enum Expression {
+public indirect enum ExpressionNode {
     case integer(Int, SourceRange)
     case number(Double, SourceRange)
     case string(String, SourceRange)
@@ -100,13 +100,13 @@ public indirect enum Expression {
     case variable(String, SourceRange)
     /// `$1`, `$2`, … (`$0` is the script name).
     case scriptArgument(Int, SourceRange)
-    case list([Expression], SourceRange)
-    case unary(UnaryOperator, Expression, SourceRange)
-    case binary(BinaryOperator, Expression, Expression, SourceRange)
+    case list([ExpressionNode], SourceRange)
+    case unary(UnaryOperator, ExpressionNode, SourceRange)
+    case binary(BinaryOperator, ExpressionNode, ExpressionNode, SourceRange)
     /// `(expr).name`, `xs[0].name`
-    case field(Expression, String, SourceRange)
+    case field(ExpressionNode, String, SourceRange)
     /// `xs[i]`
-    case index(Expression, Expression, SourceRange)
+    case index(ExpressionNode, ExpressionNode, SourceRange)
     /// Stands in for an expression that failed to parse (the error is already reported).
     case invalid(SourceRange)
 

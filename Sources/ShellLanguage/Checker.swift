@@ -149,6 +149,16 @@ public final class Checker {
                 return
             }
         }
+        if !command.arguments.isEmpty, Interpreter.isVariablePath(command.name), isBound(Interpreter.firstSegment(command.name)) {
+            var notes: [Diagnostic] = []
+            if let first = command.arguments.first, case .integer = first.value, first.range.text.hasPrefix("-") {
+                notes.append(.note("to subtract, put a space after '-': '\(command.name) - \(first.range.text.dropFirst())'"))
+            } else if let first = command.arguments.first, case .number = first.value, first.range.text.hasPrefix("-") {
+                notes.append(.note("to subtract, put a space after '-': '\(command.name) - \(first.range.text.dropFirst())'"))
+            }
+            report(.error("'\(command.name)' is a variable, not a command", at: command.nameRange, notes: notes))
+            return
+        }
         if let spec = registry.spec(named: command.name) {
             // A help-only topic such as `let` used as a command.
             report(.error("'\(spec.name)' is not a command; see 'help \(spec.name)'", at: command.nameRange))
@@ -255,7 +265,7 @@ public final class Checker {
     }
 
     /// One argument value against its spec: literal type, range and choice; undefined variables.
-    func checkValue(_ expression: Expression, against argSpec: ArgSpec) {
+    func checkValue(_ expression: ExpressionNode, against argSpec: ArgSpec) {
         let staticValue = staticArgumentValue(expression)
         guard case .known(let value, let bareWords) = staticValue else { return }
         do {
@@ -286,7 +296,7 @@ public final class Checker {
     // MARK: Expressions
 
     /// A value where an argument stands: unbound bare words are text.
-    func staticArgumentValue(_ expression: Expression) -> StaticValue {
+    func staticArgumentValue(_ expression: ExpressionNode) -> StaticValue {
         switch expression {
         case .word(let word, let range):
             if Interpreter.isVariablePath(word), isBound(Interpreter.firstSegment(word)) || relaxed { return .unknown }
@@ -311,7 +321,7 @@ public final class Checker {
 
     /// An expression where only values stand: every word must be a bound variable.
     @discardableResult
-    func checkExpression(_ expression: Expression) -> StaticValue {
+    func checkExpression(_ expression: ExpressionNode) -> StaticValue {
         switch expression {
         case .integer(let i, _): return .known(.int(i), bareWords: [])
         case .number(let d, _): return .known(.number(d), bareWords: [])
@@ -389,7 +399,7 @@ public final class Checker {
 
     // MARK: source
 
-    func checkSource(_ path: Expression, range: SourceRange) {
+    func checkSource(_ path: ExpressionNode, range: SourceRange) {
         guard case .known(let value, _) = staticArgumentValue(path), let text = try? ArgKind.path.coerce(value).stringValue else {
             if !relaxed {
                 report(.warning("the file of this 'source' is computed, so it is checked only when it runs", at: path.range,
@@ -412,6 +422,10 @@ public final class Checker {
         let file: Source
         do {
             file = try readSource(resolved)
+        } catch let error as SourceReadError {
+            report(.error("cannot source '\(text)': \(error.reason)", at: path.range,
+                          notes: [.note("looked for '\(error.path)'")]))
+            return
         } catch {
             report(.error("cannot source '\(text)': \(error)", at: path.range))
             return

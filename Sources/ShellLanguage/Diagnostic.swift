@@ -140,6 +140,8 @@ public enum Suggestions {
         var best: (String, Int)?
         for candidate in candidates where candidate != word {
             let d = distance(word, candidate)
+            // Sharing nothing is no suggestion (`b` is not a misspelt `y`).
+            guard d < word.count, d < candidate.count else { continue }
             if d <= limit, best == nil || d < best!.1 { best = (candidate, d) }
         }
         if let best { return best.0 }

@@ -270,7 +270,7 @@ public final class Interpreter {
         }
     }
 
-    func executeSource(_ pathExpression: Expression) throws {
+    func executeSource(_ pathExpression: ExpressionNode) throws {
         let value = try evaluate(pathExpression, argumentContext: true)
         let text: String
         do {
@@ -285,6 +285,9 @@ public final class Interpreter {
         let file: Source
         do {
             file = try readSource(SourcePaths.resolve(text, from: sourceStack.last))
+        } catch let error as SourceReadError {
+            throw RuntimeError("cannot source '\(text)': \(error.reason)", at: pathExpression.range,
+                               notes: [.note("looked for '\(error.path)'")])
         } catch {
             throw RuntimeError("cannot source '\(text)': \(error)", at: pathExpression.range)
         }
@@ -379,7 +382,7 @@ public final class Interpreter {
         }
     }
 
-    func coerce(_ expression: Expression, to argSpec: ArgSpec) throws -> Value {
+    func coerce(_ expression: ExpressionNode, to argSpec: ArgSpec) throws -> Value {
         let value = try evaluate(expression, argumentContext: true)
         do {
             return try argSpec.kind.coerce(value)
@@ -410,7 +413,7 @@ public final class Interpreter {
     }
 
     /// In `argumentContext` an unbound bare word is its own text; elsewhere it must be a variable.
-    func evaluate(_ expression: Expression, argumentContext: Bool) throws -> Value {
+    func evaluate(_ expression: ExpressionNode, argumentContext: Bool) throws -> Value {
         switch expression {
         case .integer(let i, _): return .int(i)
         case .number(let d, _): return .number(d)

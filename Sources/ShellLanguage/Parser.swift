@@ -87,7 +87,11 @@ public struct Parser {
     }
 
     func errorHere(_ message: String, notes: [Diagnostic] = []) -> Diagnostic {
-        .error(message, at: token.range, notes: notes)
+        // At the end of the input, point just past the last token rather than at an empty last line.
+        if atEnd, let last = lastConsumed {
+            return .error(message, at: SourceRange(source: source, start: last.range.end, end: last.range.end), notes: notes)
+        }
+        return .error(message, at: token.range, notes: notes)
     }
 
     var atStatementEnd: Bool {
@@ -165,18 +169,18 @@ public struct Parser {
 
     mutating func parseStatement() throws -> Statement {
         switch kind {
-        case .keyword(.let): return try parseLet()
-        case .keyword(.for): return try parseFor()
-        case .keyword(.if): return try parseIf()
-        case .keyword(.else):
-            throw errorHere("'else' without a matching 'if'",
-                            notes: [.note("at the prompt, write '} else {' on one line")])
         case .keyword(let keyword) where next.kind == .question:
             // `for?`, `let?`: help on the language keyword.
             let nameToken = advance()
             advance()
             return .command(Command(name: keyword.rawValue, nameRange: nameToken.range, arguments: [],
                                     wantsHelp: true, range: range(from: nameToken.range)))
+        case .keyword(.let): return try parseLet()
+        case .keyword(.for): return try parseFor()
+        case .keyword(.if): return try parseIf()
+        case .keyword(.else):
+            throw errorHere("'else' without a matching 'if'",
+                            notes: [.note("at the prompt, write '} else {' on one line")])
         case .question:
             // A lone `?` is `help`.
             let questionToken = advance()
@@ -249,7 +253,7 @@ public struct Parser {
     mutating func parseRightHandSide(recovering: Bool) throws -> RightHandSide {
         let startToken = token
         do {
-            if case .word(let word) = kind, !word.contains("."), !word.contains("/"), !startsExpression(afterWord: next) {
+            if case .word(let word) = kind, !word.contains(where: { ".*/".contains($0) }), !startsExpression(afterWord: next) {
                 return .command(try parseCommand())
             }
             return .expression(try parseExpression(argumentMode: false))
@@ -278,7 +282,11 @@ public struct Parser {
     }
 
     mutating func parseArgument() throws -> Argument {
-        if case .word(let label) = kind, next.kind == .assign {
+        // Keywords may name arguments (`freeze layer1.* for=100`).
+        var labelName: String?
+        if case .word(let label) = kind { labelName = label }
+        if case .keyword(let keyword) = kind { labelName = keyword.rawValue }
+        if let label = labelName, next.kind == .assign {
             let labelToken = advance()
             advance()  // `=`
             if atStatementEnd { throw errorHere("expected a value after '\(label)=', found \(token)") }
@@ -360,11 +368,11 @@ public struct Parser {
 
     /// In `argumentMode` (a command argument), a negative literal after an operand starts the next
     /// argument (`print x -1` is two arguments); elsewhere it subtracts (`let y = x -1`).
-    mutating func parseExpression(argumentMode: Bool) throws -> Expression {
+    mutating func parseExpression(argumentMode: Bool) throws -> ExpressionNode {
         try parseOr(argumentMode)
     }
 
-    mutating func parseOr(_ mode: Bool) throws -> Expression {
+    mutating func parseOr(_ mode: Bool) throws -> ExpressionNode {
         var left = try parseAnd(mode)
         while match(.keyword(.or)) {
             let right = try parseAnd(mode)
@@ -373,7 +381,7 @@ public struct Parser {
         return left
     }
 
-    mutating func parseAnd(_ mode: Bool) throws -> Expression {
+    mutating func parseAnd(_ mode: Bool) throws -> ExpressionNode {
         var left = try parseNot(mode)
         while match(.keyword(.and)) {
             let right = try parseNot(mode)
@@ -382,7 +390,7 @@ public struct Parser {
         return left
     }
 
-    mutating func parseNot(_ mode: Bool) throws -> Expression {
+    mutating func parseNot(_ mode: Bool) throws -> ExpressionNode {
         if check(.keyword(.not)) {
             let notToken = advance()
             let operand = try parseNot(mode)
@@ -403,7 +411,7 @@ public struct Parser {
         }
     }
 
-    mutating func parseComparison(_ mode: Bool) throws -> Expression {
+    mutating func parseComparison(_ mode: Bool) throws -> ExpressionNode {
         let left = try parseAdditive(mode)
         guard let op = Parser.comparison(kind) else { return left }
         advance()
@@ -414,7 +422,7 @@ public struct Parser {
         return .binary(op, left, right, left.range.union(right.range))
     }
 
-    mutating func parseAdditive(_ mode: Bool) throws -> Expression {
+    mutating func parseAdditive(_ mode: Bool) throws -> ExpressionNode {
         var left = try parseMultiplicative(mode)
         while true {
             if match(.plus) {
@@ -433,7 +441,7 @@ public struct Parser {
         }
     }
 
-    mutating func parseMultiplicative(_ mode: Bool) throws -> Expression {
+    mutating func parseMultiplicative(_ mode: Bool) throws -> ExpressionNode {
         var left = try parseUnary(mode)
         while true {
             let op: BinaryOperator
@@ -444,7 +452,7 @@ public struct Parser {
         }
     }
 
-    mutating func parseUnary(_ mode: Bool) throws -> Expression {
+    mutating func parseUnary(_ mode: Bool) throws -> ExpressionNode {
         if check(.minus) {
             let minusToken = advance()
             let operand = try parseUnary(mode)
@@ -454,8 +462,8 @@ public struct Parser {
     }
 
     /// `primary ( [index] | .field )*` — only when glued to the operand (no space before `[` or `.`).
-    mutating func parsePostfix(_ mode: Bool) throws -> Expression {
-        var expression = try parsePrimary()
+    mutating func parsePostfix(_ mode: Bool) throws -> ExpressionNode {
+        var expression = try parsePrimary(mode)
         while true {
             if check(.leftBracket), !token.spaceBefore {
                 advance()
@@ -479,9 +487,13 @@ public struct Parser {
         }
     }
 
-    mutating func parsePrimary() throws -> Expression {
+    mutating func parsePrimary(_ mode: Bool) throws -> ExpressionNode {
         let t = token
         switch t.kind {
+        case .keyword(let keyword) where mode && ![.true, .false, .not].contains(keyword):
+            // Where an argument stands a keyword is just a word (`help for`).
+            advance()
+            return .word(keyword.rawValue, t.range)
         case .integer(let value): advance(); return .integer(value, t.range)
         case .number(let value): advance(); return .number(value, t.range)
         case .string(let value): advance(); return .string(value, t.range)
@@ -500,7 +512,7 @@ public struct Parser {
         case .leftBracket:
             advance()
             enterNesting(skippingNewlines: true)
-            var elements: [Expression] = []
+            var elements: [ExpressionNode] = []
             while !check(.rightBracket) {
                 elements.append(try parseExpression(argumentMode: false))
                 if !match(.comma) {
@@ -522,7 +534,7 @@ public struct Parser {
 
     /// Parenthesised expressions keep their node but report the parenthesised range for literals
     /// and words (so an error under `(x)` underlines the parentheses' content as written).
-    func rangeReplaced(_ expression: Expression, _ range: SourceRange) -> Expression {
+    func rangeReplaced(_ expression: ExpressionNode, _ range: SourceRange) -> ExpressionNode {
         switch expression {
         case .integer(let v, _): return .integer(v, range)
         case .number(let v, _): return .number(v, range)

@@ -82,10 +82,12 @@ public final class Source: Hashable, CustomStringConvertible {
 /// A script file that could not be read.
 public struct SourceReadError: Error, CustomStringConvertible {
     public let path: String
-    public var description: String {
-        FileManager.default.fileExists(atPath: path)
-            ? "cannot read '\(path)' as UTF-8 text" : "no such file '\(path)'"
+    public init(path: String) { self.path = path }
+    /// "no such file" or "not readable UTF-8 text".
+    public var reason: String {
+        FileManager.default.fileExists(atPath: path) ? "not readable UTF-8 text" : "no such file"
     }
+    public var description: String { "cannot read '\(path)': \(reason)" }
 }
 
 /// A 1-based line and column.
