@@ -395,10 +395,12 @@ public final class CommandRegistry {
         commands.filter { $0.run != nil || !$0.subcommands.isEmpty || Builtins.statementNames.contains($0.name) }.map(\.name)
     }
 
-    /// Groups in order of first registration.
+    /// Groups in order of first registration, the built-in "shell" and "language" groups last (help
+    /// lists the engine's commands first).
     public var groups: [String] {
         var seen: [String] = []
         for command in commands where !seen.contains(command.group) { seen.append(command.group) }
-        return seen
+        let builtin = ["shell", "language"]
+        return seen.filter { !builtin.contains($0) } + builtin.filter { seen.contains($0) }
     }
 }

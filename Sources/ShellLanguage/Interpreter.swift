@@ -157,8 +157,10 @@ public final class Interpreter {
         if diagnostics.contains(where: { $0.severity == .error }) {
             return RunResult(status: ExitStatus.staticError, diagnostics: diagnostics, exitRequested: false)
         }
+        // A command may itself run a script (replaying a saved session): restore the outer stack.
+        let outerStack = sourceStack
         sourceStack = [source]
-        defer { sourceStack = [] }
+        defer { sourceStack = outerStack }
         do {
             try execute(parsed.program.statements)
             return RunResult(status: ExitStatus.success, diagnostics: diagnostics, exitRequested: false)

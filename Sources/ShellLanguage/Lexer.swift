@@ -3,7 +3,8 @@
 // Words are generous because they double as unquoted text: inside a word `-` joins when a letter
 // follows (`freeze-both`, `min-max`), `.` and `/` join when a letter, digit, `_` or `*` follows
 // (`layer1.0.conv1`, `r.ood`, `runs/a.json`), and `*` joins anywhere after the first character
-// (`layer1.*`). The price: arithmetic between two names needs spaces (`n * 2`, `a - b`).
+// (`layer1.*`); a word may also start with `~/`. The price: arithmetic between two names needs
+// spaces (`n * 2`, `a - b`). Absolute paths and paths with other characters are quoted.
 //
 // A `-` directly followed by a digit lexes as part of a negative number literal when it starts an
 // argument (after whitespace, a line start, `(`, `[`, `,`, `=`, `{` or `;`), so `print x -1` passes two
@@ -187,7 +188,8 @@ public struct Lexer {
     mutating func lexToken() {
         let start = position
         let c = scalars[position]
-        if Lexer.isLetter(c) {
+        // `~/data/PACS`: a home-relative path is a word too.
+        if Lexer.isLetter(c) || (c == "~" && peek(1) == "/") {
             let word = scanWord()
             if let keyword = Keyword(rawValue: word) { add(.keyword(keyword), from: start) } else { add(.word(word), from: start) }
             return

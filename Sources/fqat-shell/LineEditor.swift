@@ -126,10 +126,17 @@ final class LineEditor: LineReader {
 }
 
 /// The line reader for this process: libedit on a terminal, plain stdin otherwise (pipes, CI).
-/// The integrator calls this from main.swift and passes the result to `Repl`.
-func makeLineReader(registry: CommandRegistry, dynamicNames: @escaping (String) -> [String]) -> LineReader {
-    if isatty(STDIN_FILENO) != 0 {
-        return LineEditor(completer: Completer(registry: registry), dynamicNames: dynamicNames)
+/// The integrator calls this from main.swift and passes the result to `Repl`. Completion sources
+/// "variables" (bound names) and "commands" are answered here; every other dynamic source
+/// ("layers", "scales", "domains", …) goes to `dynamicNames`.
+func makeLineReader(interpreter: Interpreter, dynamicNames: @escaping (String) -> [String]) -> LineReader {
+    guard isatty(STDIN_FILENO) != 0 else { return StdinLineReader() }
+    let names: (String) -> [String] = { [weak interpreter] source in
+        switch source {
+        case "variables": return interpreter.map { $0.environment.names.sorted() } ?? []
+        case "commands": return interpreter?.registry.names ?? []
+        default: return dynamicNames(source)
+        }
     }
-    return StdinLineReader()
+    return LineEditor(completer: Completer(registry: interpreter.registry), dynamicNames: names)
 }
