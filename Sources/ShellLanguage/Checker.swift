@@ -266,6 +266,12 @@ public final class Checker {
 
     /// One argument value against its spec: literal type, range and choice; undefined variables.
     func checkValue(_ expression: ExpressionNode, against argSpec: ArgSpec) {
+        // `let fqat = …` then `train fqat`: the variable wins over the choice word; say so.
+        if case .word(let word, let range) = expression, case .choice(let choices) = argSpec.kind,
+           choices.contains(word), isBound(word) {
+            report(.warning("'\(word)' is a variable here, not the choice '\(word)'", at: range,
+                            notes: [.note("write \"\(word)\" for the choice")]))
+        }
         let staticValue = staticArgumentValue(expression)
         guard case .known(let value, let bareWords) = staticValue else { return }
         do {

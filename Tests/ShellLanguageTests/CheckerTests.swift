@@ -72,6 +72,12 @@ final class CheckerTests: XCTestCase {
         XCTAssertEqual(found.map(\.summary), ["2:7: 'reslt' is not a variable, so it is read as the text \"reslt\""])
     }
 
+    func testVariableShadowingAChoiceWarns() {
+        let found = diagnostics("let fqat = 1\ntrain fqat")
+        XCTAssertEqual(found.map(\.severity), [.warning])
+        XCTAssertEqual(found.first?.summary, "2:7: 'fqat' is a variable here, not the choice 'fqat'")
+    }
+
     func testHelpTopicsAndSubcommands() {
         XCTAssertEqual(errorSummaries("help trian\ntrian?\nhelp data rotatd\nhelp for\nfor?"), [
             "1:6: no help for 'trian'; did you mean 'train'?",

@@ -149,6 +149,18 @@ final class ParserTests: XCTestCase {
         XCTAssertTrue(result.isIncomplete)
     }
 
+    /// The examples in docs/language.md are real syntax.
+    func testLanguageDocumentationExamplesParse() throws {
+        let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/language.md")
+        let text = try String(contentsOf: docs, encoding: .utf8)
+        let blocks = text.components(separatedBy: "```fqs\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        XCTAssertFalse(blocks.isEmpty)
+        for block in blocks {
+            XCTAssertEqual(Parser.parse(Source(name: "doc", text: block)).diagnostics.map(\.summary), [], block)
+        }
+    }
+
     func testElseWithoutIfAndKeywordNames() {
         let result = Parser.parse(Source(name: "e", text: "else { }\nlet for = 1\nlet a.b = 2\n1 < 2 < 3"))
         XCTAssertEqual(result.diagnostics.map(\.summary), [
