@@ -1,1 +1,0 @@
-// ShellLanguage module: see docs/architecture.md
