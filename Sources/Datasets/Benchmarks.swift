@@ -1,0 +1,230 @@
+// Built-in multi-domain benchmarks made from Fashion-MNIST (or MNIST), deterministic from a seed.
+//
+// rotated-fmnist / rotated-mnist: DomainBed's RotatedMNIST recipe (ALGORITHMS.md §5.7) — the 70,000
+//   train+test images are shuffled, domain i takes shuffled images i, i+6, i+12, … and rotates them
+//   by angle[i] ∈ {0, 15, 30, 45, 60, 75}° counter-clockwise (Pillow bilinear, fill 0), to [0, 1].
+//   DomainBed shuffles with torch.randperm under the run seed, which cannot be replicated without
+//   torch; we shuffle with our RNG (Fisher-Yates over xoshiro256**), so the *recipe* and sizes match
+//   (11,667 ×4 and 11,666 ×2) but not the image-to-domain assignment.
+// style-fmnist: a PACS-like style shift — disjoint random image subsets, each rendered in one style
+//   (clean photo, pencil sketch, fog, sensor noise; also negative and blur on request).
+import Foundation
+import TensorCore
+
+/// Options shared by the built-in benchmarks.
+public struct BenchmarkOptions: Equatable, Sendable {
+    /// Seeds the shuffle and every random rendering choice.
+    public var seed: UInt64
+    /// Keep at most this many images per domain (smoke tests); style-fmnist: images per domain.
+    public var perDomain: Int?
+    /// Side of the square output images (28 = the native size; others resize with Pillow-style bilinear).
+    public var imageSize: Int
+    /// 1 (grey) or 3 (grey replicated, for RGB models).
+    public var channels: Int
+    /// Optional per-channel normalisation after [0, 1] (none in DomainBed's RotatedMNIST).
+    public var normalization: Normalization?
+    /// Domains of style-fmnist, by style name (default `StyleRendering.defaultStyles`).
+    public var styles: [String]?
+    /// Angles of the rotated benchmarks in degrees (default 0, 15, 30, 45, 60, 75).
+    public var angles: [Double]?
+    /// Folder of the IDX files (default: Debian's Fashion-MNIST; required for rotated-mnist).
+    public var sourceDirectory: String?
+
+    public init(seed: UInt64 = 0, perDomain: Int? = nil, imageSize: Int = 28, channels: Int = 1,
+                normalization: Normalization? = nil, styles: [String]? = nil, angles: [Double]? = nil,
+                sourceDirectory: String? = nil) {
+        self.seed = seed; self.perDomain = perDomain; self.imageSize = imageSize; self.channels = channels
+        self.normalization = normalization; self.styles = styles; self.angles = angles
+        self.sourceDirectory = sourceDirectory
+    }
+}
+
+public enum Benchmarks {
+    /// Names `make` accepts.
+    public static let names = ["rotated-fmnist", "style-fmnist", "rotated-mnist"]
+    /// DomainBed's RotatedMNIST angles.
+    public static let rotationAngles: [Double] = [0, 15, 30, 45, 60, 75]
+    /// Images per style-fmnist domain unless `perDomain` says otherwise (4 domains → 10,000 images).
+    public static let defaultStyleImagesPerDomain = 2500
+
+    /// Builds a benchmark by name.
+    public static func make(_ name: String, options: BenchmarkOptions = BenchmarkOptions()) throws -> DomainDataset {
+        try validate(options)
+        switch name.lowercased() {
+        case "rotated-fmnist", "rotatedfmnist", "rotated-fashion-mnist":
+            let source = try MNISTFamily.fashionMNIST(directory: options.sourceDirectory ?? MNISTFamily.fashionMNISTDirectory)
+            return rotated(source: source, name: "rotated-fmnist", classNames: MNISTFamily.fashionClassNames, options: options)
+        case "rotated-mnist", "rotatedmnist":
+            guard let folder = options.sourceDirectory else {
+                throw DatasetError.invalidOption(name: "source", value: "(none)",
+                                                 expected: "rotated-mnist reads MNIST IDX files from a folder you name (no MNIST package is installed)")
+            }
+            let source = try MNISTFamily.mnist(directory: folder)
+            return rotated(source: source, name: "rotated-mnist", classNames: MNISTFamily.digitClassNames, options: options)
+        case "style-fmnist", "stylefmnist", "style-fashion-mnist":
+            let source = try MNISTFamily.fashionMNIST(directory: options.sourceDirectory ?? MNISTFamily.fashionMNISTDirectory)
+            return try styled(source: source, name: "style-fmnist", classNames: MNISTFamily.fashionClassNames, options: options)
+        default:
+            throw DatasetError.unknownName(kind: "benchmark", name: name, available: names)
+        }
+    }
+
+    static func validate(_ options: BenchmarkOptions) throws {
+        if let n = options.perDomain, n <= 0 {
+            throw DatasetError.invalidOption(name: "perDomain", value: String(n), expected: "a positive number of images")
+        }
+        guard options.imageSize >= 4 && options.imageSize <= 1024 else {
+            throw DatasetError.invalidOption(name: "size", value: String(options.imageSize), expected: "an image side between 4 and 1024")
+        }
+        guard options.channels == 1 || options.channels == 3 else {
+            throw DatasetError.invalidOption(name: "channels", value: String(options.channels), expected: "1 or 3")
+        }
+        if let n = options.normalization, n.mean.count != options.channels {
+            throw DatasetError.invalidOption(name: "normalization", value: "\(n.mean.count) channels",
+                                             expected: "one mean/std per image channel (\(options.channels))")
+        }
+        if let angles = options.angles, angles.isEmpty {
+            throw DatasetError.invalidOption(name: "angles", value: "[]", expected: "at least one angle")
+        }
+    }
+
+    /// DomainBed's rotated-domains recipe on any MNIST-style image set.
+    public static func rotated(source: IDXImageSet, name: String, classNames: [String],
+                               options: BenchmarkOptions) -> DomainDataset {
+        let angles = options.angles ?? rotationAngles
+        let rows = source.rows, columns = source.columns
+        let pixelsPerImage = rows * columns
+        var rng = RNG(seed: options.seed)
+        let order = rng.permutation(source.count)
+        let outShape = [options.channels, options.imageSize, options.imageSize]
+        let outSize = outShape.reduce(1, *)
+        var domains: [Domain] = []
+        for (d, angle) in angles.enumerated() {
+            // Domain d takes shuffled positions d, d + D, d + 2D, … (DomainBed `images[i::D]`).
+            var members = Array(stride(from: d, to: order.count, by: angles.count).map { order[$0] })
+            if let limit = options.perDomain { members = Array(members.prefix(limit)) }
+            var images = Tensor(shape: [members.count] + outShape)
+            images.data.withUnsafeMutableBufferPointer { out in
+                let base = UnsafeSendablePointer(pointer: out.baseAddress!)
+                source.pixels.withUnsafeBufferPointer { pixels in
+                    Parallel.forEach(members.count, costPerItem: 40 * pixelsPerImage + 20 * outSize) { range in
+                        var rotatedBytes = [UInt8](repeating: 0, count: pixelsPerImage)
+                        var grey = [Float](repeating: 0, count: pixelsPerImage)
+                        for j in range {
+                            rotatedBytes.withUnsafeMutableBufferPointer { r in
+                                ImageOps.rotate(pixels.baseAddress! + members[j] * pixelsPerImage, width: columns, height: rows,
+                                                degrees: angle, into: r.baseAddress!)
+                            }
+                            for p in 0..<pixelsPerImage { grey[p] = Float(rotatedBytes[p]) / 255 }
+                            finish(grey, width: columns, height: rows, options: options, into: base.pointer + j * outSize)
+                        }
+                    }
+                }
+            }
+            domains.append(Domain(name: angleName(angle), labels: members.map { source.labels[$0] }, images: .memory(images)))
+        }
+        return DomainDataset(name: name, classNames: classNames, imageShape: outShape, domains: domains,
+                             provenance: provenance(name, options, extra: ["angles": angles.map(angleName).joined(separator: ",")]))
+    }
+
+    /// The style-shift benchmark: the shuffled images are dealt into disjoint blocks of
+    /// `perDomain` (default 2,500), block d rendered in style d.
+    public static func styled(source: IDXImageSet, name: String, classNames: [String],
+                              options: BenchmarkOptions) throws -> DomainDataset {
+        let styleNames = options.styles ?? StyleRendering.defaultStyles
+        guard !styleNames.isEmpty else {
+            throw DatasetError.invalidOption(name: "styles", value: "[]", expected: "at least one style")
+        }
+        let styles = try styleNames.map { n -> StyleRendering.Style in
+            guard let s = StyleRendering.Style(rawValue: n.lowercased()) else {
+                throw DatasetError.unknownName(kind: "style", name: n, available: StyleRendering.Style.allCases.map(\.rawValue))
+            }
+            return s
+        }
+        guard Set(styles).count == styles.count else {
+            throw DatasetError.invalidOption(name: "styles", value: styleNames.joined(separator: ","), expected: "each style at most once")
+        }
+        let perDomain = options.perDomain ?? defaultStyleImagesPerDomain
+        guard perDomain * styles.count <= source.count else {
+            throw DatasetError.invalidOption(name: "perDomain", value: String(perDomain),
+                                             expected: "at most \(source.count / styles.count) images per domain for \(styles.count) disjoint domains of \(source.count) images")
+        }
+        let rows = source.rows, columns = source.columns
+        let pixelsPerImage = rows * columns
+        var rng = RNG(seed: options.seed)
+        let order = rng.permutation(source.count)
+        let outShape = [options.channels, options.imageSize, options.imageSize]
+        let outSize = outShape.reduce(1, *)
+        var domains: [Domain] = []
+        for (d, style) in styles.enumerated() {
+            let members = Array(order[(d * perDomain)..<((d + 1) * perDomain)])
+            var images = Tensor(shape: [members.count] + outShape)
+            images.data.withUnsafeMutableBufferPointer { out in
+                let base = UnsafeSendablePointer(pointer: out.baseAddress!)
+                source.pixels.withUnsafeBufferPointer { pixels in
+                    Parallel.forEach(members.count, costPerItem: 200 * pixelsPerImage + 20 * outSize) { range in
+                        var grey = [Float](repeating: 0, count: pixelsPerImage)
+                        for j in range {
+                            let src = pixels.baseAddress! + members[j] * pixelsPerImage
+                            for p in 0..<pixelsPerImage { grey[p] = Float(src[p]) / 255 }
+                            // Each image's randomness depends only on (seed, style, image), not on threads.
+                            var imageRNG = RNG(seed: mixSeed(options.seed, UInt64(d), UInt64(members[j])))
+                            let rendered = StyleRendering.render(style, grey, width: columns, height: rows, rng: &imageRNG)
+                            finish(rendered, width: columns, height: rows, options: options, into: base.pointer + j * outSize)
+                        }
+                    }
+                }
+            }
+            domains.append(Domain(name: style.rawValue, labels: members.map { source.labels[$0] }, images: .memory(images)))
+        }
+        return DomainDataset(name: name, classNames: classNames, imageShape: outShape, domains: domains,
+                             provenance: provenance(name, options, extra: ["styles": styles.map(\.rawValue).joined(separator: ","),
+                                                                           "perDomain": String(perDomain)]))
+    }
+
+    /// "0", "15", … ; non-integral angles keep their decimals ("22.5").
+    public static func angleName(_ angle: Double) -> String {
+        angle == angle.rounded() ? String(Int(angle)) : String(angle)
+    }
+
+    /// Resize (if the size differs), replicate channels, normalise: grey H×W in [0, 1] → [C, S, S].
+    static func finish(_ grey: [Float], width: Int, height: Int, options: BenchmarkOptions,
+                       into destination: UnsafeMutablePointer<Float>) {
+        let size = options.imageSize
+        var plane = grey
+        if size != width || size != height {
+            plane = ImageOps.resized(grey, width: width, height: height, channels: 1, outWidth: size, outHeight: size)
+            for i in plane.indices { plane[i] = min(max(plane[i], 0), 1) }
+        }
+        let n = size * size
+        for c in 0..<options.channels {
+            let mean = options.normalization?.mean[c] ?? 0
+            let inverseStd = 1 / (options.normalization?.std[c] ?? 1)
+            let out = destination + c * n
+            for p in 0..<n { out[p] = (plane[p] - mean) * inverseStd }
+        }
+    }
+
+    static func provenance(_ name: String, _ options: BenchmarkOptions, extra: [String: String]) -> [String: String] {
+        var p: [String: String] = ["kind": "builtin", "benchmark": name, "seed": String(options.seed),
+                                   "imageSize": String(options.imageSize), "channels": String(options.channels),
+                                   "source": options.sourceDirectory ?? MNISTFamily.fashionMNISTDirectory]
+        if let n = options.perDomain { p["perDomain"] = String(n) }
+        if options.normalization != nil { p["normalized"] = "true" }
+        for (k, v) in extra { p[k] = v }
+        return p
+    }
+}
+
+/// SplitMix64 finaliser over several words: a seed for a sub-stream that depends on all of them.
+public func mixSeed(_ parts: UInt64...) -> UInt64 {
+    var h: UInt64 = 0x6A09_E667_F3BC_C909
+    for p in parts {
+        h ^= p &+ 0x9E37_79B9_7F4A_7C15 &+ (h << 6) &+ (h >> 2)
+        var z = h
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        h = z ^ (z >> 31)
+    }
+    return h
+}

@@ -1,0 +1,331 @@
+// DomainBed image folders: `<root>/<Dataset>/<domain>/<class>/<image>` (ALGORITHMS.md §5.5).
+//
+// Order matters, because DomainBed's 80/20 split indexes examples by position:
+// - domains are the sub-folders of the data-set folder, sorted (Python `sorted`, i.e. by code
+//   point = UTF-8 byte order), so "Real World" of OfficeHome sorts after "Product";
+// - classes are each domain's sub-folders, sorted (torchvision `find_classes`);
+// - a class's examples are the image files found walking its folder recursively, folders in
+//   sorted path order and files sorted by name (torchvision `make_dataset`), keeping the
+//   extensions torchvision accepts (case-insensitive .jpg .jpeg .png .ppm .bmp .pgm .tif .tiff
+//   .webp); .tif/.tiff/.webp are rejected because stb cannot decode them.
+// Deviation: names starting with "." are skipped (Python would list e.g. ".ipynb_checkpoints").
+// Images are decoded by stb (forced to 3 channels) when a batch needs them and kept in a byte-budget
+// LRU cache.
+import CStb
+import Foundation
+import TensorCore
+
+/// A decoded image: H×W×3 bytes, rows top to bottom.
+public struct DecodedImage: Equatable, Sendable {
+    public var width: Int
+    public var height: Int
+    public var pixels: [UInt8]
+
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        precondition(pixels.count == width * height * 3, "DecodedImage: \(pixels.count) bytes for \(width)x\(height)x3")
+        self.width = width; self.height = height; self.pixels = pixels
+    }
+}
+
+public enum ImageDecoder {
+    /// Decodes a JPEG, PNG, BMP, PPM/PGM, GIF or TGA file to 8-bit RGB.
+    public static func decode(path: String) throws -> DecodedImage {
+        let bytes = try IDX.readFile(path)
+        return try decode(bytes: bytes, path: path)
+    }
+
+    /// Decodes encoded bytes; `path` names the source in errors.
+    public static func decode(bytes: [UInt8], path: String) throws -> DecodedImage {
+        guard !bytes.isEmpty else { throw DatasetError.undecodableImage(path: path, reason: "the file is empty") }
+        var w: Int32 = 0, h: Int32 = 0, channelsInFile: Int32 = 0
+        let decoded: UnsafeMutablePointer<stbi_uc>? = bytes.withUnsafeBufferPointer { p in
+            stbi_load_from_memory(p.baseAddress, Int32(p.count), &w, &h, &channelsInFile, 3)
+        }
+        guard let pixels = decoded else {
+            let reason = stbi_failure_reason().map { String(cString: $0) } ?? "unknown format"
+            throw DatasetError.undecodableImage(path: path, reason: "stb: \(reason)")
+        }
+        defer { stbi_image_free(pixels) }
+        guard w > 0 && h > 0 else { throw DatasetError.undecodableImage(path: path, reason: "zero-sized image") }
+        let count = Int(w) * Int(h) * 3
+        return DecodedImage(width: Int(w), height: Int(h), pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
+    }
+}
+
+/// How image-folder data are turned into tensors.
+public struct ImageFolderOptions: Equatable, Sendable {
+    /// Side of the square images batches return (DomainBed: 224; smaller sizes for CPU runs).
+    public var imageSize: Int
+    /// Applied after [0, 1] conversion; DomainBed uses ImageNet statistics.
+    public var normalization: Normalization?
+    /// Training augmentation used when a batch asks for `augment: true`.
+    public var augmentation: AugmentationSettings
+    /// Budget of the decoded-image cache in bytes (0 disables caching).
+    public var cacheBytes: Int
+    /// When set, decoded images whose shorter side exceeds this are shrunk (aspect kept,
+    /// antialiased bilinear) before caching, so more of a data set fits in the cache. Crops are then
+    /// taken from the shrunk image: a deviation from DomainBed worth it when `imageSize` is small.
+    public var storageSize: Int?
+
+    public init(imageSize: Int = 224, normalization: Normalization? = .imageNet,
+                augmentation: AugmentationSettings = .domainBed, cacheBytes: Int = 512 << 20,
+                storageSize: Int? = nil) {
+        self.imageSize = imageSize; self.normalization = normalization; self.augmentation = augmentation
+        self.cacheBytes = cacheBytes; self.storageSize = storageSize
+    }
+}
+
+/// The files of one domain, decoded on demand, with a least-recently-used cache of decoded images.
+public final class ImageFileStore: @unchecked Sendable {
+    public let paths: [String]
+    public let options: ImageFolderOptions
+    private let cache: DecodedImageCache
+
+    public init(paths: [String], options: ImageFolderOptions) {
+        self.paths = paths
+        self.options = options
+        self.cache = DecodedImageCache(capacityBytes: options.cacheBytes)
+    }
+
+    private init(paths: [String], options: ImageFolderOptions, cache: DecodedImageCache) {
+        self.paths = paths; self.options = options; self.cache = cache
+    }
+
+    public var count: Int { paths.count }
+
+    /// The first `n` files, sharing this store's cache.
+    public func prefix(_ n: Int) -> ImageFileStore {
+        ImageFileStore(paths: Array(paths.prefix(n)), options: options, cache: cache)
+    }
+
+    /// Decoded bytes of file `index` (from the cache when present).
+    public func decoded(_ index: Int) throws -> DecodedImage {
+        precondition(index >= 0 && index < paths.count, "image index \(index) of \(paths.count)")
+        if let hit = cache.get(index) { return hit }
+        var image = try ImageDecoder.decode(path: paths[index])
+        if let limit = options.storageSize, min(image.width, image.height) > limit {
+            image = ImageFileStore.shrink(image, shorterSide: limit)
+        }
+        cache.put(index, image)
+        return image
+    }
+
+    /// Writes [indices.count, 3, S, S] floats; with `augmentSeeds` (one per index) the training
+    /// transform, otherwise the evaluation transform. Images are processed in parallel; each uses
+    /// only its own seed, so the output does not depend on thread timing.
+    public func write(indices: [Int], augmentSeeds: [UInt64]?, into destination: UnsafeMutablePointer<Float>) throws {
+        let size = options.imageSize
+        let stride = 3 * size * size
+        let failure = FirstError()
+        let base = UnsafeSendablePointer(pointer: destination)
+        Parallel.forEach(indices.count, costPerItem: 40 * stride, minimumWork: 1) { range in
+            for j in range {
+                if failure.isSet { return }
+                do {
+                    let image = try self.decoded(indices[j])
+                    let out = base.pointer + j * stride
+                    image.pixels.withUnsafeBufferPointer { px in
+                        if let seeds = augmentSeeds {
+                            var rng = RNG(seed: seeds[j])
+                            Augmentation.train(px.baseAddress!, width: image.width, height: image.height, size: size,
+                                               settings: self.options.augmentation, normalization: self.options.normalization,
+                                               rng: &rng, into: out)
+                        } else {
+                            Augmentation.evaluation(px.baseAddress!, width: image.width, height: image.height, size: size,
+                                                    normalization: self.options.normalization, into: out)
+                        }
+                    }
+                } catch {
+                    failure.set(error)
+                }
+            }
+        }
+        if let error = failure.error { throw error }
+    }
+
+    static func shrink(_ image: DecodedImage, shorterSide: Int) -> DecodedImage {
+        let scale = Double(shorterSide) / Double(min(image.width, image.height))
+        let w = max(1, Int((Double(image.width) * scale).rounded())), h = max(1, Int((Double(image.height) * scale).rounded()))
+        var out = [Float](repeating: 0, count: w * h * 3)
+        image.pixels.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                ImageOps.resize(src.baseAddress!, rowStride: image.width * 3, channels: 3,
+                                cropWidth: image.width, cropHeight: image.height, outWidth: w, outHeight: h,
+                                into: dst.baseAddress!)
+            }
+        }
+        return DecodedImage(width: w, height: h, pixels: out.map { UInt8(min(max($0.rounded(), 0), 255)) })
+    }
+}
+
+/// A raw pointer that may be captured by the parallel loop (each worker writes its own rows).
+struct UnsafeSendablePointer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+}
+
+/// The first error thrown by any worker of a parallel loop.
+final class FirstError: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Error?
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return stored != nil }
+    var error: Error? { lock.lock(); defer { lock.unlock() }; return stored }
+    func set(_ e: Error) { lock.lock(); if stored == nil { stored = e }; lock.unlock() }
+}
+
+/// Decoded images by index, evicting the least recently used beyond a byte budget.
+final class DecodedImageCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [Int: (image: DecodedImage, lastUse: UInt64)] = [:]
+    private var bytes = 0
+    private var clock: UInt64 = 0
+    let capacityBytes: Int
+
+    init(capacityBytes: Int) { self.capacityBytes = capacityBytes }
+
+    func get(_ index: Int) -> DecodedImage? {
+        lock.lock(); defer { lock.unlock() }
+        guard let entry = entries[index] else { return nil }
+        clock += 1
+        entries[index] = (entry.image, clock)
+        return entry.image
+    }
+
+    func put(_ index: Int, _ image: DecodedImage) {
+        let size = image.pixels.count
+        guard size <= capacityBytes else { return }
+        lock.lock(); defer { lock.unlock() }
+        if entries[index] != nil { return }
+        while bytes + size > capacityBytes, let oldest = entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            bytes -= oldest.value.image.pixels.count
+            entries[oldest.key] = nil
+        }
+        clock += 1
+        entries[index] = (image, clock)
+        bytes += size
+    }
+
+    var count: Int { lock.lock(); defer { lock.unlock() }; return entries.count }
+}
+
+public enum DomainBedFolders {
+    /// Folder names DomainBed's download script creates, by the data set names users type.
+    public static let folderNames: [String: String] = [
+        "pacs": "PACS", "officehome": "office_home", "office_home": "office_home",
+        "domainnet": "domain_net", "domain_net": "domain_net", "vlcs": "VLCS",
+        "terraincognita": "terra_incognita", "terra_incognita": "terra_incognita",
+    ]
+
+    /// DomainNet's leave-one-group-out groups (Yu et al. 2024b; FQAT §5.1).
+    public static let domainNetGroups: [[String]] = [["clipart", "infograph"], ["painting", "quickdraw"], ["real", "sketch"]]
+
+    /// Extensions torchvision's ImageFolder accepts, lower-case.
+    static let acceptedExtensions: Set<String> = ["jpg", "jpeg", "png", "ppm", "bmp", "pgm", "tif", "tiff", "webp"]
+    /// Of those, the ones stb cannot decode.
+    static let undecodableExtensions: Set<String> = ["tif", "tiff", "webp"]
+
+    /// Loads `<root>/<dataset>` where `dataset` is a folder name ("PACS", "office_home", …) or a
+    /// name DomainBed uses ("OfficeHome", "DomainNet"; case-insensitive).
+    public static func load(root: String, dataset: String, options: ImageFolderOptions = ImageFolderOptions()) throws -> DomainDataset {
+        let direct = (root as NSString).appendingPathComponent(dataset)
+        var folder = direct
+        if !isDirectory(direct), let mapped = folderNames[dataset.lowercased()] {
+            folder = (root as NSString).appendingPathComponent(mapped)
+        }
+        guard isDirectory(folder) else {
+            throw DatasetError.datasetMissing(dataset: dataset, path: folder,
+                                              remedy: "expected the DomainBed layout <root>/<Dataset>/<domain>/<class>/<image> (e.g. \(root)/PACS/photo/dog/*.jpg); download it with DomainBed's scripts/download.py")
+        }
+        return try load(folder: folder, name: dataset, options: options)
+    }
+
+    /// Loads a data-set folder `<folder>/<domain>/<class>/<image>` directly.
+    public static func load(folder: String, name: String? = nil, options: ImageFolderOptions = ImageFolderOptions()) throws -> DomainDataset {
+        precondition(options.imageSize > 0, "imageSize must be positive")
+        guard isDirectory(folder) else {
+            throw DatasetError.datasetMissing(dataset: name ?? folder, path: folder, remedy: "give a folder laid out as <domain>/<class>/<image>")
+        }
+        let domainNames = try subfolders(of: folder)
+        guard !domainNames.isEmpty else {
+            throw DatasetError.emptyFolder(path: folder, expected: "domain folders (expected <domain>/<class>/<image>)")
+        }
+        var classNames: [String] = []
+        var domains: [Domain] = []
+        for (d, domainName) in domainNames.enumerated() {
+            let domainPath = (folder as NSString).appendingPathComponent(domainName)
+            let classes = try subfolders(of: domainPath)
+            guard !classes.isEmpty else {
+                throw DatasetError.emptyFolder(path: domainPath, expected: "class folders (expected <class>/<image>)")
+            }
+            if d == 0 { classNames = classes }
+            guard classes == classNames else {
+                throw DatasetError.inconsistentClasses(domain: domainName, expected: classNames, found: classes)
+            }
+            var paths: [String] = []
+            var labels: [Int] = []
+            for (label, className) in classes.enumerated() {
+                let classPath = (domainPath as NSString).appendingPathComponent(className)
+                let files = try imageFiles(under: classPath)
+                guard !files.isEmpty else {
+                    throw DatasetError.emptyFolder(path: classPath, expected: "image files (.jpg, .jpeg, .png, .bmp, .ppm, .pgm)")
+                }
+                paths += files
+                labels += Array(repeating: label, count: files.count)
+            }
+            domains.append(Domain(name: domainName, labels: labels, images: .files(ImageFileStore(paths: paths, options: options))))
+        }
+        let displayName = name ?? (folder as NSString).lastPathComponent
+        return DomainDataset(name: displayName, classNames: classNames,
+                             imageShape: [3, options.imageSize, options.imageSize], domains: domains,
+                             provenance: ["source": folder, "kind": "domainbed-folder",
+                                          "imageSize": String(options.imageSize)])
+    }
+
+    /// Python's sorted() on str: code-point order, which is UTF-8 byte order.
+    public static func pythonSorted(_ names: [String]) -> [String] {
+        names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var flag: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && flag.boolValue
+    }
+
+    static func listing(_ path: String) throws -> [String] {
+        do {
+            return try FileManager.default.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") }
+        } catch {
+            throw DatasetError.unreadableFile(path: path, reason: "cannot list the folder (\(error.localizedDescription))")
+        }
+    }
+
+    /// Sorted names of the sub-folders (symbolic links followed).
+    static func subfolders(of path: String) throws -> [String] {
+        pythonSorted(try listing(path).filter { isDirectory((path as NSString).appendingPathComponent($0)) })
+    }
+
+    /// Image files under `path`, recursively, in torchvision `make_dataset` order.
+    static func imageFiles(under path: String) throws -> [String] {
+        var folders: [(path: String, files: [String])] = []
+        var pending = [path]
+        var visited = Set<String>()
+        while let current = pending.popLast() {
+            let resolved = (current as NSString).resolvingSymlinksInPath
+            if visited.contains(resolved) { continue }   // a symlink cycle
+            visited.insert(resolved)
+            var files: [String] = []
+            for entry in try listing(current) {
+                let full = (current as NSString).appendingPathComponent(entry)
+                if isDirectory(full) { pending.append(full); continue }
+                let ext = (entry as NSString).pathExtension.lowercased()
+                guard acceptedExtensions.contains(ext) else { continue }
+                if undecodableExtensions.contains(ext) {
+                    throw DatasetError.undecodableImage(path: full, reason: ".\(ext) is not supported (stb decodes JPEG, PNG, BMP, PPM/PGM); convert it to PNG or JPEG")
+                }
+                files.append(entry)
+            }
+            folders.append((current, pythonSorted(files)))
+        }
+        folders.sort { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) }
+        return folders.flatMap { folder in folder.files.map { (folder.path as NSString).appendingPathComponent($0) } }
+    }
+}
