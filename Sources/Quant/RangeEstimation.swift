@@ -135,11 +135,16 @@ public final class RangeEstimator {
     /// First minimum over k = 1…K.
     func bestCandidate(channel c: Int) -> Int {
         let kCount = options.candidates
-        var best = 1
+        return RangeEstimator.firstMinimum(losses[(c * kCount)..<((c + 1) * kCount)]) + 1
+    }
+
+    /// Offset (from the slice start) of the first smallest loss: ties go to the smaller threshold.
+    static func firstMinimum(_ losses: ArraySlice<Double>) -> Int {
+        var best = 0
         var bestLoss = Double.infinity
-        for k in 1...kCount {
-            let l = losses[c * kCount + (k - 1)]
-            if l < bestLoss { bestLoss = l; best = k }
+        for (offset, l) in losses.enumerated() where l < bestLoss {
+            bestLoss = l
+            best = offset
         }
         return best
     }
