@@ -13,11 +13,8 @@ func fixturePath(_ name: String) -> String {
 
 final class PyTorchFixtureTests: XCTestCase {
     func testLSQConvBlockMatchesPyTorch() throws {
-        let file = try SafeTensorsCodec.read(path: fixturePath("lsq_conv_block.safetensors"))
-        func tensor(_ name: String) -> Tensor {
-            let t = file.tensors[name]!
-            return Tensor(shape: t.shape, data: t.floats)
-        }
+        let file = try SafeTensors.read(contentsOf: URL(fileURLWithPath: fixturePath("lsq_conv_block.safetensors")))
+        func tensor(_ name: String) -> Tensor { file.tensors[name]!.floatTensor }
         var rng = RNG(seed: 0)
         let conv = Conv2d(name: "conv", inChannels: 3, outChannels: 4, kernel: 3, padding: 1, bias: true, rng: &rng)
         conv.weight.value = tensor("weight")
