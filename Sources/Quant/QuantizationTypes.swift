@@ -51,9 +51,9 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
     case invalidPattern(pattern: String, reason: String)
     case alreadyQuantized(layers: [String])
     case notQuantized
-    case notCalibrated(quantizers: [String])
     case corruptExport(path: String, reason: String)
     case exportMismatch(reason: String)
+    case stateMismatch(reason: String)
     case noCalibrationData
 
     public var description: String {
@@ -69,12 +69,12 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
             return "the model is already quantized (\(layers.prefix(4).joined(separator: ", "))\(layers.count > 4 ? ", …" : "")): remove the quantizers first or keep the existing ones"
         case .notQuantized:
             return "the model has no quantizers: quantize (and calibrate) it before exporting"
-        case let .notCalibrated(names):
-            return "quantizers without a calibrated step size: \(names.prefix(4).joined(separator: ", "))\(names.count > 4 ? ", …" : ""); run range calibration first"
         case let .corruptExport(path, reason):
             return "'\(path)' is not a valid integer export: \(reason)"
         case let .exportMismatch(reason):
             return "the integer export does not fit this model: \(reason)"
+        case let .stateMismatch(reason):
+            return "saved quantizer state does not fit this model: \(reason)"
         case .noCalibrationData:
             return "calibration needs at least one batch of inputs"
         }

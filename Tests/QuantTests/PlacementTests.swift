@@ -188,4 +188,33 @@ final class PlacementTests: XCTestCase {
             XCTAssertLessThan(maxAbs, 1e-4)
         }
     }
+
+    /// Snapshot → fresh model → restore gives the same quantizers and outputs; mismatches are refused.
+    func testQuantizerStateRoundTrip() throws {
+        var rng = RNG(seed: 32)
+        let x = rng.normalTensor([2, 1, 8, 8])
+        let model = makeSmallModel()
+        try attachQuantizers(to: model, config: QuantizationConfig(method: .ewgs, weightBits: 3, activationBits: 5))
+        try calibrateQuantizers(in: model, batches: [x])
+        quantizers(in: model)[2].ewgsDelta = 0.25
+        quantizers(in: model)[1].scale.trainable = false
+        let states = quantizerStates(in: model)
+        let fresh = makeSmallModel()
+        try restoreQuantizers(states, in: fresh)
+        XCTAssertEqual(quantizerStates(in: fresh), states)
+        XCTAssertEqual(fresh.forward(x, .eval), model.forward(x, .eval))
+        XCTAssertEqual(quantizers(in: fresh).first { $0.name == "layer2.0.conv2.a" }?.range, .signed)
+        // Updating existing quantizers in place.
+        try restoreQuantizers(states, in: model)
+        XCTAssertEqual(quantizerStates(in: model), states)
+        var wrong = states
+        wrong[1].scale = [1, 2]
+        XCTAssertThrowsError(try restoreQuantizers(wrong, in: makeSmallModel())) { XCTAssertTrue("\($0)".contains("needs 8"), "\($0)") }
+        XCTAssertThrowsError(try restoreQuantizers(Array(states.dropFirst()), in: fresh)) { XCTAssertTrue("\($0)".contains("differ"), "\($0)") }
+        wrong = states
+        wrong[0].layer = "conv9"
+        let untouched = makeSmallModel()
+        XCTAssertThrowsError(try restoreQuantizers(wrong, in: untouched)) { XCTAssertTrue("\($0)".contains("conv9"), "\($0)") }
+        XCTAssertTrue(quantizers(in: untouched).isEmpty, "nothing attached on error")
+    }
 }
