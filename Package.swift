@@ -63,7 +63,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], swiftSettings: numeric),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Landscape"], swiftSettings: numeric),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
-        .testTarget(name: "ShellLanguageTests", dependencies: ["ShellLanguage"]),
+        .testTarget(name: "ShellLanguageTests", dependencies: ["ShellLanguage"], exclude: ["Fixtures"]),
         .testTarget(name: "ShellCommandsTests", dependencies: ["ShellCommands"], resources: [.copy("Scripts")]),
     ],
     swiftLanguageModes: [.v5]

@@ -89,7 +89,7 @@ public final class Run {
 
     func applyNetworkSettings() {
         network.setFrozenBatchNorm(hyperparameters.frozenBatchNorm)
-        network.featureDropout = hyperparameters.dropout > 0 ? Dropout(p: Float(hyperparameters.dropout)) : nil
+        network.featureDropout = hyperparameters.dropout > 0 ? Dropout(Float(hyperparameters.dropout)) : nil
     }
 
     /// Changes the freeze policy's τ or K mid-run (the `policy` command).
