@@ -55,6 +55,14 @@ final class Bench {
     let quick: Bool
     let only: Set<String>?
     var results: [Measurement] = []
+    /// PyTorch results by (workload, batch, threads), from `--compare FILE`.
+    var reference: [String: Double] = [:]
+    /// Highest VmHWM seen before a workload reset the counter (see `resetPeakResident`).
+    var processPeakMiB: Double = 0
+    /// Sum over ResNet-20's convolutions of forward+backward seconds at the conv batch, by threads.
+    var convolutionSeconds: [Int: Double] = [:]
+    /// Median training-step seconds by referenceKey(workload, batch, threads), for shares in `ops`.
+    var stepSeconds: [String: Double] = [:]
 
     init(arguments: [String]) {
         json = arguments.contains("--json")
@@ -62,12 +70,17 @@ final class Bench {
         if let i = arguments.firstIndex(of: "--only"), i + 1 < arguments.count {
             only = Set(arguments[i + 1].split(separator: ",").map(String.init))
         } else { only = nil }
+        if let i = arguments.firstIndex(of: "--compare"), i + 1 < arguments.count {
+            reference = loadReference(path: arguments[i + 1])
+        }
         if arguments.contains("--help") || arguments.contains("-h") {
             print("""
-            usage: fqat-bench [--json] [--quick] [--only WORKLOAD[,WORKLOAD...]]
-              workloads: sgemm, conv, erm, lsq, fqat, eval, data, landscape
-              --json   one JSON object per measurement (workload, batch, threads, images_per_second, gflops, ...)
-              --quick  fewer repeats (for smoke runs)
+            usage: fqat-bench [--json] [--quick] [--only WORKLOAD[,WORKLOAD...]] [--compare FILE]
+              workloads: sgemm, conv, ops, erm, lsq, fqat, eval, data, landscape, memory
+              --json     one JSON object per measurement (workload, batch, threads, images_per_second, gflops, ...)
+              --quick    fewer repeats and smaller batches (for smoke runs)
+              --compare  JSON lines from scripts/bench_pytorch.py: adds pytorch_images_per_second and
+                         ratio_to_pytorch to matching measurements (same workload, batch, threads)
             """)
             exit(0)
         }
@@ -75,7 +88,13 @@ final class Bench {
 
     func wants(_ w: String) -> Bool { only == nil || only!.contains(w) }
 
-    func emit(_ m: Measurement) {
+    func emit(_ measurement: Measurement) {
+        var m = measurement
+        if let ips = m.imagesPerSecond, let torch = reference[referenceKey(m.workload, m.batch, m.threads)],
+           !m.detail.contains("lsq-4bit") || m.workload != "eval" {
+            m.extra["pytorch_images_per_second"] = torch
+            m.extra["ratio_to_pytorch"] = ips / torch
+        }
         results.append(m)
         if json { print(m.json()); fflush(stdout); return }
         var line = m.workload.padding(toLength: 10, withPad: " ", startingAt: 0)
@@ -95,21 +114,19 @@ final class Bench {
         var sgemmPeak: [Int: Double] = [:]
         if wants("sgemm") {
             for threads in [1, 2] {
-                BLAS.setThreads(threads)
                 let n = quick ? 512 : 1024
-                var rng = RNG(seed: 1)
-                let a = rng.normalTensor([n, n]), b = rng.normalTensor([n, n])
-                let t = medianTime(repeats: quick ? 3 : 5) { _ = Tensor.matmul(a, b) }
-                let g = 2.0 * Double(n * n * n) / t / 1e9
+                let g = measureSgemm(threads: threads)
                 sgemmPeak[threads] = g
-                emit(Measurement(workload: "sgemm", detail: "\(n)x\(n)x\(n)", batch: 0, threads: threads, gflops: g, seconds: t))
+                emit(Measurement(workload: "sgemm", detail: "\(n)x\(n)x\(n)", batch: 0, threads: threads, gflops: g,
+                                 seconds: 2.0 * Double(n * n * n) / g / 1e9))
             }
         }
         runModelWorkloads(sgemmPeak: sgemmPeak)
+        let peak = max(processPeakMiB, peakResidentMiB())
         if !json {
-            print(String(format: "peak resident memory: %.1f MiB", peakResidentMiB()))
+            print(String(format: "peak resident memory: %.1f MiB", peak))
         } else {
-            print("{\"workload\": \"memory\", \"batch\": 0, \"threads\": 0, \"images_per_second\": null, \"gflops\": null, \"peak_resident_mib\": \(String(format: "%.1f", peakResidentMiB()))}")
+            print("{\"workload\": \"memory\", \"batch\": 0, \"threads\": 0, \"images_per_second\": null, \"gflops\": null, \"peak_resident_mib\": \(String(format: "%.1f", peak))}")
         }
     }
 }
