@@ -63,6 +63,8 @@ final class Bench {
     var convolutionSeconds: [Int: Double] = [:]
     /// Median training-step seconds by referenceKey(workload, batch, threads), for shares in `ops`.
     var stepSeconds: [String: Double] = [:]
+    /// Thread counts every workload runs at (`--threads 1,2`).
+    var threadCounts: [Int] = [1, 2]
 
     init(arguments: [String]) {
         json = arguments.contains("--json")
@@ -70,15 +72,20 @@ final class Bench {
         if let i = arguments.firstIndex(of: "--only"), i + 1 < arguments.count {
             only = Set(arguments[i + 1].split(separator: ",").map(String.init))
         } else { only = nil }
+        if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count {
+            let parsed = arguments[i + 1].split(separator: ",").compactMap { Int($0) }.filter { $0 >= 1 }
+            if !parsed.isEmpty { threadCounts = parsed }
+        }
         if let i = arguments.firstIndex(of: "--compare"), i + 1 < arguments.count {
             reference = loadReference(path: arguments[i + 1])
         }
         if arguments.contains("--help") || arguments.contains("-h") {
             print("""
-            usage: fqat-bench [--json] [--quick] [--only WORKLOAD[,WORKLOAD...]] [--compare FILE]
+            usage: fqat-bench [--json] [--quick] [--only WORKLOAD[,WORKLOAD...]] [--threads N[,N...]] [--compare FILE]
               workloads: sgemm, conv, ops, erm, lsq, fqat, eval, data, landscape, memory
               --json     one JSON object per measurement (workload, batch, threads, images_per_second, gflops, ...)
               --quick    fewer repeats and smaller batches (for smoke runs)
+              --threads  thread counts to measure (default 1,2); each sets OpenBLAS and engine threads
               --compare  JSON lines from scripts/bench_pytorch.py: adds pytorch_images_per_second and
                          ratio_to_pytorch to matching measurements (same workload, batch, threads)
             """)
@@ -113,7 +120,7 @@ final class Bench {
         }
         var sgemmPeak: [Int: Double] = [:]
         if wants("sgemm") {
-            for threads in [1, 2] {
+            for threads in threadCounts {
                 let n = quick ? 512 : 1024
                 let g = measureSgemm(threads: threads)
                 sgemmPeak[threads] = g

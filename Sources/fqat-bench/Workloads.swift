@@ -20,11 +20,11 @@ func setThreads(_ n: Int) {
 /// Repeat counts and sizes: the full run, or a smoke run with `--quick`.
 struct BenchPlan {
     let quick: Bool
+    let threadCounts: [Int]
     /// Timed repeats; the median is reported.
     var repeats: Int { quick ? 1 : 3 }
     /// Untimed runs before the timed ones (allocator, OpenBLAS thread pool, optimizer state).
     var warmup: Int { 1 }
-    var threadCounts: [Int] { [1, 2] }
     var trainingBatches: [Int] { quick ? [16] : [32, 64, 128] }
     var evaluationBatches: [Int] { quick ? [32] : [64, 256] }
     /// The batch of the per-shape convolution measurements (the issue asks for 64).
@@ -104,7 +104,7 @@ func forwardFlopsPerImage(_ network: Network) -> Double {
 }
 
 extension Bench {
-    var plan: BenchPlan { BenchPlan(quick: quick) }
+    var plan: BenchPlan { BenchPlan(quick: quick, threadCounts: threadCounts) }
 
     /// Model-level workloads (conv shapes, ERM/LSQ/FQAT training steps, eval, data, landscape).
     func runModelWorkloads(sgemmPeak: [Int: Double]) {
