@@ -1,0 +1,240 @@
+// Batch normalisation over (N, H, W) per channel, as torch.nn.BatchNorm2d (eps 1e-5, momentum 0.1).
+//
+// Modes (chosen per forward call):
+//   batch statistics  ctx.training && !frozen: μ, σ² (biased) over the batch; running stats updated
+//                     with r ← (1 − m)·r + m·stat using the UNBIASED variance σ²·M/(M−1), as PyTorch,
+//                     unless ctx.updateRunningStats is false (SAGM's second pass).
+//   running statistics otherwise (eval, or frozen BN as in DomainBed/SAGM `freeze_bn`): μ, σ² are the
+//                     running buffers; γ and β still receive gradients.
+// y = γ·x̂ + β with x̂ = (x − μ)·ρ, ρ = 1/√(σ² + eps).
+//
+// Backward, batch statistics (Ioffe & Szegedy 2015, eq. after Alg. 1; M = N·H·W per channel):
+//   dβ = Σ dy, dγ = Σ dy·x̂, dx = γ·ρ·(dy − dβ/M − x̂·dγ/M)
+// which we apply as dx = a·dy + b·x + c with a = γρ, b = −γρ²·dγ/M, c = −γρ·dβ/M + γρ²·μ·dγ/M.
+// Backward, running statistics (μ, ρ are constants): dx = γρ·dy, same dγ, dβ.
+import TensorCore
+
+public final class BatchNorm2d: Module, DescribedModule {
+    public let name: String
+    public let channels: Int
+    public let eps: Float
+    public let momentum: Float
+    /// γ, (C), initialised to 1
+    public let weight: Parameter
+    /// β, (C), initialised to 0
+    public let bias: Parameter
+    /// (C), "\(name).running_mean"
+    public let runningMean: Buffer
+    /// (C), "\(name).running_var"
+    public let runningVar: Buffer
+    /// Always normalise with the running statistics, even in training (γ, β still train).
+    public var frozen: Bool = false
+
+    struct Cache {
+        /// x, (N, C, H, W)
+        var input: Tensor
+        /// μ per channel, (C)
+        var mean: [Float]
+        /// ρ = 1/√(σ² + eps) per channel, (C)
+        var invStd: [Float]
+        /// Whether μ, ρ came from the batch (their gradient flows) or the running buffers.
+        var batchStatistics: Bool
+    }
+    private var cache: Cache?
+
+    public init(name: String, channels: Int, eps: Float = 1e-5, momentum: Float = 0.1) {
+        precondition(channels > 0, "BatchNorm2d \(name): channels must be positive")
+        self.name = name
+        self.channels = channels
+        self.eps = eps
+        self.momentum = momentum
+        weight = Parameter(name: name + ".weight", kind: .normWeight, value: Tensor(shape: [channels], repeating: 1))
+        bias = Parameter(name: name + ".bias", kind: .normBias, value: Tensor.zeros([channels]))
+        runningMean = Buffer(name: name + ".running_mean", value: Tensor.zeros([channels]))
+        runningVar = Buffer(name: name + ".running_var", value: Tensor(shape: [channels], repeating: 1))
+    }
+
+    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
+        precondition(x.rank == 4 && x.shape[1] == channels, "BatchNorm2d \(name) expects (N, \(channels), H, W), got \(x.shape)")
+        let n = x.shape[0], c = channels, hw = x.shape[2] * x.shape[3]
+        let m = n * hw
+        let useBatch = ctx.training && !frozen
+        var mean = [Float](repeating: 0, count: c)
+        var invStd = [Float](repeating: 0, count: c)
+        var y = Tensor(uninitializedShape: x.shape)
+        if useBatch {
+            precondition(m > 1, "BatchNorm2d \(name): batch statistics need more than one value per channel, input \(x.shape)")
+            var variance = [Float](repeating: 0, count: c)
+            x.data.withUnsafeBufferPointer { px in
+            mean.withUnsafeMutableBufferPointer { pm in
+            variance.withUnsafeMutableBufferPointer { pv in
+                // px is (N, C, HW): channel ch is N runs of HW floats at (i·C + ch)·HW.
+                Parallel.forEach(c, costPerItem: 3 * m) { range in
+                    for ch in range {
+                        var s = 0.0
+                        for i in 0..<n { s += Double(runSum(px.baseAddress! + (i * c + ch) * hw, hw)) }
+                        let mu = Float(s / Double(m))
+                        var q = 0.0
+                        for i in 0..<n { q += Double(runSquaredDeviation(px.baseAddress! + (i * c + ch) * hw, hw, mu)) }
+                        pm[ch] = mu
+                        pv[ch] = Float(q / Double(m))
+                    }
+                }
+            }}}
+            for ch in 0..<c { invStd[ch] = 1 / (variance[ch] + eps).squareRoot() }
+            if ctx.updateRunningStats {
+                let unbiased = Float(m) / Float(m - 1)
+                for ch in 0..<c {
+                    runningMean.value.data[ch] = (1 - momentum) * runningMean.value.data[ch] + momentum * mean[ch]
+                    runningVar.value.data[ch] = (1 - momentum) * runningVar.value.data[ch] + momentum * variance[ch] * unbiased
+                }
+            }
+        } else {
+            for ch in 0..<c {
+                mean[ch] = runningMean.value.data[ch]
+                invStd[ch] = 1 / (runningVar.value.data[ch] + eps).squareRoot()
+            }
+        }
+        // y = a·x + b per channel with a = γρ, b = β − μγρ
+        let gamma = weight.value.data, beta = bias.value.data
+        var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
+        for ch in 0..<c {
+            scale[ch] = gamma[ch] * invStd[ch]
+            shift[ch] = beta[ch] - mean[ch] * scale[ch]
+        }
+        applyAffine(x, &y, scale, shift, n: n, c: c, hw: hw)
+        cache = ctx.needsBackward ? Cache(input: x, mean: mean, invStd: invStd, batchStatistics: useBatch) : nil
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let cc = cache else {
+            preconditionFailure("BatchNorm2d \(name): backward called without a forward pass with needsBackward")
+        }
+        cache = nil
+        let x = cc.input
+        precondition(dy.shape == x.shape, "BatchNorm2d \(name): dy \(dy.shape) vs input \(x.shape)")
+        let n = x.shape[0], c = channels, hw = x.shape[2] * x.shape[3]
+        let m = n * hw
+        // Per channel: dβ = Σ dy, Σ dy·(x − μ) (then dγ = ρ·Σ dy·(x − μ))
+        var sumDy = [Float](repeating: 0, count: c)
+        var sumDyXhat = [Float](repeating: 0, count: c)
+        x.data.withUnsafeBufferPointer { px in
+        dy.data.withUnsafeBufferPointer { pdy in
+        sumDy.withUnsafeMutableBufferPointer { psd in
+        sumDyXhat.withUnsafeMutableBufferPointer { psx in
+            Parallel.forEach(c, costPerItem: 3 * m) { range in
+                for ch in range {
+                    var s = 0.0, sx = 0.0
+                    for i in 0..<n {
+                        let off = (i * c + ch) * hw
+                        let (a, b) = runSumAndCenteredDot(pdy.baseAddress! + off, px.baseAddress! + off, hw, cc.mean[ch])
+                        s += Double(a); sx += Double(b)
+                    }
+                    psd[ch] = Float(s)
+                    psx[ch] = Float(sx) * cc.invStd[ch]
+                }
+            }
+        }}}}
+        for ch in 0..<c {
+            weight.grad.data[ch] += sumDyXhat[ch]
+            bias.grad.data[ch] += sumDy[ch]
+        }
+        let gamma = weight.value.data
+        var a = [Float](repeating: 0, count: c), b = [Float](repeating: 0, count: c), k = [Float](repeating: 0, count: c)
+        for ch in 0..<c {
+            let gr = gamma[ch] * cc.invStd[ch]
+            a[ch] = gr
+            if cc.batchStatistics {
+                let gr2m = gr * cc.invStd[ch] * sumDyXhat[ch] / Float(m)
+                b[ch] = -gr2m
+                k[ch] = -gr * sumDy[ch] / Float(m) + gr2m * cc.mean[ch]
+            }
+        }
+        // dx = a·dy + b·x + k per channel
+        var dx = Tensor(uninitializedShape: x.shape)
+        x.data.withUnsafeBufferPointer { px in
+        dy.data.withUnsafeBufferPointer { pdy in
+        dx.data.withUnsafeMutableBufferPointer { pdx in
+            Parallel.forEach(n * c, costPerItem: 3 * hw) { range in
+                for r in range {
+                    let ch = r % c
+                    let s = pdy.baseAddress! + r * hw, xs = px.baseAddress! + r * hw, d = pdx.baseAddress! + r * hw
+                    let ac = a[ch], bc = b[ch], kc = k[ch]
+                    for j in 0..<hw { d[j] = ac * s[j] + bc * xs[j] + kc }
+                }
+            }
+        }}}
+        return dx
+    }
+
+    public var parameters: [Parameter] { [weight, bias] }
+    public var buffers: [Buffer] { [runningMean, runningVar] }
+    public func clearCache() { cache = nil }
+
+    public var typeName: String { "BatchNorm2d" }
+    public var detail: String { "\(channels) channels, eps \(eps), momentum \(momentum)" + (frozen ? ", frozen" : "") }
+    public func outputShape(for s: [Int]) -> [Int] { s }
+}
+
+// MARK: - Shared per-run kernels (also used by GroupNorm)
+
+/// Σ p[0..<n], in 8 float lanes.
+@inline(__always)
+func runSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc = SIMD8<Float>()
+    var j = 0
+    while j + 8 <= n { acc += UnsafeRawPointer(p + j).loadUnaligned(as: SIMD8<Float>.self); j += 8 }
+    var s = acc.sum()
+    while j < n { s += p[j]; j += 1 }
+    return s
+}
+
+/// Σ (p[j] − mu)², in 8 float lanes.
+@inline(__always)
+func runSquaredDeviation(_ p: UnsafePointer<Float>, _ n: Int, _ mu: Float) -> Float {
+    var acc = SIMD8<Float>()
+    let m8 = SIMD8<Float>(repeating: mu)
+    var j = 0
+    while j + 8 <= n {
+        let d = UnsafeRawPointer(p + j).loadUnaligned(as: SIMD8<Float>.self) - m8
+        acc += d * d
+        j += 8
+    }
+    var s = acc.sum()
+    while j < n { let d = p[j] - mu; s += d * d; j += 1 }
+    return s
+}
+
+/// (Σ dy, Σ dy·(x − mu)) over a run, in 8 float lanes.
+@inline(__always)
+func runSumAndCenteredDot(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ n: Int, _ mu: Float) -> (Float, Float) {
+    var a = SIMD8<Float>(), b = SIMD8<Float>()
+    let m8 = SIMD8<Float>(repeating: mu)
+    var j = 0
+    while j + 8 <= n {
+        let d = UnsafeRawPointer(dy + j).loadUnaligned(as: SIMD8<Float>.self)
+        let v = UnsafeRawPointer(x + j).loadUnaligned(as: SIMD8<Float>.self) - m8
+        a += d
+        b += d * v
+        j += 8
+    }
+    var s = a.sum(), t = b.sum()
+    while j < n { s += dy[j]; t += dy[j] * (x[j] - mu); j += 1 }
+    return (s, t)
+}
+
+/// y[i, ch, :] = scale[ch]·x[i, ch, :] + shift[ch] over (N, C, HW).
+func applyAffine(_ x: Tensor, _ y: inout Tensor, _ scale: [Float], _ shift: [Float], n: Int, c: Int, hw: Int) {
+    x.data.withUnsafeBufferPointer { px in
+    y.data.withUnsafeMutableBufferPointer { py in
+        Parallel.forEach(n * c, costPerItem: 2 * hw) { range in
+            for r in range {
+                let ch = r % c
+                let s = px.baseAddress! + r * hw, d = py.baseAddress! + r * hw
+                let a = scale[ch], b = shift[ch]
+                for j in 0..<hw { d[j] = a * s[j] + b }
+            }
+        }
+    }}
+}

@@ -1,0 +1,29 @@
+// Flatten: (N, d1, d2, ...) -> (N, d1·d2·...); backward reshapes back.
+import TensorCore
+
+public final class Flatten: Module, DescribedModule {
+    struct Cache {
+        var inputShape: [Int]
+    }
+    private var cache: Cache?
+
+    public init() {}
+
+    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
+        precondition(x.rank >= 1, "Flatten needs a batch dimension, got \(x.shape)")
+        cache = ctx.needsBackward ? Cache(inputShape: x.shape) : nil
+        return x.reshaped(outputShape(for: x.shape))
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let c = cache else { preconditionFailure("Flatten: backward called without a forward pass with needsBackward") }
+        cache = nil
+        return dy.reshaped(c.inputShape)
+    }
+
+    public var parameters: [Parameter] { [] }
+    public func clearCache() { cache = nil }
+    public var typeName: String { "Flatten" }
+    public var detail: String { "" }
+    public func outputShape(for s: [Int]) -> [Int] { [s[0], s.dropFirst().reduce(1, *)] }
+}

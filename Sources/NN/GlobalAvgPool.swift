@@ -1,0 +1,48 @@
+// Global average pooling with flattening: (N, C, H, W) -> (N, C), y[n, c] = mean_hw x[n, c, :, :]
+// (torchvision's AdaptiveAvgPool2d(1) followed by flatten). Backward spreads dy/(H·W) evenly.
+import TensorCore
+
+public final class GlobalAvgPool: Module, DescribedModule {
+    struct Cache {
+        /// input shape (N, C, H, W)
+        var inputShape: [Int]
+    }
+    private var cache: Cache?
+
+    public init() {}
+
+    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
+        precondition(x.rank == 4, "GlobalAvgPool expects (N, C, H, W), got \(x.shape)")
+        let planes = x.shape[0] * x.shape[1], hw = x.shape[2] * x.shape[3]
+        var y = Tensor(uninitializedShape: [x.shape[0], x.shape[1]])
+        x.data.withUnsafeBufferPointer { px in
+        y.data.withUnsafeMutableBufferPointer { py in
+            for r in 0..<planes { py[r] = runSum(px.baseAddress! + r * hw, hw) / Float(hw) }
+        }}
+        cache = ctx.needsBackward ? Cache(inputShape: x.shape) : nil
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let c = cache else { preconditionFailure("GlobalAvgPool: backward called without a forward pass with needsBackward") }
+        cache = nil
+        let planes = c.inputShape[0] * c.inputShape[1], hw = c.inputShape[2] * c.inputShape[3]
+        precondition(dy.count == planes, "GlobalAvgPool: dy \(dy.shape) vs (N, C) = \(c.inputShape.prefix(2))")
+        var dx = Tensor(uninitializedShape: c.inputShape)
+        dy.data.withUnsafeBufferPointer { pdy in
+        dx.data.withUnsafeMutableBufferPointer { pdx in
+            for r in 0..<planes {
+                let v = pdy[r] / Float(hw)
+                let d = pdx.baseAddress! + r * hw
+                for j in 0..<hw { d[j] = v }
+            }
+        }}
+        return dx
+    }
+
+    public var parameters: [Parameter] { [] }
+    public func clearCache() { cache = nil }
+    public var typeName: String { "GlobalAvgPool" }
+    public var detail: String { "mean over H, W, flattened" }
+    public func outputShape(for s: [Int]) -> [Int] { [s[0], s[1]] }
+}

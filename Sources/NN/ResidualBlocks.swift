@@ -1,0 +1,247 @@
+// Residual blocks: the two-conv BasicBlock (He et al. 2016, CIFAR and torchvision ResNet-18/34) and
+// the 1×1-3×3-1×1 Bottleneck (torchvision ResNet-50, stride on the 3×3 conv: "ResNet v1.5").
+//
+// out = relu(main(x) + shortcut(x)); backward splits dL/d(sum) between the two branches and adds
+// their input gradients. Shortcuts:
+//   identity      when shape is unchanged
+//   zero padding  He et al. 2016 §4.2 option A: x[:, :, ::s, ::s] with zero channels added,
+//                 (Cout − Cin)/2 before and the rest after (as the widely used CIFAR reimplementations);
+//                 no parameters. Its adjoint picks the same positions back out.
+//   projection    option B / torchvision: 1×1 conv (stride s, no bias) + BatchNorm, named
+//                 "downsample.0" and "downsample.1".
+import TensorCore
+
+/// How a residual block matches shapes when its output differs from its input.
+public enum ResidualShortcut: String, Sendable, CaseIterable {
+    /// Option A: strided subsampling plus zero channels (parameter-free).
+    case zeroPadding = "A"
+    /// Option B: 1×1 convolution + BatchNorm.
+    case projection = "B"
+}
+
+/// The parameter-free option-A shortcut: (N, Cin, H, W) -> (N, Cout, ⌈H/s⌉, ⌈W/s⌉).
+public final class ZeroPadShortcut: Module, DescribedModule {
+    public let inChannels: Int
+    public let outChannels: Int
+    public let stride: Int
+    /// Zero channels placed before the copied ones.
+    public let padBefore: Int
+
+    struct Cache {
+        var inputShape: [Int]
+    }
+    private var cache: Cache?
+
+    public init(inChannels: Int, outChannels: Int, stride: Int) {
+        precondition(outChannels >= inChannels && stride >= 1,
+                     "ZeroPadShortcut: cannot map \(inChannels) to \(outChannels) channels with stride \(stride)")
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.stride = stride
+        self.padBefore = (outChannels - inChannels) / 2
+    }
+
+    public func outputShape(for s: [Int]) -> [Int] {
+        [s[0], outChannels, (s[2] - 1) / stride + 1, (s[3] - 1) / stride + 1]
+    }
+
+    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
+        precondition(x.rank == 4 && x.shape[1] == inChannels, "ZeroPadShortcut expects (N, \(inChannels), H, W), got \(x.shape)")
+        let n = x.shape[0], h = x.shape[2], w = x.shape[3]
+        let out = outputShape(for: x.shape)
+        let oh = out[2], ow = out[3], s = stride
+        var y = Tensor.zeros(out)
+        // y[i, padBefore + c, a, b] = x[i, c, a·s, b·s]
+        x.data.withUnsafeBufferPointer { px in
+        y.data.withUnsafeMutableBufferPointer { py in
+            for i in 0..<n { for c in 0..<inChannels {
+                let src = px.baseAddress! + (i * inChannels + c) * h * w
+                let dst = py.baseAddress! + (i * outChannels + padBefore + c) * oh * ow
+                for a in 0..<oh { for b in 0..<ow { dst[a * ow + b] = src[(a * s) * w + b * s] } }
+            } }
+        }}
+        cache = ctx.needsBackward ? Cache(inputShape: x.shape) : nil
+        return y
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        guard let cc = cache else { preconditionFailure("ZeroPadShortcut: backward called without a forward pass with needsBackward") }
+        cache = nil
+        let n = cc.inputShape[0], h = cc.inputShape[2], w = cc.inputShape[3]
+        let oh = dy.shape[2], ow = dy.shape[3], s = stride
+        var dx = Tensor.zeros(cc.inputShape)
+        dy.data.withUnsafeBufferPointer { pdy in
+        dx.data.withUnsafeMutableBufferPointer { pdx in
+            for i in 0..<n { for c in 0..<inChannels {
+                let src = pdy.baseAddress! + (i * outChannels + padBefore + c) * oh * ow
+                let dst = pdx.baseAddress! + (i * inChannels + c) * h * w
+                for a in 0..<oh { for b in 0..<ow { dst[(a * s) * w + b * s] = src[a * ow + b] } }
+            } }
+        }}
+        return dx
+    }
+
+    public var parameters: [Parameter] { [] }
+    public func clearCache() { cache = nil }
+    public var typeName: String { "ZeroPadShortcut" }
+    public var detail: String { "\(inChannels) -> \(outChannels), stride \(stride) (option A)" }
+}
+
+/// conv3×3(stride) - BN - ReLU - conv3×3 - BN, plus shortcut, then ReLU.
+public final class BasicBlock: Module, DescribedModule {
+    public let name: String
+    public let conv1: Conv2d
+    public let bn1: BatchNorm2d
+    public let conv2: Conv2d
+    public let bn2: BatchNorm2d
+    /// Projection shortcut ("downsample"), option B / torchvision.
+    public let downsample: Sequential?
+    /// Zero-padding shortcut, option A.
+    public let zeroPad: ZeroPadShortcut?
+    private let relu1 = ReLU()
+    private let relu2 = ReLU()
+
+    /// `name` is the block path, e.g. "layer2.0"; a shortcut is built when stride ≠ 1 or channels change.
+    public init(name: String, inChannels: Int, outChannels: Int, stride: Int, shortcut: ResidualShortcut,
+                rng: inout RNG) {
+        self.name = name
+        conv1 = Conv2d(name: name + ".conv1", inChannels: inChannels, outChannels: outChannels, kernel: 3,
+                       stride: stride, padding: 1, rng: &rng)
+        bn1 = BatchNorm2d(name: name + ".bn1", channels: outChannels)
+        conv2 = Conv2d(name: name + ".conv2", inChannels: outChannels, outChannels: outChannels, kernel: 3,
+                       stride: 1, padding: 1, rng: &rng)
+        bn2 = BatchNorm2d(name: name + ".bn2", channels: outChannels)
+        let needsShortcut = stride != 1 || inChannels != outChannels
+        if needsShortcut && shortcut == .projection {
+            downsample = Sequential([
+                ("0", Conv2d(name: name + ".downsample.0", inChannels: inChannels, outChannels: outChannels,
+                             kernel: 1, stride: stride, padding: 0, rng: &rng)),
+                ("1", BatchNorm2d(name: name + ".downsample.1", channels: outChannels)),
+            ])
+            zeroPad = nil
+        } else if needsShortcut {
+            downsample = nil
+            zeroPad = ZeroPadShortcut(inChannels: inChannels, outChannels: outChannels, stride: stride)
+        } else {
+            downsample = nil
+            zeroPad = nil
+        }
+    }
+
+    private var shortcutModule: Module? { downsample ?? zeroPad }
+
+    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
+        var h = relu1.forward(bn1.forward(conv1.forward(x, ctx), ctx), ctx)
+        h = bn2.forward(conv2.forward(h, ctx), ctx)
+        h.add(shortcutModule?.forward(x, ctx) ?? x)
+        return relu2.forward(h, ctx)
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        let g = relu2.backward(dy)
+        var dx = conv1.backward(bn1.backward(relu1.backward(conv2.backward(bn2.backward(g)))))
+        dx.add(shortcutModule?.backward(g) ?? g)
+        return dx
+    }
+
+    public var parameters: [Parameter] { children.flatMap { $0.1.parameters } }
+    public var children: [(String, Module)] {
+        var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2)]
+        if let d = downsample { c.append(("downsample", d)) }
+        if let z = zeroPad { c.append(("shortcut", z)) }
+        return c
+    }
+    public func clearCache() {
+        for (_, c) in children { c.clearCache() }
+        relu1.clearCache(); relu2.clearCache()
+    }
+
+    public var typeName: String { "BasicBlock" }
+    public var detail: String {
+        "\(conv1.inChannels) -> \(conv2.outChannels), stride \(conv1.stride)"
+            + (downsample != nil ? ", projection shortcut" : zeroPad != nil ? ", zero-padding shortcut" : "")
+    }
+    public func outputShape(for s: [Int]) -> [Int] { conv1.outputShape(for: s).enumerated().map { $0.offset == 1 ? conv2.outChannels : $0.element } }
+    public func childInputShapes(for s: [Int]) -> [[Int]] {
+        let mid = conv1.outputShape(for: s)
+        return [s, mid, mid, mid] + (shortcutModule != nil ? [s] : [])
+    }
+}
+
+/// conv1×1 - BN - ReLU - conv3×3(stride) - BN - ReLU - conv1×1 (×4 channels) - BN, plus shortcut, then ReLU.
+public final class Bottleneck: Module, DescribedModule {
+    public static let expansion = 4
+    public let name: String
+    public let conv1: Conv2d
+    public let bn1: BatchNorm2d
+    public let conv2: Conv2d
+    public let bn2: BatchNorm2d
+    public let conv3: Conv2d
+    public let bn3: BatchNorm2d
+    public let downsample: Sequential?
+    private let relu1 = ReLU()
+    private let relu2 = ReLU()
+    private let relu3 = ReLU()
+
+    /// `planes` is the inner width; the block outputs planes·4 channels.
+    public init(name: String, inChannels: Int, planes: Int, stride: Int, rng: inout RNG) {
+        self.name = name
+        let out = planes * Bottleneck.expansion
+        conv1 = Conv2d(name: name + ".conv1", inChannels: inChannels, outChannels: planes, kernel: 1, rng: &rng)
+        bn1 = BatchNorm2d(name: name + ".bn1", channels: planes)
+        conv2 = Conv2d(name: name + ".conv2", inChannels: planes, outChannels: planes, kernel: 3, stride: stride,
+                       padding: 1, rng: &rng)
+        bn2 = BatchNorm2d(name: name + ".bn2", channels: planes)
+        conv3 = Conv2d(name: name + ".conv3", inChannels: planes, outChannels: out, kernel: 1, rng: &rng)
+        bn3 = BatchNorm2d(name: name + ".bn3", channels: out)
+        if stride != 1 || inChannels != out {
+            downsample = Sequential([
+                ("0", Conv2d(name: name + ".downsample.0", inChannels: inChannels, outChannels: out, kernel: 1,
+                             stride: stride, rng: &rng)),
+                ("1", BatchNorm2d(name: name + ".downsample.1", channels: out)),
+            ])
+        } else {
+            downsample = nil
+        }
+    }
+
+    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
+        var h = relu1.forward(bn1.forward(conv1.forward(x, ctx), ctx), ctx)
+        h = relu2.forward(bn2.forward(conv2.forward(h, ctx), ctx), ctx)
+        h = bn3.forward(conv3.forward(h, ctx), ctx)
+        h.add(downsample?.forward(x, ctx) ?? x)
+        return relu3.forward(h, ctx)
+    }
+
+    public func backward(_ dy: Tensor) -> Tensor {
+        let g = relu3.backward(dy)
+        var h = conv3.backward(bn3.backward(g))
+        h = conv2.backward(bn2.backward(relu2.backward(h)))
+        var dx = conv1.backward(bn1.backward(relu1.backward(h)))
+        dx.add(downsample?.backward(g) ?? g)
+        return dx
+    }
+
+    public var parameters: [Parameter] { children.flatMap { $0.1.parameters } }
+    public var children: [(String, Module)] {
+        var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2),
+                                     ("conv3", conv3), ("bn3", bn3)]
+        if let d = downsample { c.append(("downsample", d)) }
+        return c
+    }
+    public func clearCache() {
+        for (_, c) in children { c.clearCache() }
+        relu1.clearCache(); relu2.clearCache(); relu3.clearCache()
+    }
+
+    public var typeName: String { "Bottleneck" }
+    public var detail: String {
+        "\(conv1.inChannels) -> \(conv2.outChannels) -> \(conv3.outChannels), stride \(conv2.stride)"
+            + (downsample != nil ? ", projection shortcut" : "")
+    }
+    public func outputShape(for s: [Int]) -> [Int] { conv3.outputShape(for: conv2.outputShape(for: conv1.outputShape(for: s))) }
+    public func childInputShapes(for s: [Int]) -> [[Int]] {
+        let a = conv1.outputShape(for: s), b = conv2.outputShape(for: a), c = conv3.outputShape(for: b)
+        return [s, a, a, b, b, c] + (downsample != nil ? [s] : [])
+    }
+}
