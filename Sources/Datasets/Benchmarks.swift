@@ -121,7 +121,8 @@ public enum Benchmarks {
                     }
                 }
             }
-            domains.append(Domain(name: angleName(angle), labels: members.map { source.labels[$0] }, images: .memory(images)))
+            domains.append(Domain(name: angleName(angle), labels: members.map { source.labels[$0] }, images: .memory(images),
+                                  origin: members))
         }
         return DomainDataset(name: name, classNames: classNames, imageShape: outShape, domains: domains,
                              provenance: provenance(name, options, extra: ["angles": angles.map(angleName).joined(separator: ",")]))
@@ -175,7 +176,8 @@ public enum Benchmarks {
                     }
                 }
             }
-            domains.append(Domain(name: style.rawValue, labels: members.map { source.labels[$0] }, images: .memory(images)))
+            domains.append(Domain(name: style.rawValue, labels: members.map { source.labels[$0] }, images: .memory(images),
+                                  origin: members))
         }
         return DomainDataset(name: name, classNames: classNames, imageShape: outShape, domains: domains,
                              provenance: provenance(name, options, extra: ["styles": styles.map(\.rawValue).joined(separator: ","),

@@ -32,8 +32,10 @@ public struct Domain {
     public var name: String
     public var labels: [Int]
     public var images: DomainImages
+    /// Positions of the examples in the source image set (built-in benchmarks; nil for folders).
+    public var origin: [Int]?
 
-    public init(name: String, labels: [Int], images: DomainImages) {
+    public init(name: String, labels: [Int], images: DomainImages, origin: [Int]? = nil) {
         switch images {
         case .memory(let t):
             precondition(t.rank == 4 && t.shape[0] == labels.count,
@@ -41,7 +43,8 @@ public struct Domain {
         case .files(let store):
             precondition(store.count == labels.count, "domain \(name): \(store.count) files for \(labels.count) labels")
         }
-        self.name = name; self.labels = labels; self.images = images
+        precondition(origin == nil || origin!.count == labels.count, "domain \(name): origin of \(origin!.count) for \(labels.count) labels")
+        self.name = name; self.labels = labels; self.images = images; self.origin = origin
     }
 
     public var count: Int { labels.count }
@@ -150,7 +153,8 @@ public struct DomainDataset {
             let n = min(perDomain, d.count)
             switch d.images {
             case .memory(let t):
-                return Domain(name: d.name, labels: Array(d.labels.prefix(n)), images: .memory(t.rows(0, n)))
+                return Domain(name: d.name, labels: Array(d.labels.prefix(n)), images: .memory(t.rows(0, n)),
+                              origin: d.origin.map { Array($0.prefix(n)) })
             case .files(let store):
                 return Domain(name: d.name, labels: Array(d.labels.prefix(n)), images: .files(store.prefix(n)))
             }
