@@ -136,6 +136,18 @@ def pillow_fixture():
     for w, h in [(16, 16), (64, 48), (37, 23), (10, 30), (5, 3)]:
         out.append('        (%d, %d, "%s"),' % (w, h, rgb_image.resize((w, h), Image.BILINEAR).tobytes().hex()))
     out.append("    ]")
+
+    # A small baseline JPEG (4:2:0, quality 90) and Pillow's (libjpeg's) decoding of it, so stb's
+    # JPEG path is tested on a real file; decoders may differ by a few levels (IDCT, chroma upsampling).
+    import io
+    smooth = bytes(min(255, (x * 9 + y * 4 + c * 60) % 256) for y in range(24) for x in range(32) for c in range(3))
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (32, 24), smooth).save(buffer, format="JPEG", quality=90)
+    jpeg = buffer.getvalue()
+    decoded = Image.open(io.BytesIO(jpeg)).convert("RGB").tobytes()
+    out.append("    /// A 32×24 baseline JPEG (quality 90, 4:2:0) and Pillow's decoded RGB bytes.")
+    out.append('    static let jpeg32x24 = "%s"' % jpeg.hex())
+    out.append('    static let jpeg32x24Decoded = "%s"' % decoded.hex())
     out.append("}")
     return "\n".join(out) + "\n"
 

@@ -65,6 +65,25 @@ final class ImageFolderTests: XCTestCase {
         }
     }
 
+    /// A real baseline JPEG written by Pillow/libjpeg: stb's decoding agrees with libjpeg's within a
+    /// few levels (the decoders' IDCT and chroma upsampling differ): mean |Δ| < 2, max |Δ| ≤ 24.
+    func testDecodesJPEGLikeLibjpeg() throws {
+        let image = try ImageDecoder.decode(bytes: bytes(hex: PillowFixture.jpeg32x24), path: "fixture.jpg")
+        XCTAssertEqual(image.width, 32)
+        XCTAssertEqual(image.height, 24)
+        let reference = bytes(hex: PillowFixture.jpeg32x24Decoded)
+        let differences = zip(image.pixels, reference).map { abs(Int($0) - Int($1)) }
+        let mean = Double(differences.reduce(0, +)) / Double(differences.count)
+        XCTAssertLessThan(mean, 2, "mean difference \(mean)")
+        XCTAssertLessThanOrEqual(differences.max()!, 24, "max difference \(differences.max()!)")
+
+        let folder = TemporaryFolder("jpeg")
+        defer { folder.remove() }
+        folder.write("PACS/photo/dog/pic.jpg", bytes(hex: PillowFixture.jpeg32x24))
+        let data = try DomainBedFolders.load(root: folder.path, dataset: "pacs", options: ImageFolderOptions(imageSize: 16))
+        XCTAssertEqual(try data.batch(domain: 0, indices: [0]).images.shape, [1, 3, 16, 16])
+    }
+
     func testTrainingAugmentationIsSeededAndVaries() throws {
         let folder = TemporaryFolder("augment")
         defer { folder.remove() }
@@ -120,6 +139,40 @@ final class ImageFolderTests: XCTestCase {
         Augmentation.adjustContrast(&flat, 0)   // factor 0: every pixel becomes the (byte-rounded) mean grey
         XCTAssertEqual(flat[0], 102 / 255, accuracy: 1e-6)
         XCTAssertEqual(flat[5], 102 / 255, accuracy: 1e-6)
+    }
+
+    /// The closed-form hue rotation against a textbook HSV round trip in Double (sector switch).
+    func testHueRotationMatchesReference() {
+        func reference(_ rgb: [Double], _ shift: Double) -> [Double] {
+            let (r, g, b) = (rgb[0], rgb[1], rgb[2])
+            let v = max(r, g, b), m = min(r, g, b), d = v - m
+            if d == 0 { return rgb }
+            let s = d / v
+            var h = v == r ? (g - b) / d : (v == g ? 2 + (b - r) / d : 4 + (r - g) / d)
+            h = (h / 6 + shift).truncatingRemainder(dividingBy: 1)
+            if h < 0 { h += 1 }
+            let i = Int(h * 6) % 6, f = h * 6 - Double(Int(h * 6))
+            let p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f))
+            switch i {
+            case 0: return [v, t, p]
+            case 1: return [q, v, p]
+            case 2: return [p, v, t]
+            case 3: return [p, q, v]
+            case 4: return [t, p, v]
+            default: return [v, p, q]
+            }
+        }
+        var generator = SplitMix(11)
+        var worst: Float = 0
+        for _ in 0..<2000 {
+            let rgb = (0..<3).map { _ in Float(generator.next() >> 40) / 16_777_216 }
+            let shift = Float(generator.next() >> 40) / 16_777_216 - 0.5
+            var image = rgb
+            Augmentation.adjustHue(&image, shift)
+            let expected = reference(rgb.map(Double.init), Double(shift))
+            for k in 0..<3 { worst = max(worst, abs(image[k] - Float(expected[k]))) }
+        }
+        XCTAssertLessThan(worst, 1e-4, "max |Δ| \(worst)")
     }
 
     func testFolderErrorsNameTheProblem() throws {

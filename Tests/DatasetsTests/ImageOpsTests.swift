@@ -79,6 +79,15 @@ final class ImageOpsTests: XCTestCase {
         }
         // Shrinking 64 → 28 averages over more than two input pixels (antialiasing).
         XCTAssertGreaterThan(ImageOps.resampleTaps(inSize: 64, outSize: 28).count[10], 2)
+        // The one-channel path equals the RGB path on a grey image replicated to three channels.
+        var generator = SplitMix(5)
+        let grey: [Float] = (0..<(13 * 9)).map { _ in Float(generator.next() >> 56) }
+        let rgb = grey.flatMap { [$0, $0, $0] }
+        for (w, h) in [(30, 20), (6, 4), (13, 9)] {
+            let one = ImageOps.resized(grey, width: 13, height: 9, channels: 1, outWidth: w, outHeight: h)
+            let three = ImageOps.resized(rgb, width: 13, height: 9, channels: 3, outWidth: w, outHeight: h)
+            XCTAssertEqual(one, stride(from: 0, to: three.count, by: 3).map { three[$0] }, "\(w)x\(h)")
+        }
         // Same size is the identity.
         let image: [Float] = (0..<30).map { Float($0) }
         XCTAssertEqual(ImageOps.resized(image, width: 5, height: 2, channels: 3, outWidth: 5, outHeight: 2), image)
