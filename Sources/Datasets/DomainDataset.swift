@@ -20,7 +20,7 @@ public struct Normalization: Codable, Equatable, Sendable {
 }
 
 /// Where a domain's images live.
-public enum DomainImages {
+public enum DomainImages: Sendable {
     /// [N, C, H, W] Float, already in the form the model consumes.
     case memory(Tensor)
     /// Image files decoded, resized (and augmented for training) when a batch asks for them.
@@ -28,7 +28,7 @@ public enum DomainImages {
 }
 
 /// One domain: a name, a label per example and the examples' images.
-public struct Domain {
+public struct Domain: Sendable {
     public var name: String
     public var labels: [Int]
     public var images: DomainImages
@@ -51,7 +51,7 @@ public struct Domain {
 }
 
 /// A batch of images with their labels.
-public struct LabeledBatch {
+public struct LabeledBatch: Sendable {
     /// [B, C, H, W]
     public var images: Tensor
     public var labels: [Int]
@@ -64,7 +64,7 @@ public struct LabeledBatch {
 }
 
 /// A multi-domain classification data set.
-public struct DomainDataset {
+public struct DomainDataset: Sendable {
     /// "rotated-fmnist", "PACS", …
     public var name: String
     /// Class names in label order.
