@@ -83,6 +83,10 @@ public enum Benchmarks {
             throw DatasetError.invalidOption(name: "normalization", value: "\(n.mean.count) channels",
                                              expected: "one mean/std per image channel (\(options.channels))")
         }
+        // Style names are checked before any file is read, so a typo is reported as such.
+        for n in options.styles ?? [] where StyleRendering.Style(rawValue: n.lowercased()) == nil {
+            throw DatasetError.unknownName(kind: "style", name: n, available: StyleRendering.Style.allCases.map(\.rawValue))
+        }
         if let angles = options.angles, angles.isEmpty {
             throw DatasetError.invalidOption(name: "angles", value: "[]", expected: "at least one angle")
         }
