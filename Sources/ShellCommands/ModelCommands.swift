@@ -189,7 +189,7 @@ extension ShellCommands {
         let splits = dataset.domainBedSplits(trialSeed: s.settings.trialSeed)
         var sampler = TrainingSampler(splits: splits, trainingDomains: environments.trainingDomains,
                                       batchPerDomain: s.dataDescriptor?.batch ?? 32,
-                                      seed: mixSeed(UInt64(s.settings.seed), 0xCA11B), augment: false)
+                                      seed: RNG.seed(combining: UInt64(s.settings.seed), 0xCA11B), augment: false)
         return (0..<count).compactMap { _ in try? sampler.next(from: dataset).images }
     }
 }

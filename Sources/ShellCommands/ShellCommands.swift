@@ -11,7 +11,7 @@ public enum ShellCommands {
             modelCommand(s), quantizeCommand(s),
             trainCommand(s), stepCommand(s), evalCommand(s), resultsCommand(s),
             disorderCommand(s), freezeCommand(s, freeze: true), freezeCommand(s, freeze: false), policyCommand(s),
-            plotCommand(s),
+            plotCommand(s), landscapeCommand(s),
             saveCommand(s), loadCommand(s), exportCommand(s),
             setCommand(s), showCommand(s), optionCommand(),
         ])
