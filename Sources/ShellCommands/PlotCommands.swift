@@ -59,12 +59,12 @@ extension ShellCommands {
         CommandSpec(
             name: "plot", summary: "draw a figure: training curves, gradients (Fig. 2), disorder (Fig. 3), frozen set (Fig. 4), bits",
             discussion: """
-            curves     training loss and I.D / OOD accuracy of the current run against steps
-            gradients  g_QAT against g_flat over steps for the scale factors matching `factors` (paper Fig. 2),
-                       with the applied gradient (Fig. 4)
-            disorder   disorder of every scale factor per window, as a heatmap, τ marked (Fig. 3)
-            frozen     which scale factors had g_QAT frozen at each step, and how many (Fig. 4)
-            bits       selected OOD (and I.D) accuracy against bit width for each method in `results`
+              curves     training loss and I.D / OOD accuracy of the current run against steps
+              gradients  g_QAT against g_flat over steps for the scale factors matching `factors` (paper Fig. 2),
+                         with the applied gradient (Fig. 4)
+              disorder   disorder of every scale factor per window, as a heatmap, τ marked (Fig. 3)
+              frozen     which scale factors had g_QAT frozen at each step, and how many (Fig. 4)
+              bits       selected OOD (and I.D) accuracy against bit width for each method in `results`
             Files go to <out>/plots/<name>.png with the numbers beside them as CSV; `format=` overrides the
             `plot` setting (png, svg, text for a terminal view, sixel, none for data only).
             """,
