@@ -181,36 +181,33 @@ public enum Augmentation {
     }
 
     /// Rotate the hue by `shift` turns (torchvision adjust_hue: RGB → HSV, h += shift mod 1, → RGB).
+    /// HSV → RGB uses the closed form channel(n) = v − v·s·clamp(min(k, 4 − k), 0, 1) with
+    /// k = (n + 6h) mod 6 and n = 5, 3, 1 for R, G, B, which avoids a branch per sector.
     public static func adjustHue(_ image: inout [Float], _ shift: Float) {
-        for p in stride(from: 0, to: image.count, by: 3) {
-            let r = image[p], g = image[p + 1], b = image[p + 2]
-            let maxC = max(r, max(g, b)), minC = min(r, min(g, b))
-            let v = maxC
-            let delta = maxC - minC
-            if delta <= 0 { continue }   // grey: hue undefined, unchanged
-            let s = delta / maxC
-            var hue: Float
-            if maxC == r { hue = (g - b) / delta }
-            else if maxC == g { hue = 2 + (b - r) / delta }
-            else { hue = 4 + (r - g) / delta }
-            hue /= 6
-            hue += shift
-            hue -= hue.rounded(.down)
-            // HSV → RGB
-            let h6 = hue * 6
-            let sector = min(Int(h6), 5)
-            let f = h6 - Float(sector)
-            let pV = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f))
-            let rgb: (Float, Float, Float)
-            switch sector {
-            case 0: rgb = (v, t, pV)
-            case 1: rgb = (q, v, pV)
-            case 2: rgb = (pV, v, t)
-            case 3: rgb = (pV, q, v)
-            case 4: rgb = (t, pV, v)
-            default: rgb = (v, pV, q)
+        image.withUnsafeMutableBufferPointer { px in
+            for p in stride(from: 0, to: px.count, by: 3) {
+                let r = px[p], g = px[p + 1], b = px[p + 2]
+                let v = max(r, max(g, b)), minC = min(r, min(g, b))
+                let delta = v - minC
+                if delta <= 0 { continue }   // grey: hue undefined, unchanged
+                let s = delta / v
+                let inverseDelta = 1 / delta
+                var hue: Float
+                if v == r { hue = (g - b) * inverseDelta }
+                else if v == g { hue = 2 + (b - r) * inverseDelta }
+                else { hue = 4 + (r - g) * inverseDelta }
+                // Sector units: hue ∈ [−1, 5) plus 6·shift with |shift| ≤ 0.5, wrapped into [0, 6).
+                hue += 6 * shift
+                while hue < 0 { hue += 6 }
+                while hue >= 6 { hue -= 6 }
+                let vs = v * s
+                @inline(__always) func channel(_ n: Float) -> Float {
+                    var k = n + hue
+                    if k >= 6 { k -= 6 }
+                    return v - vs * min(max(min(k, 4 - k), 0), 1)
+                }
+                px[p] = channel(5); px[p + 1] = channel(3); px[p + 2] = channel(1)
             }
-            image[p] = rgb.0; image[p + 1] = rgb.1; image[p + 2] = rgb.2
         }
     }
 }

@@ -83,6 +83,10 @@ public enum Benchmarks {
             throw DatasetError.invalidOption(name: "normalization", value: "\(n.mean.count) channels",
                                              expected: "one mean/std per image channel (\(options.channels))")
         }
+        // Style names are checked before any file is read, so a typo is reported as such.
+        for n in options.styles ?? [] where StyleRendering.Style(rawValue: n.lowercased()) == nil {
+            throw DatasetError.unknownName(kind: "style", name: n, available: StyleRendering.Style.allCases.map(\.rawValue))
+        }
         if let angles = options.angles, angles.isEmpty {
             throw DatasetError.invalidOption(name: "angles", value: "[]", expected: "at least one angle")
         }
@@ -121,7 +125,8 @@ public enum Benchmarks {
                     }
                 }
             }
-            domains.append(Domain(name: angleName(angle), labels: members.map { source.labels[$0] }, images: .memory(images)))
+            domains.append(Domain(name: angleName(angle), labels: members.map { source.labels[$0] }, images: .memory(images),
+                                  origin: members))
         }
         return DomainDataset(name: name, classNames: classNames, imageShape: outShape, domains: domains,
                              provenance: provenance(name, options, extra: ["angles": angles.map(angleName).joined(separator: ",")]))
@@ -175,7 +180,8 @@ public enum Benchmarks {
                     }
                 }
             }
-            domains.append(Domain(name: style.rawValue, labels: members.map { source.labels[$0] }, images: .memory(images)))
+            domains.append(Domain(name: style.rawValue, labels: members.map { source.labels[$0] }, images: .memory(images),
+                                  origin: members))
         }
         return DomainDataset(name: name, classNames: classNames, imageShape: outShape, domains: domains,
                              provenance: provenance(name, options, extra: ["styles": styles.map(\.rawValue).joined(separator: ","),
@@ -217,7 +223,7 @@ public enum Benchmarks {
 }
 
 /// SplitMix64 finaliser over several words: a seed for a sub-stream that depends on all of them.
-public func mixSeed(_ parts: UInt64...) -> UInt64 {
+func mixSeed(_ parts: UInt64...) -> UInt64 {
     var h: UInt64 = 0x6A09_E667_F3BC_C909
     for p in parts {
         h ^= p &+ 0x9E37_79B9_7F4A_7C15 &+ (h << 6) &+ (h >> 2)

@@ -20,7 +20,7 @@ public struct Normalization: Codable, Equatable, Sendable {
 }
 
 /// Where a domain's images live.
-public enum DomainImages {
+public enum DomainImages: Sendable {
     /// [N, C, H, W] Float, already in the form the model consumes.
     case memory(Tensor)
     /// Image files decoded, resized (and augmented for training) when a batch asks for them.
@@ -28,12 +28,14 @@ public enum DomainImages {
 }
 
 /// One domain: a name, a label per example and the examples' images.
-public struct Domain {
+public struct Domain: Sendable {
     public var name: String
     public var labels: [Int]
     public var images: DomainImages
+    /// Positions of the examples in the source image set (built-in benchmarks; nil for folders).
+    public var origin: [Int]?
 
-    public init(name: String, labels: [Int], images: DomainImages) {
+    public init(name: String, labels: [Int], images: DomainImages, origin: [Int]? = nil) {
         switch images {
         case .memory(let t):
             precondition(t.rank == 4 && t.shape[0] == labels.count,
@@ -41,14 +43,15 @@ public struct Domain {
         case .files(let store):
             precondition(store.count == labels.count, "domain \(name): \(store.count) files for \(labels.count) labels")
         }
-        self.name = name; self.labels = labels; self.images = images
+        precondition(origin == nil || origin!.count == labels.count, "domain \(name): origin of \(origin!.count) for \(labels.count) labels")
+        self.name = name; self.labels = labels; self.images = images; self.origin = origin
     }
 
     public var count: Int { labels.count }
 }
 
 /// A batch of images with their labels.
-public struct LabeledBatch {
+public struct LabeledBatch: Sendable {
     /// [B, C, H, W]
     public var images: Tensor
     public var labels: [Int]
@@ -61,7 +64,7 @@ public struct LabeledBatch {
 }
 
 /// A multi-domain classification data set.
-public struct DomainDataset {
+public struct DomainDataset: Sendable {
     /// "rotated-fmnist", "PACS", …
     public var name: String
     /// Class names in label order.
@@ -150,7 +153,8 @@ public struct DomainDataset {
             let n = min(perDomain, d.count)
             switch d.images {
             case .memory(let t):
-                return Domain(name: d.name, labels: Array(d.labels.prefix(n)), images: .memory(t.rows(0, n)))
+                return Domain(name: d.name, labels: Array(d.labels.prefix(n)), images: .memory(t.rows(0, n)),
+                              origin: d.origin.map { Array($0.prefix(n)) })
             case .files(let store):
                 return Domain(name: d.name, labels: Array(d.labels.prefix(n)), images: .files(store.prefix(n)))
             }

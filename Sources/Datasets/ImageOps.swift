@@ -10,9 +10,9 @@
 import Foundation
 
 /// A pixel component that resampling can read: bytes from decoders, floats from earlier stages.
-public protocol PixelComponent { var floatValue: Float { get } }
-extension UInt8: PixelComponent { @inline(__always) public var floatValue: Float { Float(self) } }
-extension Float: PixelComponent { @inline(__always) public var floatValue: Float { self } }
+public protocol PixelComponent { var pixelValue: Float { get } }
+extension UInt8: PixelComponent { @inline(__always) public var pixelValue: Float { Float(self) } }
+extension Float: PixelComponent { @inline(__always) public var pixelValue: Float { self } }
 
 public enum ImageOps {
     // MARK: Rotation (Pillow `Image.rotate`, BILINEAR, expand=False, fill 0)
@@ -147,15 +147,30 @@ public enum ImageOps {
         // Horizontal pass: [cropHeight, outWidth, C].
         var middle = [Float](repeating: 0, count: cropHeight * outWidth * c)
         middle.withUnsafeMutableBufferPointer { mid in
-            for y in 0..<cropHeight {
-                let row = source + (top + y) * rowStride + left * c
-                let out = mid.baseAddress! + y * outWidth * c
-                for o in 0..<outWidth {
-                    let s = horizontal.start[o], n = horizontal.count[o]
-                    for k in 0..<c {
-                        var acc: Float = 0
-                        for t in 0..<n { acc += horizontal.weights[o * horizontal.width + t] * row[(s + t) * c + k].floatValue }
-                        out[o * c + k] = acc
+            horizontal.weights.withUnsafeBufferPointer { hw in
+                for y in 0..<cropHeight {
+                    let row = source + (top + y) * rowStride + left * c
+                    let out = mid.baseAddress! + y * outWidth * c
+                    for o in 0..<outWidth {
+                        let n = horizontal.count[o]
+                        let w = hw.baseAddress! + o * horizontal.width
+                        var p = row + horizontal.start[o] * c
+                        if c == 3 {
+                            // RGB: three accumulators, one pass over the taps.
+                            var r: Float = 0, g: Float = 0, b: Float = 0
+                            for t in 0..<n {
+                                let wt = w[t]
+                                r += wt * p[0].pixelValue; g += wt * p[1].pixelValue; b += wt * p[2].pixelValue
+                                p += 3
+                            }
+                            out[o * 3] = r; out[o * 3 + 1] = g; out[o * 3 + 2] = b
+                        } else {
+                            for k in 0..<c {
+                                var acc: Float = 0
+                                for t in 0..<n { acc += w[t] * p[t * c + k].pixelValue }
+                                out[o * c + k] = acc
+                            }
+                        }
                     }
                 }
             }

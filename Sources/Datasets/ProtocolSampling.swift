@@ -26,7 +26,7 @@ public struct TrainingSamplerState: Codable, Equatable, Sendable {
 }
 
 /// One infinite with-replacement sampler per training domain.
-public struct TrainingSampler {
+public struct TrainingSampler: Sendable {
     public private(set) var state: TrainingSamplerState
     /// In-split positions of each training domain.
     public let pools: [[Int]]
@@ -126,7 +126,7 @@ public struct EvaluationSet: Equatable, Sendable {
 }
 
 /// Walks an evaluation set in batches of up to `batchSize` (the last may be smaller).
-public struct EvaluationIterator {
+public struct EvaluationIterator: Sendable {
     public let dataset: DomainDataset
     public let set: EvaluationSet
     public let batchSize: Int

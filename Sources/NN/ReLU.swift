@@ -16,9 +16,7 @@ public final class ReLU: Module, DescribedModule {
         x.data.withUnsafeBufferPointer { px in
         y.data.withUnsafeMutableBufferPointer { py in
             Parallel.forEach(px.count, costPerItem: 1, minimumWork: 1 << 18) { range in
-                let s = px.baseAddress!, d = py.baseAddress!
-                // `v > 0 ? v : 0` vectorises; `max` on Float does not (NaN handling).
-                for i in range { let v = s[i]; d[i] = v > 0 ? v : 0 }
+                reluForward(px.baseAddress! + range.lowerBound, py.baseAddress! + range.lowerBound, count: range.count)
             }
         }}
         cache = ctx.needsBackward ? Cache(output: y) : nil
@@ -34,8 +32,8 @@ public final class ReLU: Module, DescribedModule {
         dy.data.withUnsafeBufferPointer { pdy in
         dx.data.withUnsafeMutableBufferPointer { pdx in
             Parallel.forEach(py.count, costPerItem: 1, minimumWork: 1 << 18) { range in
-                let y = py.baseAddress!, g = pdy.baseAddress!, d = pdx.baseAddress!
-                for i in range { d[i] = y[i] > 0 ? g[i] : 0 }
+                reluBackward(output: py.baseAddress! + range.lowerBound, pdy.baseAddress! + range.lowerBound,
+                             pdx.baseAddress! + range.lowerBound, count: range.count)
             }
         }}}
         return dx

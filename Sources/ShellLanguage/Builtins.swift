@@ -49,7 +49,7 @@ enum Builtins {
         discussion: "Like `print`, but always one line: records and lists print in their one-line form.",
         group: "shell",
         variadic: ArgSpec("words", .any, help: "words or values", completion: .dynamic("variables")),
-        examples: ["echo starting run $1", "echo done: r"],
+        examples: ["echo starting run $1", "echo done r"],
         run: { invocation in
             invocation.print(invocation.rest.map(\.inlineString).joined(separator: " "))
             return .none

@@ -109,11 +109,15 @@ public enum Help {
     }
 
     /// Greedy word wrap; each line starts with `indent`. Existing newlines are kept.
+    /// Wraps prose to `width`. Consecutive lines form one paragraph (blank lines separate paragraphs);
+    /// lines that start with a space are preformatted (tables of choices) and kept as they are.
     static func wrap(_ text: String, width: Int, indent: String) -> String {
         var lines: [String] = []
-        for paragraph in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        var paragraph: [Substring] = []
+        func flush() {
+            guard !paragraph.isEmpty else { return }
             var line = indent
-            for word in paragraph.split(separator: " ") {
+            for word in paragraph.joined(separator: " ").split(separator: " ") {
                 if line.count > indent.count, line.count + 1 + word.count > width {
                     lines.append(line)
                     line = indent
@@ -121,8 +125,29 @@ public enum Help {
                 line += (line.count > indent.count ? " " : "") + word
             }
             lines.append(line)
+            paragraph = []
         }
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if raw.trimmingCharacters(in: .whitespaces).isEmpty { flush(); lines.append(""); continue }
+            if raw.first == " " { flush(); lines.append(indent + raw); continue }
+            paragraph.append(raw)
+        }
+        flush()
         return lines.joined(separator: "\n")
+    }
+
+    /// Discussion text as Markdown: preformatted lines (leading space) become code blocks.
+    static func markdownDiscussion(_ text: String) -> String {
+        var out: [String] = []
+        var inCode = false
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let pre = raw.first == " "
+            if pre && !inCode { out.append("```"); inCode = true }
+            if !pre && inCode { out.append("```"); inCode = false }
+            out.append(String(raw))
+        }
+        if inCode { out.append("```") }
+        return out.joined(separator: "\n")
     }
 
     // MARK: Markdown
@@ -155,7 +180,7 @@ public enum Help {
         var text = "\n\(heading) \(path.joined(separator: " "))\n\n"
         text += spec.summary.prefix(1).uppercased() + spec.summary.dropFirst() + ".\n\n"
         text += "```\n\(usage(spec, path: path))\n```\n"
-        if !spec.discussion.isEmpty { text += "\n\(spec.discussion)\n" }
+        if !spec.discussion.isEmpty { text += "\n\(markdownDiscussion(spec.discussion))\n" }
         let rows = argumentRows(spec)
         if !rows.isEmpty {
             text += "\n| argument | type | description |\n|---|---|---|\n"

@@ -96,6 +96,12 @@ public final class Interpreter {
     /// Show the value of a bare command or expression statement (`eval` prints its record). Results
     /// bound with `let` are never shown.
     public var echoResults = true
+    /// Whether the results of command statements are echoed too (engine commands that render their
+    /// own output turn this off; expression statements still echo).
+    public var echoCommandResults = true
+    /// Called with the source text of each top-level statement of a script before it runs
+    /// (notebook transcripts).
+    public var topLevelStatementWillRun: ((String) -> Void)?
     /// Seconds on a monotonic clock (`time`); tests substitute a fixed clock.
     public var clock: () -> Double = { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
     /// Entries for the `history` command (the REPL installs its line reader's history).
@@ -162,7 +168,11 @@ public final class Interpreter {
         sourceStack = [source]
         defer { sourceStack = outerStack }
         do {
-            try execute(parsed.program.statements)
+            for statement in parsed.program.statements {
+                try interrupt.check()
+                topLevelStatementWillRun?(statement.range.text)
+                try execute(statement)
+            }
             return RunResult(status: ExitStatus.success, diagnostics: diagnostics, exitRequested: false)
         } catch let request as ExitRequest {
             return RunResult(status: request.status, diagnostics: diagnostics, exitRequested: true)
@@ -212,7 +222,8 @@ public final class Interpreter {
     func execute(_ statement: Statement) throws {
         switch statement {
         case .command(let command):
-            show(try executeCommand(command))
+            let value = try executeCommand(command)
+            if echoCommandResults { show(value) }
         case .expression(let expression):
             show(try evaluate(expression, argumentContext: false))
         case .letBinding(let name, _, let value, _):
@@ -249,7 +260,7 @@ public final class Interpreter {
             let start = clock()
             let value = try executeCommand(command)
             let elapsed = clock() - start
-            show(value)
+            if echoCommandResults { show(value) }
             output.line("time: " + Interpreter.formatDuration(elapsed))
         }
     }

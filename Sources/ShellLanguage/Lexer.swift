@@ -198,6 +198,13 @@ public struct Lexer {
             lexNumber(start: start, negative: false)
             return
         }
+        // A glob that starts an argument (`freeze *.a.s`, `disorder *conv1*`): a word. A `*` followed
+        // by a space stays multiplication (`n * 2`); a lone glob `*` is written "*".
+        if c == "*", startsArgument(before: start), let next = peek(1), next == "." || next == "*" || Lexer.isLetter(next) {
+            _ = scanWord()
+            add(.word(source.slice(start, position)), from: start)
+            return
+        }
         position += 1
         switch c {
         case "\n":
@@ -263,7 +270,8 @@ public struct Lexer {
         while let c = peek() {
             if Lexer.isWordCharacter(c) || c == "*" {
                 position += 1
-            } else if c == "-", let next = peek(1), Lexer.isLetter(next) {
+            } else if c == "-" || c == "+", let next = peek(1), Lexer.isLetter(next) {
+                // `no-unfreeze`, `qat+sagm`: joined words (arithmetic between names needs spaces).
                 position += 1
             } else if c == "." || c == "/", let next = peek(1), Lexer.isWordCharacter(next) || next == "*" {
                 position += 1
@@ -292,6 +300,12 @@ public struct Lexer {
                 position += look
                 digits()
             }
+        }
+        // A range such as `-1:1:21` (min:max:count) is text.
+        if peek() == ":", let next = peek(1), Lexer.isDigit(next) || next == "-" {
+            while let c = peek(), Lexer.isDigit(c) || c == "." || c == ":" || c == "-" || c == "e" { position += 1 }
+            add(.string(source.slice(start, position)), from: start)
+            return
         }
         // A number glued to letters (`4bit`) is almost certainly meant as text.
         if let c = peek(), Lexer.isLetter(c) {

@@ -1,21 +1,42 @@
-// 2-D convolution on NCHW tensors: a fast batched im2col + GEMM path and a slow direct reference.
+// 2-D convolution on NCHW tensors: fast im2col + GEMM paths and a slow direct reference.
 //
 // Shapes: x is (N, Cin, H, W), weight is (Cout, Cin, k, k), y is (N, Cout, OH, OW) with
-// OH = (H + 2p − k)/s + 1. The fast path lays every image's patches side by side in one column
-// matrix col (K = Cin·k·k rows, P = N·OH·OW columns) so each pass is a single GEMM:
-//   forward   Y'(Cout, P) = W(Cout, K) · col(K, P)            then Y' is transposed back to NCHW
-//   weight    dW(Cout, K) = dY'(Cout, P) · colᵀ(P, K)         (col recomputed, not stored)
-//   input     dcol(K, P)  = Wᵀ(K, Cout) · dY'(Cout, P)        then col2im per image (the adjoint of im2col)
-// im2col/col2im and the NCHW <-> (C, N·HW) transposes run per image in parallel; the GEMM uses
-// OpenBLAS's own threads. The column matrix lives only inside one call, so the memory a layer keeps
-// for backward is its input alone. When the column matrix would exceed `Convolution.columnBudget`
-// floats (large images, large batches) the batch is processed in chunks of whole images, one GEMM
-// per chunk, with dW accumulated across chunks.
+// OH = (H + 2p − k)/s + 1. The fast paths lay the patches of a group of images side by side in a
+// column matrix col (K = Cin·k·k rows, P = images·OH·OW columns) so each pass over the group is a
+// single GEMM:
+//   forward   Y'(Cout, P) = W(Cout, K) · col(K, P)            then Y' is transposed back to NCHW (+ bias)
+//   weight    dW(Cout, K) += dY'(Cout, P) · colᵀ(P, K)        (col recomputed from x, not stored)
+//   input     dcol(K, P)  = Wᵀ(K, Cout) · dY'(Cout, P)        then col2im (the adjoint of im2col)
+// The column matrix lives only inside one call, so what a layer keeps for backward is its input.
+//
+// Two ways to group the images (`Convolution.strategy`):
+//   .batched         the whole batch in one column matrix and ONE GEMM per pass, OpenBLAS threading
+//                    the GEMM and Parallel.forEach threading im2col/col2im and the transposes over
+//                    images. Splits into chunks only when the matrix would exceed `columnBudget`.
+//   .parallelChunks  (default) each Parallel.forEach worker takes a contiguous range of images and
+//                    runs im2col → GEMM → transpose on chunks small enough for its L2 cache
+//                    (`chunkBudget` floats), with OpenBLAS single-threaded inside; per-worker dW
+//                    partials are summed in a fixed order, so results do not depend on timing.
+//                    On the 2-core machine this is ~1.5–2× faster than .batched (whose 28 MB column
+//                    matrices for a batch of 64 at 28×28 stream through memory three times per conv,
+//                    and whose idle OpenBLAS threads spin in sched_yield while im2col runs); see
+//                    docs/numerics.md for the measurements.
+// Both are tested against the reference below.
+
+import Foundation
 
 public enum Convolution {
-    /// Largest column matrix (in floats) one call may allocate before it splits the batch.
+    public enum Strategy: String, Sendable, CaseIterable {
+        case batched
+        case parallelChunks
+    }
+    /// How the fast path groups images into GEMMs.
+    nonisolated(unsafe) public static var strategy: Strategy = .parallelChunks
+    /// .batched: largest column matrix (in floats) one call may allocate before it splits the batch.
     /// 2^25 floats = 128 MiB.
     nonisolated(unsafe) public static var columnBudget: Int = 1 << 25
+    /// .parallelChunks: column-matrix floats per worker and chunk (2^17 floats = 512 KiB, half an L2).
+    nonisolated(unsafe) public static var chunkBudget: Int = 1 << 17
 }
 
 /// Stride and padding of a square-kernel 2-D convolution; the kernel size comes from the weight.
@@ -66,69 +87,222 @@ func convolutionGeometry(_ x: Tensor, _ weight: Tensor, _ options: Convolution2d
                         padH: options.padding, padW: options.padding)
 }
 
-/// Images per chunk so that the column matrix of one chunk stays within the budget.
+/// Images per chunk so that a column matrix of `budget` floats holds them.
 @usableFromInline
-func convolutionChunk(_ g: ConvGeometry, batch: Int) -> Int {
+func convolutionChunk(_ g: ConvGeometry, batch: Int, budget: Int = Convolution.columnBudget) -> Int {
     let perImage = max(1, g.colRows * g.colCols)
-    return max(1, min(batch, Convolution.columnBudget / perImage))
+    return max(1, min(batch, budget / perImage))
 }
 
-/// Fills col (K, chunk·OHW) with the patches of images [first, first + chunk) of x, in parallel.
+/// Runs `body` with OpenBLAS limited to one thread (restored afterwards), for GEMMs issued from
+/// several of our own workers at once.
 @inline(__always)
-private func fillColumns(_ px: UnsafePointer<Float>, _ g: ConvGeometry, first: Int, chunk: Int,
-                         _ col: UnsafeMutablePointer<Float>) {
+func withSingleThreadedBLAS<R>(_ body: () -> R) -> R {
+    let saved = BLAS.threads
+    if saved == 1 { return body() }
+    BLAS.setThreads(1)
+    defer { BLAS.setThreads(saved) }
+    return body()
+}
+
+/// Scratch buffers of one worker, allocated uninitialised (every element is written before use).
+private struct ConvolutionScratch {
+    var col: UnsafeMutablePointer<Float>
+    var out: UnsafeMutablePointer<Float>
+    init(colCount: Int, outCount: Int) {
+        col = .allocate(capacity: max(1, colCount))
+        out = .allocate(capacity: max(1, outCount))
+    }
+    func free() { col.deallocate(); out.deallocate() }
+}
+
+/// Forward for images [lo, hi) of x in chunks of `chunk` images.
+/// px (N, Cin, H, W), pw (Cout, K), py (N, Cout, OHW); scratch col (K, chunk·OHW), out (Cout, chunk·OHW).
+@inline(__always)
+private func forwardImages(_ px: UnsafePointer<Float>, _ pw: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
+                           _ py: UnsafeMutablePointer<Float>, _ g: ConvGeometry, cout: Int,
+                           lo: Int, hi: Int, chunk: Int, _ scratch: ConvolutionScratch, parallel: Bool) {
+    let K = g.colRows, ohw = g.colCols
     let imageSize = g.channels * g.height * g.width
-    let ohw = g.colCols
-    let ld = chunk * ohw
-    Parallel.forEach(chunk, costPerItem: g.colRows * ohw) { range in
-        for n in range {
-            im2col(px + (first + n) * imageSize, g, col, colOffset: n * ohw, ldc: ld)
+    var first = lo
+    while first < hi {
+        let count = min(chunk, hi - first)
+        let P = count * ohw
+        let col = scratch.col, yc = scratch.out
+        // col[:, n·OHW ..< (n+1)·OHW] = patches of image first + n
+        Parallel.forEach(count, costPerItem: parallel ? K * ohw : 0) { range in
+            for n in range { im2col(px + (first + n) * imageSize, g, col, colOffset: n * ohw, ldc: P) }
         }
+        if count == 1 {
+            // One image: Y'(Cout, OHW) already is its NCHW block, so the GEMM writes y directly.
+            let dst = py + first * cout * ohw
+            gemm(m: cout, n: P, k: K, a: pw, lda: K, b: col, ldb: P, c: dst, ldc: P)
+            if let bias { for co in 0..<cout { let b = bias[co], d = dst + co * ohw; for j in 0..<ohw { d[j] += b } } }
+            first += 1
+            continue
+        }
+        // Y'(Cout, P) = W(Cout, K) · col(K, P)
+        gemm(m: cout, n: P, k: K, a: pw, lda: K, b: col, ldb: P, c: yc, ldc: P)
+        // y[first + n, co, :] = Y'[co, n·OHW ..< (n+1)·OHW] + bias[co]
+        Parallel.forEach(count, costPerItem: parallel ? cout * ohw : 0) { range in
+            for n in range {
+                for co in 0..<cout {
+                    let src = yc + co * P + n * ohw
+                    let dst = py + ((first + n) * cout + co) * ohw
+                    let b = bias?[co] ?? 0
+                    for j in 0..<ohw { dst[j] = src[j] + b }
+                }
+            }
+        }
+        first += count
+    }
+}
+
+/// Backward for images [lo, hi): accumulates dW (Cout, K) and db (Cout) into pdw/pdb and writes dx
+/// for those images (pdx zeroed by the caller; nil when not wanted).
+@inline(__always)
+private func backwardImages(_ px: UnsafePointer<Float>, _ pw: UnsafePointer<Float>, _ pdy: UnsafePointer<Float>,
+                            _ pdw: UnsafeMutablePointer<Float>, _ pdb: UnsafeMutablePointer<Float>,
+                            _ pdx: UnsafeMutablePointer<Float>?, _ g: ConvGeometry, cout: Int,
+                            lo: Int, hi: Int, chunk: Int, _ scratch: ConvolutionScratch, parallel: Bool) {
+    let K = g.colRows, ohw = g.colCols
+    let imageSize = g.channels * g.height * g.width
+    var first = lo
+    while first < hi {
+        let count = min(chunk, hi - first)
+        let P = count * ohw
+        let col = scratch.col
+        // dY'[co, n·OHW + j] = dy[first + n, co, j]; for one image that is dy's own block, used in place.
+        let dyc: UnsafePointer<Float> = count == 1 ? pdy + first * cout * ohw : UnsafePointer(scratch.out)
+        if count > 1 {
+            let gathered = scratch.out
+            Parallel.forEach(count, costPerItem: parallel ? cout * ohw : 0) { range in
+                for n in range {
+                    for co in 0..<cout {
+                        let src = pdy + ((first + n) * cout + co) * ohw
+                        let dst = gathered + co * P + n * ohw
+                        for j in 0..<ohw { dst[j] = src[j] }
+                    }
+                }
+            }
+        }
+        // db[co] += Σ_j dY'[co, j]
+        for co in 0..<cout {
+            let row = dyc + co * P
+            var acc = SIMD8<Float>()
+            var j = 0
+            while j + 8 <= P {
+                acc += UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
+                j += 8
+            }
+            var s = Double(acc.sum())
+            while j < P { s += Double(row[j]); j += 1 }
+            pdb[co] += Float(s)
+        }
+        Parallel.forEach(count, costPerItem: parallel ? K * ohw : 0) { range in
+            for n in range { im2col(px + (first + n) * imageSize, g, col, colOffset: n * ohw, ldc: P) }
+        }
+        // dW(Cout, K) += dY'(Cout, P) · colᵀ(P, K)
+        gemm(transB: true, m: cout, n: K, k: P, a: dyc, lda: P, b: col, ldb: P, beta: 1, c: pdw, ldc: K)
+        if let pdx {
+            // dcol(K, P) = Wᵀ(K, Cout) · dY'(Cout, P), written over col; then scattered back per image
+            gemm(transA: true, m: K, n: P, k: cout, a: pw, lda: K, b: dyc, ldb: P, c: col, ldc: P)
+            Parallel.forEach(count, costPerItem: parallel ? K * ohw : 0) { range in
+                for n in range { col2imConsuming(col, g, pdx + (first + n) * imageSize, colOffset: n * ohw, ldc: P) }
+            }
+        }
+        first += count
+    }
+}
+
+/// col2im for scratch columns that may be overwritten: for "same" stride-1 convolutions it zeroes the
+/// taps that fall into the padding and then adds each tap's block to the image as ONE contiguous run
+/// (the zeroed taps are exactly the ones that would wrap across rows). Otherwise it defers to col2im.
+@inline(__always)
+func col2imConsuming(_ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry, _ dx: UnsafeMutablePointer<Float>,
+                     colOffset: Int, ldc: Int) {
+    let oh = g.outHeight, ow = g.outWidth, H = g.height, W = g.width
+    guard g.strideH == 1 && g.strideW == 1 && ow == W else {
+        col2im(col, g, dx, colOffset: colOffset, ldc: ldc)
+        return
+    }
+    for c in 0..<g.channels {
+        let xc = dx + c * H * W
+        for i in 0..<g.kernelH {
+            // output rows whose input row y + i − ph lies inside the image: [yLo, yHi)
+            let yLo = max(0, g.padH - i), yHi = min(oh, H + g.padH - i)
+            if yLo >= yHi { continue }
+            for j in 0..<g.kernelW {
+                let lo = max(0, g.padW - j), hi = min(ow, W + g.padW - j)
+                if lo >= hi { continue }
+                let src = col + ((c * g.kernelH + i) * g.kernelW + j) * ldc + colOffset
+                if lo > 0 || hi < ow {
+                    for y in yLo..<yHi {
+                        let s = src + y * ow
+                        for x0 in 0..<lo { s[x0] = 0 }
+                        for x0 in hi..<ow { s[x0] = 0 }
+                    }
+                }
+                // dx[(y + i − ph)·W + x0 + j − pw] += col[y·ow + x0] over the contiguous run
+                let first = yLo * ow + lo, last = (yHi - 1) * ow + hi
+                let s = src + first, d = xc + (yLo + i - g.padH) * W + lo + j - g.padW
+                for k in 0..<(last - first) { d[k] += s[k] }
+            }
+        }
+    }
+}
+
+/// A lock-protected list of per-worker results, summed in the order of their first image.
+private final class PartialSums: @unchecked Sendable {
+    private let lock = NSLock()
+    private var parts: [(Int, [Float])] = []
+    func add(_ first: Int, _ values: [Float]) { lock.lock(); parts.append((first, values)); lock.unlock() }
+    /// Σ parts in ascending `first` order into `out`.
+    func sum(into out: UnsafeMutablePointer<Float>, count: Int) {
+        for (_, v) in parts.sorted(by: { $0.0 < $1.0 }) { for i in 0..<count { out[i] += v[i] } }
     }
 }
 
 /// y = conv(x, weight) + bias, the fast path. x (N, Cin, H, W), weight (Cout, Cin, k, k), bias (Cout).
 public func convolution2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
                           options: Convolution2dOptions = .init()) -> Tensor {
+    TensorMemory.retainFreedMemory()
     let g = convolutionGeometry(x, weight, options)
     let batch = x.shape[0], cout = weight.shape[0]
     if let b = bias { precondition(b.count == cout, "conv2d bias has \(b.count) elements, expected \(cout)") }
     let K = g.colRows, ohw = g.colCols
     var y = Tensor(uninitializedShape: [batch, cout, g.outHeight, g.outWidth])
     if batch == 0 { return y }
-    let chunk = convolutionChunk(g, batch: batch)
-    var col = [Float](unsafeUninitializedCapacity: K * chunk * ohw) { _, c in c = K * chunk * ohw }
-    var yc = [Float](unsafeUninitializedCapacity: cout * chunk * ohw) { _, c in c = cout * chunk * ohw }
-    let biasData = bias?.data
+    let strategy = Convolution.strategy
     x.data.withUnsafeBufferPointer { px in
     weight.data.withUnsafeBufferPointer { pw in
-    col.withUnsafeMutableBufferPointer { pcol in
-    yc.withUnsafeMutableBufferPointer { pyc in
     y.data.withUnsafeMutableBufferPointer { py in
-        var first = 0
-        while first < batch {
-            let count = min(chunk, batch - first)
-            let P = count * ohw
-            fillColumns(px.baseAddress!, g, first: first, chunk: count, pcol.baseAddress!)
-            // Y'(Cout, P) = W(Cout, K) · col(K, P)
-            gemm(m: cout, n: P, k: K, a: pw.baseAddress!, lda: K, b: pcol.baseAddress!, ldb: P,
-                 c: pyc.baseAddress!, ldc: P)
-            // y[first + n, co, :] = Y'[co, n·OHW ..< (n+1)·OHW] + bias[co]
-            let yBase = py.baseAddress! + first * cout * ohw
-            let ycBase = pyc.baseAddress!
-            Parallel.forEach(count, costPerItem: cout * ohw) { range in
-                for n in range {
-                    for co in 0..<cout {
-                        let src = ycBase + co * P + n * ohw
-                        let dst = yBase + (n * cout + co) * ohw
-                        let b = biasData?[co] ?? 0
-                        for j in 0..<ohw { dst[j] = src[j] + b }
-                    }
+    func run(_ pb: UnsafePointer<Float>?) {
+        switch strategy {
+        case .batched:
+            let chunk = convolutionChunk(g, batch: batch)
+            let scratch = ConvolutionScratch(colCount: K * chunk * ohw, outCount: cout * chunk * ohw)
+            defer { scratch.free() }
+            forwardImages(px.baseAddress!, pw.baseAddress!, pb, py.baseAddress!, g, cout: cout,
+                          lo: 0, hi: batch, chunk: chunk, scratch, parallel: true)
+        case .parallelChunks:
+            // Chunks are fixed by the batch alone (not by the worker split), so y does not depend on
+            // the number of threads.
+            let chunk = convolutionChunk(g, batch: batch, budget: Convolution.chunkBudget)
+            let chunks = (batch + chunk - 1) / chunk
+            withSingleThreadedBLAS {
+                Parallel.forEach(chunks, costPerItem: 2 * cout * K * ohw * chunk) { range in
+                    let scratch = ConvolutionScratch(colCount: K * chunk * ohw, outCount: cout * chunk * ohw)
+                    defer { scratch.free() }
+                    forwardImages(px.baseAddress!, pw.baseAddress!, pb, py.baseAddress!, g, cout: cout,
+                                  lo: range.lowerBound * chunk, hi: min(batch, range.upperBound * chunk),
+                                  chunk: chunk, scratch, parallel: false)
                 }
             }
-            first += count
         }
-    }}}}}
+    }
+    if let b = bias { b.data.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+    }}}
     return y
 }
 
@@ -137,77 +311,60 @@ public func convolution2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
 public func convolution2dBackward(_ x: Tensor, weight: Tensor, outputGradient dy: Tensor,
                                   options: Convolution2dOptions = .init(),
                                   computeInputGradient: Bool = true) -> Convolution2dGradients {
+    TensorMemory.retainFreedMemory()
     let g = convolutionGeometry(x, weight, options)
     let batch = x.shape[0], cout = weight.shape[0]
     precondition(dy.shape == [batch, cout, g.outHeight, g.outWidth],
                  "conv2d backward: output gradient \(dy.shape) does not match output shape \([batch, cout, g.outHeight, g.outWidth]) of input \(x.shape), weight \(weight.shape)")
     let K = g.colRows, ohw = g.colCols
-    let imageSize = g.channels * g.height * g.width
     var dW = Tensor.zeros(weight.shape)
     var dB = Tensor.zeros([cout])
     var dxStorage = [Float](repeating: 0, count: computeInputGradient ? x.count : 0)
     if batch == 0 {
         return Convolution2dGradients(input: computeInputGradient ? Tensor.zeros(x.shape) : nil, weight: dW, bias: dB)
     }
-    let chunk = convolutionChunk(g, batch: batch)
-    var col = [Float](unsafeUninitializedCapacity: K * chunk * ohw) { _, c in c = K * chunk * ohw }
-    var dyc = [Float](unsafeUninitializedCapacity: cout * chunk * ohw) { _, c in c = cout * chunk * ohw }
+    let strategy = Convolution.strategy
     x.data.withUnsafeBufferPointer { px in
     weight.data.withUnsafeBufferPointer { pw in
     dy.data.withUnsafeBufferPointer { pdy in
-    col.withUnsafeMutableBufferPointer { pcol in
-    dyc.withUnsafeMutableBufferPointer { pdyc in
     dW.data.withUnsafeMutableBufferPointer { pdw in
     dB.data.withUnsafeMutableBufferPointer { pdb in
     dxStorage.withUnsafeMutableBufferPointer { pdx in
-        var first = 0
-        while first < batch {
-            let count = min(chunk, batch - first)
-            let P = count * ohw
-            // dY'[co, n·OHW + j] = dy[first + n, co, j]
-            let dyBase = pdy.baseAddress! + first * cout * ohw
-            let dycBase = pdyc.baseAddress!
-            Parallel.forEach(count, costPerItem: cout * ohw) { range in
-                for n in range {
-                    for co in 0..<cout {
-                        let src = dyBase + (n * cout + co) * ohw
-                        let dst = dycBase + co * P + n * ohw
-                        for j in 0..<ohw { dst[j] = src[j] }
+        let dxBase = computeInputGradient ? pdx.baseAddress! : nil
+        switch strategy {
+        case .batched:
+            let chunk = convolutionChunk(g, batch: batch)
+            let scratch = ConvolutionScratch(colCount: K * chunk * ohw, outCount: cout * chunk * ohw)
+            defer { scratch.free() }
+            backwardImages(px.baseAddress!, pw.baseAddress!, pdy.baseAddress!, pdw.baseAddress!, pdb.baseAddress!,
+                           dxBase, g, cout: cout, lo: 0, hi: batch, chunk: chunk, scratch, parallel: true)
+        case .parallelChunks:
+            // Each worker sums its own dW and db; the parts are added in image order afterwards.
+            // dx does not depend on the number of threads; dW and db do in their last bits (the
+            // workers' partial sums split the batch differently), but are fixed for a given count.
+            let partials = PartialSums()
+            let chunk = convolutionChunk(g, batch: batch, budget: Convolution.chunkBudget)
+            let chunks = (batch + chunk - 1) / chunk
+            withSingleThreadedBLAS {
+                Parallel.forEach(chunks, costPerItem: 4 * cout * K * ohw * chunk) { range in
+                    let lo = range.lowerBound * chunk, hi = min(batch, range.upperBound * chunk)
+                    let scratch = ConvolutionScratch(colCount: K * chunk * ohw, outCount: cout * chunk * ohw)
+                    defer { scratch.free() }
+                    var part = [Float](repeating: 0, count: cout * K + cout)
+                    part.withUnsafeMutableBufferPointer { pp in
+                        backwardImages(px.baseAddress!, pw.baseAddress!, pdy.baseAddress!, pp.baseAddress!,
+                                       pp.baseAddress! + cout * K, dxBase, g, cout: cout,
+                                       lo: lo, hi: hi, chunk: chunk, scratch, parallel: false)
                     }
+                    partials.add(lo, part)
                 }
             }
-            // db[co] += Σ_j dY'[co, j]
-            for co in 0..<cout {
-                let row = dycBase + co * P
-                var acc = SIMD8<Float>()
-                var j = 0
-                while j + 8 <= P {
-                    acc += UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
-                    j += 8
-                }
-                var s = Double(acc.sum())
-                while j < P { s += Double(row[j]); j += 1 }
-                pdb[co] += Float(s)
-            }
-            fillColumns(px.baseAddress!, g, first: first, chunk: count, pcol.baseAddress!)
-            // dW(Cout, K) += dY'(Cout, P) · colᵀ(P, K)
-            gemm(transB: true, m: cout, n: K, k: P, a: dycBase, lda: P, b: pcol.baseAddress!, ldb: P,
-                 beta: 1, c: pdw.baseAddress!, ldc: K)
-            if computeInputGradient {
-                // dcol(K, P) = Wᵀ(K, Cout) · dY'(Cout, P), written over col
-                gemm(transA: true, m: K, n: P, k: cout, a: pw.baseAddress!, lda: K, b: dycBase, ldb: P,
-                     c: pcol.baseAddress!, ldc: P)
-                let dxBase = pdx.baseAddress! + first * imageSize
-                let colBase = UnsafePointer(pcol.baseAddress!)
-                Parallel.forEach(count, costPerItem: K * ohw) { range in
-                    for n in range {
-                        col2im(colBase, g, dxBase + n * imageSize, colOffset: n * ohw, ldc: P)
-                    }
-                }
-            }
-            first += count
+            var total = [Float](repeating: 0, count: cout * K + cout)
+            total.withUnsafeMutableBufferPointer { partials.sum(into: $0.baseAddress!, count: cout * K + cout) }
+            for i in 0..<(cout * K) { pdw[i] = total[i] }
+            for i in 0..<cout { pdb[i] = total[cout * K + i] }
         }
-    }}}}}}}}
+    }}}}}}
     let dX = computeInputGradient ? Tensor(shape: x.shape, data: dxStorage) : nil
     return Convolution2dGradients(input: dX, weight: dW, bias: dB)
 }

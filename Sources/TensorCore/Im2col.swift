@@ -33,31 +33,55 @@ public func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry,
     let oh = g.outHeight, ow = g.outWidth
     let ld = ldc ?? oh * ow
     let H = g.height, W = g.width
+    // "Same" stride-1 convolutions (ow == W) map the valid part of a kernel tap's output block onto one
+    // contiguous run of the input: copy it in one go, then zero the columns that wrapped across rows.
+    let contiguous = g.strideH == 1 && g.strideW == 1 && ow == W
     for c in 0..<g.channels {
         let xc = x + c * H * W
         for i in 0..<g.kernelH {
+            // output rows whose input row y·sh + i − ph lies inside the image: [yLo, yHi)
+            var yLo = 0
+            while yLo < oh && yLo * g.strideH + i - g.padH < 0 { yLo += 1 }
+            var yHi = oh
+            while yHi > yLo && (yHi - 1) * g.strideH + i - g.padH >= H { yHi -= 1 }
             for j in 0..<g.kernelW {
                 let row = (c * g.kernelH + i) * g.kernelW + j
                 let dst = col + row * ld + colOffset
-                for y in 0..<oh {
-                    let iy = y * g.strideH + i - g.padH
-                    let d = dst + y * ow
-                    if iy < 0 || iy >= H {
-                        for x0 in 0..<ow { d[x0] = 0 }
+                if yLo > 0 { dst.update(repeating: 0, count: yLo * ow) }
+                if yHi < oh { (dst + yHi * ow).update(repeating: 0, count: (oh - yHi) * ow) }
+                if yLo >= yHi { continue }
+                if g.strideW == 1 {
+                    // valid output columns: 0 <= x0 + j − pw < W
+                    let lo = max(0, g.padW - j), hi = min(ow, W + g.padW - j)
+                    let off = j - g.padW
+                    if lo >= hi {
+                        (dst + yLo * ow).update(repeating: 0, count: (yHi - yLo) * ow)
                         continue
                     }
-                    let src = xc + iy * W
-                    if g.strideW == 1 {
-                        // contiguous run: valid x0 where 0 <= x0 + j - pw < W
-                        let lo = max(0, g.padW - j)
-                        let hi = min(ow, W + g.padW - j)
-                        for x0 in 0..<min(lo, ow) { d[x0] = 0 }
-                        if lo < hi {
-                            let off = j - g.padW
-                            for x0 in lo..<hi { d[x0] = src[x0 + off] }
+                    if contiguous {
+                        // dst[y·ow + x0] = x[(y + i − ph)·W + x0 + off] for y in [yLo, yHi), x0 in [lo, hi)
+                        let first = yLo * ow + lo, last = (yHi - 1) * ow + hi
+                        (dst + first).update(from: xc + (yLo + i - g.padH) * W + lo + off, count: last - first)
+                        if lo > 0 || hi < ow {
+                            for y in yLo..<yHi {
+                                let d = dst + y * ow
+                                for x0 in 0..<lo { d[x0] = 0 }
+                                for x0 in hi..<ow { d[x0] = 0 }
+                            }
                         }
-                        if hi < ow { for x0 in max(hi, 0)..<ow { d[x0] = 0 } }
-                    } else {
+                        continue
+                    }
+                    for y in yLo..<yHi {
+                        let d = dst + y * ow
+                        let src = xc + (y * g.strideH + i - g.padH) * W
+                        for x0 in 0..<lo { d[x0] = 0 }
+                        (d + lo).update(from: src + lo + off, count: hi - lo)
+                        for x0 in hi..<ow { d[x0] = 0 }
+                    }
+                } else {
+                    for y in yLo..<yHi {
+                        let d = dst + y * ow
+                        let src = xc + (y * g.strideH + i - g.padH) * W
                         for x0 in 0..<ow {
                             let ix = x0 * g.strideW + j - g.padW
                             d[x0] = (ix >= 0 && ix < W) ? src[ix] : 0

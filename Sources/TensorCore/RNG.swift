@@ -94,3 +94,19 @@ public struct RNG: RandomNumberGenerator, Codable, Equatable, Sendable {
 }
 
 import Foundation
+
+extension RNG {
+    /// A seed derived from several parts (SplitMix64 finaliser over each part), so independent
+    /// streams — per-domain samplers, dropout, calibration — come from one session seed.
+    public static func seed(combining parts: UInt64...) -> UInt64 {
+        var h: UInt64 = 0x243F_6A88_85A3_08D3
+        for p in parts {
+            h ^= p &+ 0x9E37_79B9_7F4A_7C15 &+ (h << 6) &+ (h >> 2)
+            var z = h
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            h = z ^ (z >> 31)
+        }
+        return h
+    }
+}

@@ -73,7 +73,7 @@ public final class Run {
         sampler = TrainingSampler(splits: splits, trainingDomains: environments.trainingDomains,
                                   batchPerDomain: hyperparameters.batchPerDomain, seed: seed,
                                   augment: hyperparameters.augment)
-        dropoutRNG = RNGBox(RNG(seed: mixSeed(seed, 0xD20)))
+        dropoutRNG = RNGBox(RNG(seed: RNG.seed(combining: seed, 0xD20)))
         let adam = Adam(weights: weights, scales: scales, learningRate: hyperparameters.learningRate,
                         weightDecay: hyperparameters.weightDecay, scaleLearningRate: hyperparameters.scaleLearningRate)
         let gradientMethod: GradientMethod = method.usesFlatnessPass

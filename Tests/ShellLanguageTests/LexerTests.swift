@@ -88,3 +88,15 @@ final class LexerTests: XCTestCase {
         ])
     }
 }
+
+final class LexerShellWordTests: XCTestCase {
+    /// Method names with `+`, globs that start with `*`, and grid ranges are single arguments.
+    func testShellWords() {
+        let output = CapturingOutput()
+        let registry = CommandRegistry(includeBuiltins: true)
+        let interpreter = Interpreter(registry: registry, output: output)
+        let result = interpreter.run(Source(name: "t", text: "print qat+sagm *.a.s layer3.*conv1* -1:1:21 0:2:5\nlet n = 3\nprint n * 2"))
+        XCTAssertEqual(result.status, 0, output.error)
+        XCTAssertEqual(output.standardLines, ["qat+sagm *.a.s layer3.*conv1* -1:1:21 0:2:5", "6"])
+    }
+}

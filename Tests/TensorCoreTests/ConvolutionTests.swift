@@ -45,18 +45,51 @@ final class ConvolutionTests: XCTestCase {
         XCTAssertLessThan(noInput.weight.maxRelativeDifference(gRef.weight), 1e-4, "dW without dx \(c)", file: file, line: line)
     }
 
+    /// Every strategy, with budgets that give one image per chunk, a few, and the whole batch.
     func testFastMatchesReference() {
-        for (i, c) in Self.cases.enumerated() { check(c, seed: UInt64(100 + i)) }
+        let saved = (Convolution.strategy, Convolution.columnBudget, Convolution.chunkBudget)
+        defer { (Convolution.strategy, Convolution.columnBudget, Convolution.chunkBudget) = saved }
+        var seed: UInt64 = 100
+        for strategy in Convolution.Strategy.allCases {
+            for budget in [1, 300, 1 << 25] {
+                Convolution.strategy = strategy
+                Convolution.columnBudget = budget
+                Convolution.chunkBudget = budget
+                for c in Self.cases { check(c, seed: seed); seed += 1 }
+            }
+        }
     }
 
-    /// A tiny column budget forces one image per chunk: results must not change.
-    func testChunkedBatchMatchesReference() {
-        let saved = Convolution.columnBudget
-        defer { Convolution.columnBudget = saved }
-        Convolution.columnBudget = 1
-        for (i, c) in Self.cases.enumerated() { check(c, seed: UInt64(200 + i)) }
-        Convolution.columnBudget = 300
-        for (i, c) in Self.cases.enumerated() { check(c, seed: UInt64(300 + i)) }
+    /// Shapes large enough that Parallel.forEach really splits the batch across workers (the small
+    /// cases run inline), for both strategies; the parallel result must also be bit-identical to the
+    /// single-worker one.
+    func testParallelPathsMatchReference() {
+        let saved = (Convolution.strategy, Parallel.threads)
+        defer { (Convolution.strategy, Parallel.threads) = saved }
+        let big = Case(n: 6, cin: 8, cout: 8, h: 20, w: 20, k: 3, stride: 1, padding: 1, bias: true)
+        let strided = Case(n: 5, cin: 6, cout: 10, h: 23, w: 23, k: 3, stride: 2, padding: 1, bias: false)
+        for strategy in Convolution.Strategy.allCases {
+            Convolution.strategy = strategy
+            Parallel.threads = 3
+            check(big, seed: 7)
+            check(strided, seed: 8)
+            var rng = RNG(seed: 9)
+            let x = rng.normalTensor([big.n, big.cin, big.h, big.w]), w = rng.normalTensor([big.cout, big.cin, 3, 3])
+            let dy = rng.normalTensor([big.n, big.cout, big.h, big.w])
+            let opts = Convolution2dOptions(stride: 1, padding: 1)
+            let y3 = convolution2d(x, weight: w, options: opts)
+            let g3 = convolution2dBackward(x, weight: w, outputGradient: dy, options: opts)
+            Parallel.threads = 1
+            XCTAssertEqual(convolution2d(x, weight: w, options: opts), y3, "\(strategy) forward differs across thread counts")
+            let g1 = convolution2dBackward(x, weight: w, outputGradient: dy, options: opts)
+            XCTAssertEqual(g1.input, g3.input, "\(strategy) dx differs across thread counts")
+            if strategy == .batched {
+                XCTAssertEqual(g1.weight, g3.weight, "dW differs across thread counts")
+            } else {
+                // Per-worker partial sums change the summation order of dW; still within rounding.
+                XCTAssertLessThan(g1.weight.maxRelativeDifference(g3.weight), 1e-5)
+            }
+        }
     }
 
     /// The reference itself against a hand-computed value, so a shared mistake cannot hide.
@@ -80,5 +113,55 @@ final class ConvolutionTests: XCTestCase {
         let g = convolution2dBackward(x, weight: w, outputGradient: y, options: .init(padding: 1))
         XCTAssertEqual(g.input?.shape, [0, 2, 4, 4])
         XCTAssertEqual(g.weight.squaredNorm(), 0)
+    }
+}
+
+/// im2col/col2im (shared kernels, rewritten for speed) against a naive definition, including
+/// rectangular kernels and unequal strides/paddings, at a column offset inside a wider matrix.
+final class Im2colTests: XCTestCase {
+    func testIm2colAndCol2imMatchDefinition() {
+        var rng = RNG(seed: 5)
+        let geometries = [
+            ConvGeometry(channels: 2, height: 7, width: 7, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1),
+            ConvGeometry(channels: 2, height: 6, width: 9, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 1, padW: 1),
+            ConvGeometry(channels: 3, height: 5, width: 8, kernelH: 1, kernelW: 1),
+            ConvGeometry(channels: 1, height: 6, width: 5, kernelH: 5, kernelW: 3, strideH: 1, strideW: 1, padH: 2, padW: 1),
+            ConvGeometry(channels: 2, height: 9, width: 7, kernelH: 3, kernelW: 2, strideH: 2, strideW: 1, padH: 1, padW: 0),
+            ConvGeometry(channels: 2, height: 9, width: 9, kernelH: 7, kernelW: 7, strideH: 2, strideW: 2, padH: 3, padW: 3),
+            ConvGeometry(channels: 1, height: 4, width: 4, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padH: 2, padW: 2),
+            ConvGeometry(channels: 1, height: 3, width: 3, kernelH: 3, kernelW: 3, strideH: 1, strideW: 3, padH: 0, padW: 2),
+        ]
+        for g in geometries {
+            let image = rng.normalTensor([g.channels, g.height, g.width])
+            let offset = 3, ld = g.colCols + 5
+            var col = [Float](repeating: .nan, count: g.colRows * ld)
+            image.data.withUnsafeBufferPointer { px in
+                col.withUnsafeMutableBufferPointer { im2col(px.baseAddress!, g, $0.baseAddress!, colOffset: offset, ldc: ld) }
+            }
+            // Definition: col[(c·kh + i)·kw + j, y·OW + x] = x[c, y·sh + i − ph, x·sw + j − pw] or 0.
+            var expected = [Float](repeating: 0, count: g.colRows * g.colCols)
+            for c in 0..<g.channels { for i in 0..<g.kernelH { for j in 0..<g.kernelW {
+                for y in 0..<g.outHeight { for x in 0..<g.outWidth {
+                    let h = y * g.strideH + i - g.padH, w = x * g.strideW + j - g.padW
+                    let v: Float = (h >= 0 && h < g.height && w >= 0 && w < g.width) ? image.data[(c * g.height + h) * g.width + w] : 0
+                    expected[((c * g.kernelH + i) * g.kernelW + j) * g.colCols + y * g.outWidth + x] = v
+                } }
+            } } }
+            for r in 0..<g.colRows {
+                XCTAssertEqual(Array(col[(r * ld + offset)..<(r * ld + offset + g.colCols)]),
+                               Array(expected[(r * g.colCols)..<((r + 1) * g.colCols)]), "im2col \(g) row \(r)")
+                XCTAssertTrue(col[r * ld..<(r * ld + offset)].allSatisfy(\.isNaN), "im2col wrote before its offset")
+            }
+            // col2im is the adjoint: <im2col(x), c> == <x, col2im(c)> for random c.
+            let cTensor = rng.normalTensor([g.colRows, ld])
+            var back = [Float](repeating: 0, count: image.count)
+            cTensor.data.withUnsafeBufferPointer { pc in
+                back.withUnsafeMutableBufferPointer { col2im(pc.baseAddress!, g, $0.baseAddress!, colOffset: offset, ldc: ld) }
+            }
+            var lhs = 0.0, rhs = 0.0
+            for r in 0..<g.colRows { for k in 0..<g.colCols { lhs += Double(expected[r * g.colCols + k]) * Double(cTensor.data[r * ld + offset + k]) } }
+            for k in 0..<image.count { rhs += Double(image.data[k]) * Double(back[k]) }
+            XCTAssertEqual(lhs, rhs, accuracy: 1e-4 * max(1, abs(lhs)), "col2im is not the adjoint of im2col for \(g)")
+        }
     }
 }

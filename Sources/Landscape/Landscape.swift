@@ -1,1 +1,0 @@
-// Landscape module: see docs/architecture.md

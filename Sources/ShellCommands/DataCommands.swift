@@ -1,0 +1,91 @@
+// `data`: choose a built-in benchmark or a DomainBed folder, the held-out domains and the batch.
+import Datasets
+import Foundation
+import ShellLanguage
+import Training
+
+extension ShellCommands {
+    static func dataCommand(_ s: Session) -> CommandSpec {
+        CommandSpec(
+            name: "data", summary: "load a multi-domain benchmark and choose the held-out (OOD) domains",
+            discussion: """
+            Built-in benchmarks come from Debian's Fashion-MNIST (real images, no download):
+              style-fmnist    four renderings of disjoint image sets: clean, sketch, fog, noise (PACS-like style shift)
+              rotated-fmnist  DomainBed's RotatedMNIST recipe on Fashion-MNIST: 0, 15, 30, 45, 60, 75 degrees
+              rotated-mnist   the same on MNIST IDX files you have (root=folder)
+            A DomainBed folder is `root/<Dataset>/<domain>/<class>/<image>` (PACS, office_home, domain_net or any
+            folder of that shape): `data folder root=/data/PACS size=64`. Domains and classes are sorted by name.
+            `test=` names the held-out domains (one for leave-one-domain-out; several for a group, such as
+            DomainNet's [clipart, infograph]); every other domain trains. Each domain is split 80/20 into
+            in/out with DomainBed's hashing of (trial seed, domain index).
+            """,
+            group: "data",
+            positionals: [ArgSpec("source", .string, required: true, help: "style-fmnist | rotated-fmnist | rotated-mnist | folder",
+                                  completion: .dynamic("benchmarks"))],
+            keywords: [
+                ArgSpec("test", .list(.string), help: "held-out domain names (default: the last domain)", completion: .dynamic("domains")),
+                ArgSpec("batch", .int(1...4096), default: 32, help: "images per training domain in each step"),
+                ArgSpec("per_domain", .int(min: 1), help: "images per domain (built-in: default 2500 for style-fmnist, all for rotated)"),
+                ArgSpec("size", .int(4...1024), help: "image side in pixels (built-in 28; folders 224 unless set)"),
+                ArgSpec("channels", .int(1...3), default: 1, help: "image channels of built-in data (1 or 3)"),
+                ArgSpec("root", .path, help: "folder: the data set folder; rotated-mnist: the folder with MNIST IDX files"),
+                ArgSpec("seed", .int(min: 0), help: "seed that builds the built-in domains (default: the session seed)"),
+            ],
+            examples: ["data style-fmnist test=fog", "data rotated-fmnist test=75 per_domain=2000 batch=64",
+                       "data folder root=~/data/PACS test=sketch size=64"],
+            run: { inv in
+                let source = inv.string("source")
+                let dataSeed = inv.has("seed") ? inv.int("seed") : s.settings.seed
+                let dataset: DomainDataset
+                if source == "folder" || source.hasPrefix("/") || source.hasPrefix(".") || source.hasPrefix("~") {
+                    let root = inv.has("root") ? inv.string("root") : source
+                    guard root != "folder" else { throw inv.error("`data folder` needs root=<folder laid out as domain/class/image>", argument: "root") }
+                    var options = ImageFolderOptions()
+                    if inv.has("size") { options.imageSize = inv.int("size") }
+                    dataset = try DomainBedFolders.load(folder: root, options: options)
+                } else {
+                    var options = BenchmarkOptions(seed: UInt64(dataSeed))
+                    if inv.has("per_domain") { options.perDomain = inv.int("per_domain") }
+                    if inv.has("size") { options.imageSize = inv.int("size") }
+                    options.channels = inv.int("channels")
+                    if inv.has("root") { options.sourceDirectory = inv.string("root") }
+                    dataset = try Benchmarks.make(source, options: options)
+                }
+                let testNames = inv.has("test") ? inv.strings("test") : [dataset.domainNames.last!]
+                let env = try EnvironmentAssignment(testDomainNames: testNames, in: dataset)
+                let descriptor = DataDescriptor(source: source, root: inv.has("root") ? inv.string("root") : nil,
+                                                perDomain: inv.has("per_domain") ? inv.int("per_domain") : nil,
+                                                imageSize: dataset.imageShape.last ?? 0, channels: dataset.imageShape.first ?? 1,
+                                                testDomains: testNames, batch: inv.int("batch"), dataSeed: dataSeed)
+                s.setData(dataset, descriptor: descriptor, environments: env)
+                inv.print(describeData(s))
+                return dataValue(s)
+            })
+    }
+
+    static func describeData(_ s: Session) -> String {
+        guard let d = s.dataset, let e = s.environments else { return "no data loaded" }
+        let splits = d.domainBedSplits(trialSeed: s.settings.trialSeed)
+        var rows: [[String]] = []
+        for (i, dom) in d.domains.enumerated() {
+            rows.append([String(i), dom.name, e.testDomains.contains(i) ? "test (OOD)" : "train",
+                         String(dom.count), String(splits[i].inIndices.count), String(splits[i].outIndices.count)])
+        }
+        let shape = d.imageShape.map(String.init).joined(separator: "×")
+        var text = "\(d.name): \(d.domains.count) domains, \(d.classCount) classes, images \(shape), batch \(s.dataDescriptor?.batch ?? 0) per training domain\n"
+        text += Render.table(["env", "domain", "role", "images", "in (80%)", "out (20%)"], rows)
+        return text
+    }
+
+    static func dataValue(_ s: Session) -> Value {
+        guard let d = s.dataset, let e = s.environments else { return .none }
+        return .record(Record([
+            ("name", .string(d.name)),
+            ("domains", .list(d.domainNames.map { .string($0) })),
+            ("test", .list(e.testDomains.map { .string(d.domainNames[$0]) })),
+            ("train", .list(e.trainingDomains.map { .string(d.domainNames[$0]) })),
+            ("classes", .int(d.classCount)),
+            ("images", .int(d.totalCount)),
+        ]))
+    }
+}

@@ -1,0 +1,227 @@
+// `save`, `load`, `export`: models (with their quantizers) and integer exports.
+import Datasets
+import Foundation
+import NN
+import Quant
+import ShellLanguage
+import TensorCore
+import Training
+
+/// A model file: the state dict (scales included) plus metadata that rebuilds the architecture and
+/// the quantizers (bits, signed/unsigned ranges, granularity, method) exactly.
+enum ModelFile {
+    static func save(_ s: Session, network: Network, to path: String) throws {
+        var meta: [String: String] = ["format": "fqat-shell.model.v1", "fqat.architecture": network.architecture,
+                                      "fqat.in_channels": String(network.inChannels), "fqat.classes": String(network.classes),
+                                      "fqat.width": String(s.modelWidth)]
+        if network.namedModules().contains(where: { $0.0.hasSuffix("downsample") }) { meta["fqat.shortcut"] = "B" }
+        let states = quantizerStates(in: network)
+        if !states.isEmpty {
+            let data = try JSONEncoder().encode(states)
+            meta["fqat.quantizers"] = String(decoding: data, as: UTF8.self)
+        }
+        if let q = s.quantization { meta["fqat.quantization"] = ShellCommands.quantLabel(q) }
+        if let p = try? JSONEncoder().encode(s.modelProvenance.mapValues { $0.description }) {
+            meta["fqat.provenance"] = String(decoding: p, as: UTF8.self)
+        }
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        try network.saveSafeTensors(to: URL(fileURLWithPath: path), metadata: meta)
+    }
+
+    /// Loads a model saved by `save`; returns the network and its quantization label.
+    static func load(_ path: String, seed: UInt64) throws -> (Network, Double, String?, LoadReport) {
+        let file = try SafeTensors.read(contentsOf: URL(fileURLWithPath: path))
+        let meta = file.metadata
+        guard let arch = meta["fqat.architecture"], let inC = meta["fqat.in_channels"].flatMap(Int.init),
+              let classes = meta["fqat.classes"].flatMap(Int.init) else {
+            throw CommandError("'\(path)' has no fqat-shell model metadata; load plain checkpoints with `model load \(path) architecture=…`")
+        }
+        let width = meta["fqat.width"].flatMap(Double.init) ?? 1
+        let net = try Network.make(architecture: arch, inChannels: inC, classes: classes, width: width,
+                                   shortcut: meta["fqat.shortcut"] == "B" ? .projection : .zeroPadding, seed: seed)
+        if let q = meta["fqat.quantizers"] {
+            let states = try JSONDecoder().decode([QuantizerState].self, from: Data(q.utf8))
+            try restoreQuantizers(states, in: net)
+        }
+        let report = try net.load(stateDict: file.stateDict, strict: true)
+        return (net, width, meta["fqat.quantization"], report)
+    }
+}
+
+extension ShellCommands {
+    static func saveCommand(_ s: Session) -> CommandSpec {
+        CommandSpec(
+            name: "save", summary: "save the model (with its quantizers) or the whole session to a file",
+            discussion: """
+            `save model runs/fp.safetensors` writes the weights, BatchNorm statistics and scale factors as
+            safetensors, with metadata that rebuilds the architecture and quantizers on `load model`.
+            `save session runs/s.fqsession` writes everything needed to continue exactly: settings, data
+            choice, model, quantizers, and the current run (optimizer moments, disorder windows, freeze timers,
+            sampler and dropout RNG state, records).
+            """,
+            group: "files",
+            positionals: [ArgSpec("what", .choice(["model", "session"]), required: true, help: "model or session"),
+                          ArgSpec("path", .path, required: true, help: "file to write")],
+            examples: ["save model runs/erm.safetensors", "save session runs/study.fqsession"],
+            run: { inv in
+                let path = inv.string("path")
+                switch inv.string("what") {
+                case "model":
+                    let net = try s.requireNetwork()
+                    try ModelFile.save(s, network: net, to: path)
+                    inv.print("saved \(net.architecture)\(s.isQuantized ? " (quantized)" : "") to \(path)")
+                default:
+                    try SessionFile.save(s, to: path)
+                    inv.print("saved session to \(path)" + (s.run.map { " (run \($0.method.rawValue) at step \($0.step))" } ?? ""))
+                }
+                return .string(path)
+            })
+    }
+
+    static func loadCommand(_ s: Session) -> CommandSpec {
+        CommandSpec(
+            name: "load", summary: "load a model saved with `save model`, or a whole session",
+            group: "files",
+            positionals: [ArgSpec("what", .choice(["model", "session"]), required: true, help: "model or session"),
+                          ArgSpec("path", .path, required: true, help: "file to read")],
+            examples: ["load model runs/erm.safetensors", "load session runs/study.fqsession"],
+            run: { inv in
+                let path = inv.string("path")
+                switch inv.string("what") {
+                case "model":
+                    let (net, width, label, _) = try ModelFile.load(path, seed: UInt64(s.settings.seed))
+                    s.network = net
+                    s.modelWidth = width
+                    s.endRun()
+                    if label == nil { s.quantization = nil }
+                    s.modelProvenance = ["weights": .string(path), "architecture": .string(net.architecture)]
+                    inv.print("loaded \(net.architecture) from \(path)" + (label.map { " (\($0))" } ?? " (full precision)"))
+                    return modelValue(s)
+                default:
+                    try SessionFile.load(s, from: path)
+                    inv.print("loaded session from \(path)" + (s.run.map { ": run \($0.method.rawValue) at step \($0.step)" } ?? ""))
+                    return .string(path)
+                }
+            })
+    }
+
+    static func exportCommand(_ s: Session) -> CommandSpec {
+        CommandSpec(
+            name: "export", summary: "export the quantized model as integer weight codes plus scales, and check it",
+            discussion: """
+            Writes safetensors with INT8 weight codes, F32 scales and metadata naming bits, ranges and layout
+            (docs/quantization.md). Then reloads the export alone, runs the integer path (integer weights ×
+            integer activation codes accumulated in Int32, rescaled by the scales) on `check` evaluation images
+            and compares it with the fake-quantized model: argmax agreement and the largest logit difference.
+            """,
+            group: "files",
+            positionals: [ArgSpec("path", .path, required: true, help: "file to write")],
+            keywords: [ArgSpec("check", .int(0...100_000), default: 512, help: "images to compare (0 skips the check)"),
+                       ArgSpec("report", .bool, default: .bool(true), help: "print the per-layer SQNR report")],
+            run: { inv in
+                let net = try s.requireNetwork()
+                let path = inv.string("path")
+                let summary = try exportIntegerModel(net, to: path, width: s.modelWidth)
+                inv.print("exported \(summary.integerWeightLayers.count) integer-weight layers (\(summary.tensors) tensors, \(summary.bytes) bytes) to \(path)")
+                var fields: [(String, Value)] = [("path", .string(path)), ("bytes", .int(summary.bytes))]
+                if let (dataset, env) = try? s.requireData() {
+                    let batch = calibrationBatches(s, dataset: dataset, environments: env, count: 1).first
+                    if inv.bool("report") {
+                        inv.print(formatQuantizationReport(quantizationReport(for: net, batch: batch)))
+                    }
+                    let n = inv.int("check")
+                    if n > 0 {
+                        let integer = try loadIntegerModel(from: path)
+                        let splits = dataset.domainBedSplits(trialSeed: s.settings.trialSeed)
+                        var agree = 0, total = 0
+                        var maxDiff: Float = 0, maxLogit: Float = 0
+                        outer: for d in 0..<dataset.domains.count {
+                            var it = EvaluationSet(domain: d, part: .out, indices: splits[d].outIndices).batches(of: dataset, batchSize: 128)
+                            while let b = try it.next() {
+                                let a = net.forward(b.images, .eval), c = integer.forward(b.images, .eval)
+                                let k = a.shape[1]
+                                for i in 0..<b.labels.count {
+                                    var ia = 0, ic = 0
+                                    for j in 0..<k {
+                                        if a.data[i * k + j] > a.data[i * k + ia] { ia = j }
+                                        if c.data[i * k + j] > c.data[i * k + ic] { ic = j }
+                                        maxDiff = max(maxDiff, abs(a.data[i * k + j] - c.data[i * k + j]))
+                                        maxLogit = max(maxLogit, abs(a.data[i * k + j]))
+                                    }
+                                    if ia == ic { agree += 1 }
+                                    total += 1
+                                    if total >= n { break outer }
+                                }
+                            }
+                        }
+                        inv.print("integer path vs fake-quantized model on \(total) images: argmax agrees on \(agree) (\(Render.percent(Double(agree) / Double(max(total, 1)), decimals: 2))%), max |Δlogit| \(Render.number(Double(maxDiff), "%.3g")) (max |logit| \(Render.number(Double(maxLogit), "%.3g")))")
+                        fields += [("agreement", .number(Double(agree) / Double(max(total, 1)))), ("max_logit_diff", .number(Double(maxDiff)))]
+                    }
+                }
+                return .record(Record(fields))
+            })
+    }
+
+    static func setCommand(_ s: Session) -> CommandSpec {
+        CommandSpec(
+            name: "set", summary: "change settings: seed, threads, out folder, progress style, plot target, trial seed",
+            group: "shell",
+            keywords: [
+                ArgSpec("seed", .int(min: 0), help: "seed of model init, batches and directions (same seed, same run)"),
+                ArgSpec("threads", .int(1...256), help: "threads for BLAS and the engine's own loops"),
+                ArgSpec("out", .path, help: "folder for records, plots, checkpoints"),
+                ArgSpec("progress", .choice(["auto", "bar", "lines", "off"]), help: "progress display"),
+                ArgSpec("plot", .choice(["auto", "png", "svg", "text", "sixel", "none"]), help: "where plots go"),
+                ArgSpec("trial_seed", .int(min: 0), help: "DomainBed trial seed of the in/out split"),
+            ],
+            examples: ["set seed=23", "set threads=1 out=runs/seed23"],
+            run: { inv in
+                if inv.has("seed") { s.settings.seed = inv.int("seed") }
+                if inv.has("threads") { s.settings.threads = inv.int("threads"); applyThreads(s) }
+                if inv.has("out") { s.settings.out = inv.string("out") }
+                if inv.has("progress") { s.settings.progress = inv.string("progress") }
+                if inv.has("plot") { s.settings.plot = inv.string("plot") }
+                if inv.has("trial_seed") { s.settings.trialSeed = inv.int("trial_seed"); s.endRun() }
+                return .none
+            })
+    }
+
+    static func applyThreads(_ s: Session) {
+        BLAS.setThreads(s.settings.threads)
+        Parallel.threads = s.settings.threads
+    }
+
+    static func showCommand(_ s: Session) -> CommandSpec {
+        CommandSpec(
+            name: "show", summary: "show settings, data, model, quantization, hyperparameters or the current run",
+            group: "shell",
+            positionals: [ArgSpec("what", .choice(["all", "settings", "data", "model", "quant", "hparams", "run"]), default: "all", help: "what to show")],
+            run: { inv in
+                let what = inv.string("what")
+                if what == "all" || what == "settings" {
+                    let st = s.settings
+                    inv.print("settings: seed \(st.seed), threads \(st.threads), out \(st.out), progress \(st.progress), plot \(st.plot), trial_seed \(st.trialSeed)")
+                }
+                if what == "all" || what == "data" { inv.print(describeData(s)) }
+                if what == "all" || what == "model" || what == "quant" {
+                    if let n = s.network {
+                        inv.print("model: \(n.architecture), \(n.parameterCount) parameters, " + (s.quantization.map(quantLabel) ?? (s.isQuantized ? "quantized" : "full precision")))
+                    } else { inv.print("model: none") }
+                }
+                if what == "quant", let n = s.network, s.isQuantized {
+                    inv.print(formatQuantizationReport(quantizationReport(for: n, batch: nil)))
+                }
+                if what == "all" || what == "hparams" {
+                    let h = s.hyperparameters
+                    inv.print("hyperparameters: lr \(Value.format(h.learningRate)), wd \(Value.format(h.weightDecay)), scale_lr \(Value.format(h.scaleLearningRate)), rho \(Value.format(h.rho)), alpha \(Value.format(h.alpha)), tau \(Value.format(Double(h.tau))), K \(h.window), eval_every \(h.evalEvery), bn \(h.frozenBatchNorm ? "frozen" : "train"), dropout \(Value.format(h.dropout))")
+                }
+                if what == "all" || what == "run" {
+                    if let r = s.run {
+                        inv.print("run: \(r.method.rawValue) at step \(r.step), \(r.records.count) evaluations — \(runDescription(r))")
+                    } else { inv.print("run: none") }
+                }
+                return .none
+            })
+    }
+}

@@ -1,0 +1,175 @@
+// `landscape`: filter-normalised loss landscapes (Li et al. 2018) through the model as it is — the
+// fake-quantized model when quantizers are attached — on I.D and/or OOD data, cached by content.
+import Datasets
+import Foundation
+import Landscape
+import NN
+import Plot
+import Quant
+import ShellLanguage
+import TensorCore
+import Training
+
+extension ShellCommands {
+    static func landscapeCommand(_ s: Session) -> CommandSpec {
+        CommandSpec(
+            name: "landscape", summary: "loss landscape of the (quantized) model: 1-D line, 2-D plane, or the line between two models",
+            discussion: """
+            Directions are Gaussian, drawn from `seed`, filter-normalised against the weights (biases and
+            BatchNorm parameters not moved), as in Li et al. 2018 and the FQAT authors' scripts. The model is
+            evaluated through its quantizers: `target=weights` moves the latent weights with the scale factors
+            fixed (as the authors did), `scales` moves only scale factors, `both` moves both.
+            `split=id` uses the training domains' out splits (train-domain validation), `ood` the held-out
+            domains' in splits, `both` each in turn; `images` caps the images per split (spread over domains).
+            `models=[a.safetensors, b.safetensors]` computes the same surface for each saved model and draws
+            them side by side on one z scale (LSQ+SAGM against FQAT). `line` to=<model> draws the line from the
+            current model to another. Surfaces are cached under <out>/cache/landscape by a hash of every
+            tensor, the directions, the grid and the data, so a changed model never reuses a stale surface;
+            an interrupted surface resumes. The flatness table gives, per radius in direction units, the
+            largest and mean loss increase over the centre and the share of points whose accuracy stays
+            within 1 point.
+            """,
+            group: "plots",
+            positionals: [ArgSpec("kind", .choice(["plane", "line", "interpolate"]), default: "plane", help: "2-D plane, 1-D line, or the line to another model")],
+            keywords: [
+                ArgSpec("x", .string, default: "-1:1:21", help: "α grid min:max:count"),
+                ArgSpec("y", .string, default: "-1:1:21", help: "β grid min:max:count (plane)"),
+                ArgSpec("target", .choice(["weights", "scales", "both"]), default: "weights", help: "what moves"),
+                ArgSpec("scales", .choice(["authors", "elementwise"]), default: "authors", help: "how scale factors move (see docs/landscape.md)"),
+                ArgSpec("split", .choice(["id", "ood", "both"]), default: "ood", help: "data the loss is measured on"),
+                ArgSpec("images", .int(min: 1), default: 1000, help: "images per split"),
+                ArgSpec("seed", .int(min: 0), default: 0, help: "direction seed"),
+                ArgSpec("models", .list(.path), help: "saved models to compare side by side (default: the current model)"),
+                ArgSpec("to", .path, help: "interpolate: the other model's file"),
+                ArgSpec("style", .choice(["contour", "surface", "heatmap"]), default: "contour", help: "2-D drawing"),
+                ArgSpec("zmax", .number(min: 0), help: "clip the loss at this value in surface plots"),
+                ArgSpec("name", .string, help: "file name stem of the figure"),
+                ArgSpec("format", .choice(["auto", "png", "svg", "text", "sixel", "none"]), help: "override the plot setting"),
+            ],
+            examples: ["landscape plane x=-1:1:21 y=-1:1:21 split=ood", "landscape line x=-1:1:41 split=both",
+                       "landscape plane models=[runs/lsq-sagm.safetensors, runs/fqat.safetensors] images=500",
+                       "landscape interpolate to=runs/fqat.safetensors"],
+            run: { inv in try landscape(inv, s) })
+    }
+
+    /// The evaluation images of a split, fixed once: the first images of each domain's split in
+    /// order, `images` in all, spread evenly over the domains.
+    static func landscapeBatches(_ s: Session, split: String, images: Int) throws -> [LabeledBatch] {
+        let (dataset, env) = try s.requireData()
+        let splits = dataset.domainBedSplits(trialSeed: s.settings.trialSeed)
+        let sets: [EvaluationSet] = split == "id"
+            ? env.trainingDomains.map { EvaluationSet(domain: $0, part: .out, indices: splits[$0].outIndices) }
+            : env.testDomains.map { EvaluationSet(domain: $0, part: .in, indices: splits[$0].inIndices) }
+        let per = max(1, images / max(sets.count, 1))
+        var batches: [LabeledBatch] = []
+        for set in sets {
+            var sub = set
+            sub.indices = Array(set.indices.prefix(per))
+            var it = sub.batches(of: dataset, batchSize: 250)
+            while let b = try it.next() { batches.append(b) }
+        }
+        return batches
+    }
+
+    static func landscape(_ inv: Invocation, _ s: Session) throws -> Value {
+        let current = try s.requireNetwork()
+        let kind = inv.string("kind")
+        let splits = inv.string("split") == "both" ? ["id", "ood"] : [inv.string("split")]
+        let x = try GridAxis(parsing: inv.string("x"))
+        let y = kind == "plane" ? try GridAxis(parsing: inv.string("y")) : nil
+        let options = DirectionOptions(seed: UInt64(inv.int("seed")), target: PerturbationTarget(rawValue: inv.string("target"))!,
+                                       scales: ScaleDirection(rawValue: inv.string("scales"))!)
+        var models: [(label: String, network: Network, description: String)] = []
+        if inv.has("models") {
+            for path in inv.strings("models") {
+                let (net, _, label, _) = try ModelFile.load(path, seed: UInt64(s.settings.seed))
+                models.append(((path as NSString).lastPathComponent.replacingOccurrences(of: ".safetensors", with: ""), net,
+                               "\(net.architecture) \(label ?? "FP") \(path)"))
+            }
+        } else {
+            models.append((s.runLabel ?? (s.isQuantized ? "quantized" : "full precision"), current,
+                           "\(current.architecture) \(s.quantization.map(quantLabel) ?? "FP")"))
+        }
+        var endpoint: [String: Tensor]?
+        if kind == "interpolate" {
+            guard inv.has("to") else { throw inv.error("interpolate needs to=<saved model file>", argument: "to") }
+            endpoint = try ModelFile.load(inv.string("to"), seed: UInt64(s.settings.seed)).0.stateDict()
+        }
+        let cache = LandscapeCache(directory: URL(fileURLWithPath: s.landscapeCache))
+        var surfaces: [(label: String, split: String, surface: LandscapeSurface)] = []
+        for split in splits {
+            let batches = try landscapeBatches(s, split: split, images: inv.int("images"))
+            let imageCount = batches.reduce(0) { $0 + $1.labels.count }
+            let evalDescription = "\(s.dataset!.name) \(split) trial \(s.settings.trialSeed) images \(imageCount) test \(s.environments!.testDomains)"
+            for m in models {
+                let request: LandscapeRequest
+                switch kind {
+                case "plane": request = .plane(x: x, y: y!, directions: options, evaluation: evalDescription, model: m.description)
+                case "line": request = .line(x, directions: options, evaluation: evalDescription, model: m.description)
+                default: request = .interpolation(x, evaluation: evalDescription, model: m.description)
+                }
+                let total = x.count * (y?.count ?? 1)
+                let progress = Progress(mode: Progress.mode(setting: s.settings.progress), total: total, label: "landscape \(m.label) \(split)") {
+                    inv.output.write($0, to: .standard)
+                }
+                let net = m.network
+                let result = try Landscape.compute(model: net, request: request, endpoint: endpoint, cache: cache,
+                                                   progress: { p in progress.update(p.done, "loss \(Render.number(p.loss, "%.3f"))") },
+                                                   shouldStop: { inv.interrupt.isRequested }) {
+                    var lossSum = 0.0, correct = 0, count = 0
+                    for b in batches {
+                        let logits = net.forward(b.images, .eval)
+                        let (loss, _, c) = softmaxCrossEntropy(logits: logits, labels: b.labels)
+                        lossSum += Double(loss) * Double(b.labels.count); correct += c; count += b.labels.count
+                    }
+                    return (lossSum / Double(max(count, 1)), 100 * Double(correct) / Double(max(count, 1)))
+                }
+                progress.finish()
+                if !result.completed {
+                    inv.print("landscape interrupted after \(result.surface.completedPoints) of \(total) points; the same command resumes from the cache")
+                    throw Interrupted()
+                }
+                inv.print("landscape \(m.label) on \(split): \(total) points, " + (result.cacheHit ? "from cache" : "\(result.evaluatedPoints) evaluated in \(Render.duration(result.seconds)) (\(Render.number(result.pointsPerSecond, "%.2f")) points/s)") + " on \(imageCount) images")
+                let dir = (s.settings.out as NSString).appendingPathComponent("plots")
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                let csv = (dir as NSString).appendingPathComponent("landscape-\(kind)-\(m.label)-\(split).csv")
+                try result.surface.writeCSV(to: URL(fileURLWithPath: csv))
+                surfaces.append((m.label, split, result.surface))
+            }
+        }
+        // Flatness table: numbers to compare methods, not only pictures.
+        let rows = try surfaces.map { (label: "\($0.label) \($0.split)", report: try $0.surface.flatness()) }
+        inv.print(FlatnessReport.table(rows))
+        // Figure: all surfaces side by side.
+        let specs: [any PlotSpec]
+        if kind == "plane" {
+            var grids: [any PlotSpec] = []
+            let style = inv.string("style")
+            var surfacePlots: [SurfacePlot] = []
+            for sf in surfaces {
+                let grid = Grid(x: sf.surface.alphas, y: sf.surface.betas ?? [0], z: sf.surface.loss)
+                let title = "\(sf.label) (\(sf.split.uppercased()))"
+                switch style {
+                case "surface": surfacePlots.append(SurfacePlot(title: title, grid: grid, zMax: inv.has("zmax") ? inv.double("zmax") : nil))
+                case "heatmap": grids.append(HeatmapPlot(title: title, grid: grid))
+                default: grids.append(ContourPlot(title: title, grid: grid))
+                }
+            }
+            specs = style == "surface" ? SurfacePlot.sharingZRange(surfacePlots) : grids
+        } else {
+            let curves = surfaces.map { LandscapeCurve(name: "\($0.label) \($0.split.uppercased())", loss: $0.surface.loss[0], accuracy: $0.surface.accuracy[0]) }
+            specs = [Landscape1DPlot(title: kind == "line" ? "Loss along a filter-normalised direction" : "Loss between two models",
+                                     alphas: surfaces[0].surface.alphas, curves: curves,
+                                     xLabel: kind == "interpolate" ? "α (0 = current model, 1 = \((inv.string("to") as NSString).lastPathComponent))" : "α")]
+        }
+        let figure: any PlotSpec = specs.count == 1 ? specs[0] : Figure(title: "Loss landscapes (\(inv.string("target")) perturbed)", columns: min(specs.count, 3), specs: specs)
+        let name = inv.has("name") ? inv.string("name") : "landscape-\(kind)-\(surfaces.map(\.label).joined(separator: "-"))"
+        _ = try draw(figure, name: name, inv, s, format: inv.has("format") ? inv.string("format") : nil)
+        return .list(zip(rows, surfaces).map { row, sf in
+            let r = row.report
+            var fields: [(String, Value)] = [("label", .string(sf.label)), ("split", .string(sf.split)), ("centre_loss", .number(r.centreLoss))]
+            for radius in r.radii { fields.append(("max_increase_r\(Value.format(radius.radius))", .number(radius.maximumLossIncrease))) }
+            return .record(Record(fields))
+        })
+    }
+}

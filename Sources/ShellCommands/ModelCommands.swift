@@ -1,0 +1,195 @@
+// `model` (new, load, show) and `quantize` (attach LSQ/EWGS quantizers and initialise their ranges).
+import Datasets
+import Foundation
+import NN
+import Quant
+import ShellLanguage
+import TensorCore
+import Training
+
+extension ShellCommands {
+    static func modelCommand(_ s: Session) -> CommandSpec {
+        let new = CommandSpec(
+            name: "new", summary: "build a model by architecture, with fresh weights from the session seed",
+            positionals: [ArgSpec("architecture", .choice(Network.knownArchitectures), required: true, help: "the architecture")],
+            keywords: [
+                ArgSpec("width", .number(0.0625...8), default: 1.0, help: "channel multiplier (1 = the published model)"),
+                ArgSpec("shortcut", .choice(["A", "B"]), default: "A", help: "CIFAR ResNets: A = identity with zero padding (He et al.), B = 1×1 conv + BN"),
+                ArgSpec("classes", .int(min: 1), help: "output classes (default: the loaded data's)"),
+                ArgSpec("in_channels", .int(1...4), help: "input channels (default: the loaded data's)"),
+            ],
+            run: { inv in
+                let classes = inv.has("classes") ? inv.int("classes") : (s.dataset?.classCount ?? 10)
+                let inC = inv.has("in_channels") ? inv.int("in_channels") : (s.dataset?.imageShape.first ?? 1)
+                let arch = inv.string("architecture")
+                let net = try Network.make(architecture: arch, inChannels: inC, classes: classes, width: inv.double("width"),
+                                           shortcut: inv.string("shortcut") == "B" ? .projection : .zeroPadding,
+                                           seed: UInt64(s.settings.seed))
+                s.network = net
+                s.modelWidth = inv.double("width")
+                s.quantization = nil
+                s.endRun()
+                s.modelProvenance = ["weights": .string("random init (seed \(s.settings.seed))"), "architecture": .string(arch)]
+                inv.print("\(arch): \(net.parameterCount) parameters, \(net.convolutions.count) convolutions, \(inC) input channel\(inC == 1 ? "" : "s"), \(classes) classes")
+                return modelValue(s)
+            })
+        let load = CommandSpec(
+            name: "load", summary: "load weights from a safetensors file (torchvision names) into the current or a new model",
+            discussion: """
+            Loads a state dict by name. With `architecture=` a new model is built first; otherwise the current
+            model receives the weights. Missing, unexpected and wrongly shaped names are reported; with
+            strict=true any of them is an error and nothing changes. Quantizer scales (`*.w.s`, `*.a.s`) load into
+            a quantized model. The file and its SHA-free provenance (path, size) are recorded in every result.
+            """,
+            positionals: [ArgSpec("path", .path, required: true, help: "a .safetensors file")],
+            keywords: [
+                ArgSpec("architecture", .choice(Network.knownArchitectures), help: "build this architecture first"),
+                ArgSpec("width", .number(0.0625...8), default: 1.0, help: "channel multiplier of the new model"),
+                ArgSpec("classes", .int(min: 1), help: "classes of the new model (default: the data's)"),
+                ArgSpec("strict", .bool, default: .bool(true), help: "fail on any missing, unexpected or mis-shaped name"),
+                ArgSpec("pretraining", .string, help: "where the weights come from (recorded as provenance, e.g. moco-v2)"),
+            ],
+            run: { inv in
+                let path = inv.string("path")
+                let url = URL(fileURLWithPath: path)
+                if inv.has("architecture") {
+                    let classes = inv.has("classes") ? inv.int("classes") : (s.dataset?.classCount ?? 10)
+                    s.network = try Network.make(architecture: inv.string("architecture"), inChannels: s.dataset?.imageShape.first ?? 3,
+                                                 classes: classes, width: inv.double("width"), seed: UInt64(s.settings.seed))
+                    s.modelWidth = inv.double("width")
+                    s.quantization = nil
+                }
+                let net = try s.requireNetwork()
+                let report = try net.loadSafeTensors(from: url, strict: inv.bool("strict"))
+                s.endRun()
+                let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+                s.modelProvenance = ["weights": .string(path), "bytes": .int(size),
+                                     "architecture": .string(net.architecture)]
+                if inv.has("pretraining") { s.modelProvenance["pretraining"] = .string(inv.string("pretraining")) }
+                inv.print("loaded \(report.loaded) tensors from \(path)")
+                if !report.isClean { inv.print(report.summary) }
+                return modelValue(s)
+            })
+        let show = CommandSpec(
+            name: "show", summary: "print the layers with output shapes and parameter counts",
+            keywords: [ArgSpec("filter", .pattern, help: "only layers whose name matches this glob", completion: .dynamic("layers")),
+                       ArgSpec("parameters", .bool, default: .bool(false), help: "list every parameter with its shape instead")],
+            run: { inv in
+                let net = try s.requireNetwork()
+                if inv.bool("parameters") {
+                    let rows = net.parameters.map { [$0.name, $0.kind.rawValue, "[" + $0.shape.map(String.init).joined(separator: ", ") + "]", String($0.count)] }
+                    inv.print(Render.table(["parameter", "kind", "shape", "count"], rows))
+                } else {
+                    var rows = net.describeLayers(inputShape: s.dataset?.imageShape ?? [net.inChannels, 28, 28])
+                    if inv.has("filter") {
+                        let p = try LayerPattern(inv.string("filter"))
+                        rows = rows.filter { p.matches($0.name) }
+                    }
+                    inv.print(formatLayerTable(rows))
+                }
+                inv.print("\(net.architecture): \(net.parameterCount) parameters" + (s.isQuantized ? ", quantized \(s.quantization.map(quantLabel) ?? "")" : ", full precision"))
+                return modelValue(s)
+            })
+        return CommandSpec(name: "model", summary: "create, load or show the model", group: "model",
+                           examples: ["model new resnet20", "model new mnist_cnn", "model load erm.safetensors", "model show filter=layer3.*"],
+                           subcommands: [new, load, show])
+    }
+
+    static func quantLabel(_ q: QuantizationConfig) -> String {
+        "\(q.method.rawValue.uppercased()) W\(q.weightBits)/A\(q.activationBits)"
+    }
+
+    static func modelValue(_ s: Session) -> Value {
+        guard let n = s.network else { return .none }
+        return .record(Record([
+            ("architecture", .string(n.architecture)),
+            ("parameters", .int(n.parameterCount)),
+            ("quantized", .bool(s.isQuantized)),
+            ("scales", .int(Quant.scaleParameters(in: n).count)),
+        ]))
+    }
+
+    static func quantizeCommand(_ s: Session) -> CommandSpec {
+        CommandSpec(
+            name: "quantize", summary: "attach LSQ or EWGS quantizers and initialise their ranges",
+            discussion: """
+            The paper's layout: every convolution quantizes its weight (per output channel) and its input (per
+            tensor); the first convolution quantizes only its input (signed: it is the normalised image); the
+            classifier stays full precision. Activation ranges are signed or unsigned as the calibration data
+            says (inputs after GroupNorm can be negative). init=mse runs the MSE grid search of Nagel et al. on
+            the weights and on `calib` batches drawn from the training domains' in-splits, earlier layers
+            already quantized. Scale factors are named `<layer>.w.s` and `<layer>.a.s`.
+            """,
+            group: "model",
+            positionals: [ArgSpec("method", .choice(["lsq", "ewgs"]), required: true, help: "quantizer: LSQ (STE) or EWGS (element-wise gradient scaling)")],
+            keywords: [
+                ArgSpec("bits", .int(2...8), default: 4, help: "bit width of weights and activations"),
+                ArgSpec("wbits", .int(2...8), help: "weight bit width (overrides bits)"),
+                ArgSpec("abits", .int(2...8), help: "activation bit width (overrides bits)"),
+                ArgSpec("init", .choice(["mse", "lsq", "minmax"]), default: "mse", help: "range initialisation"),
+                ArgSpec("calib", .int(1...64), default: 2, help: "calibration batches for activation ranges"),
+                ArgSpec("granularity", .choice(["channel", "tensor"]), default: "channel", help: "weight scales per output channel or per tensor"),
+                ArgSpec("narrow", .bool, default: .bool(false), help: "narrow symmetric weight range [−2^(b−1)+1, 2^(b−1)−1]"),
+                ArgSpec("keep", .list(.pattern), help: "layer patterns kept in full precision", completion: .dynamic("convs")),
+                ArgSpec("override", .list(.string), help: "per-layer bits as \"pattern:bits\" or \"pattern:wbits/abits\""),
+                ArgSpec("delta", .number(0...1), default: 1e-3, help: "EWGS δ (fixed setting)"),
+            ],
+            examples: ["quantize lsq bits=4", "quantize ewgs bits=3 init=mse calib=4",
+                       "quantize lsq bits=4 keep=[layer1.0.conv1] override=[\"layer3.*:8\"]"],
+            run: { inv in
+                let net = try s.requireNetwork()
+                if s.isQuantized {
+                    throw inv.error("the model is already quantized (\(s.quantization.map(quantLabel) ?? "")); reload or rebuild the full-precision model first (`model load` / `load model`)")
+                }
+                let bits = inv.int("bits")
+                var config = QuantizationConfig(method: inv.string("method") == "ewgs" ? .ewgs : .lsq,
+                                                weightBits: inv.has("wbits") ? inv.int("wbits") : bits,
+                                                activationBits: inv.has("abits") ? inv.int("abits") : bits,
+                                                weightGranularity: inv.string("granularity") == "tensor" ? .perTensor : .perChannel,
+                                                weightRange: inv.bool("narrow") ? .narrowSigned : .signed,
+                                                keepFullPrecision: inv.has("keep") ? inv.strings("keep") : [],
+                                                ewgsDelta: Float(inv.double("delta")))
+                if inv.has("override") {
+                    for o in inv.strings("override") {
+                        let parts = o.split(separator: ":", maxSplits: 1).map(String.init)
+                        let b = parts.count == 2 ? parts[1].split(separator: "/").map { Int($0) } : []
+                        guard parts.count == 2, !b.isEmpty, b.allSatisfy({ $0 != nil }) else {
+                            throw inv.error("override '\(o)' is not \"pattern:bits\" or \"pattern:wbits/abits\"", argument: "override")
+                        }
+                        config.bitOverrides.append(LayerBitOverride(pattern: parts[0], weightBits: b[0]!, activationBits: b.count > 1 ? b[1]! : b[0]!))
+                    }
+                }
+                let initMethod: RangeInitMethod = ["mse": .mse, "lsq": .lsq, "minmax": .minMax][inv.string("init")]!
+                let plan = try QuantizationPlan(model: net, config: config)
+                let (dataset, env) = try s.requireData()
+                let calib = calibrationBatches(s, dataset: dataset, environments: env, count: inv.int("calib"))
+                let quantizers = try attachQuantizers(to: net, plan: plan)
+                do {
+                    let summary = try calibrateQuantizers(in: net, batches: calib,
+                                                          options: CalibrationOptions(weightMethod: initMethod, activationMethod: initMethod))
+                    s.quantization = config
+                    s.network = net   // bumps the model version: runs restart
+                    s.endRun()
+                    inv.print("\(quantLabel(config)): \(quantizers.count) quantizers (\(summary.weightQuantizers) weight, \(summary.activationQuantizers) activation), \(inv.string("init")) init on \(summary.batches) calibration batch\(summary.batches == 1 ? "" : "es")")
+                    if !summary.signedActivations.isEmpty {
+                        inv.print("signed activation ranges: \(summary.signedActivations.joined(separator: ", "))")
+                    }
+                    if !summary.unreached.isEmpty { inv.warn("warning: calibration never reached \(summary.unreached.joined(separator: ", "))") }
+                } catch {
+                    _ = removeQuantizers(from: net)
+                    throw error
+                }
+                return modelValue(s)
+            })
+    }
+
+    /// Calibration batches: the first `count` batches of a sampler over the training domains'
+    /// in-splits, without augmentation, seeded from the session seed — the same for every method.
+    static func calibrationBatches(_ s: Session, dataset: DomainDataset, environments: EnvironmentAssignment, count: Int) -> [Tensor] {
+        let splits = dataset.domainBedSplits(trialSeed: s.settings.trialSeed)
+        var sampler = TrainingSampler(splits: splits, trainingDomains: environments.trainingDomains,
+                                      batchPerDomain: s.dataDescriptor?.batch ?? 32,
+                                      seed: RNG.seed(combining: UInt64(s.settings.seed), 0xCA11B), augment: false)
+        return (0..<count).compactMap { _ in try? sampler.next(from: dataset).images }
+    }
+}

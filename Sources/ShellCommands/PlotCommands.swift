@@ -1,0 +1,168 @@
+// `plot`: the paper's figures from the current run (training curves, g_QAT against g_flat, disorder
+// heatmap, frozen set) and from the session's results (accuracy against bit width), through gnuplot.
+import Datasets
+import Foundation
+import Optim
+import Plot
+import Quant
+import ShellLanguage
+import Training
+
+extension ShellCommands {
+    /// Draws a spec where the `plot` setting says: a PNG/SVG under <out>/plots (and, in a terminal with
+    /// plot=auto, a view in the terminal too). A missing gnuplot is a warning: the CSV is still written.
+    static func draw(_ spec: any PlotSpec, name: String, _ inv: Invocation, _ s: Session, format: String? = nil) throws -> Value {
+        let dir = (s.settings.out as NSString).appendingPathComponent("plots")
+        let stem = (dir as NSString).appendingPathComponent(name)
+        let mode = format ?? s.settings.plot
+        let interactive = isatty(1) != 0 && ProcessInfo.processInfo.environment["CI"] == nil
+        var targets: [PlotTarget] = []
+        switch mode {
+        case "none": targets = []
+        case "svg": targets = [.svg(path: stem + ".svg")]
+        case "text": targets = [textTarget()]
+        case "sixel": targets = [.sixel()]
+        case "png": targets = [.png(path: stem + ".png")]
+        default: targets = [.png(path: stem + ".png")] + (interactive ? [textTarget()] : [])
+        }
+        if targets.isEmpty {
+            let script = spec.script(target: .png(path: stem + ".png"), dataStem: stem)
+            try s.plotter.write(dataFiles: script.dataFiles)
+            inv.print("wrote \(script.dataFiles.map(\.path).joined(separator: ", ")) (plot=none)")
+            return .string(stem + ".csv")
+        }
+        var written: String?
+        for target in targets {
+            do {
+                let result = try s.plotter.render(spec, to: target, dataStem: stem)
+                if !result.terminalOutput.isEmpty { inv.output.write(result.terminalOutput + (result.terminalOutput.hasSuffix("\n") ? "" : "\n"), to: .standard) }
+                if !result.messages.isEmpty { inv.warn("gnuplot: \(result.messages)") }
+                if let p = result.outputPath {
+                    written = p
+                    inv.print("plot: \(p)  (data: \(result.dataFiles.joined(separator: ", ")))")
+                }
+            } catch let e as PlotError {
+                if case .gnuplotMissing = e { inv.warn("warning: \(e)"); return .string(stem + ".csv") }
+                throw CommandError("\(e)")
+            }
+        }
+        s.lastFigure = written
+        return written.map { .string($0) } ?? .none
+    }
+
+    static func textTarget() -> PlotTarget {
+        let size = TerminalSize.current()
+        return .text(columns: max(60, min(size.columns, 160)), lines: max(16, min(size.lines - 4, 32)), color: TerminalColorMode.current())
+    }
+
+    static func plotCommand(_ s: Session) -> CommandSpec {
+        CommandSpec(
+            name: "plot", summary: "draw a figure: training curves, gradients (Fig. 2), disorder (Fig. 3), frozen set (Fig. 4), bits",
+            discussion: """
+              curves     training loss and I.D / OOD accuracy of the current run against steps
+              gradients  g_QAT against g_flat over steps for the scale factors matching `factors` (paper Fig. 2),
+                         with the applied gradient (Fig. 4)
+              disorder   disorder of every scale factor per window, as a heatmap, τ marked (Fig. 3)
+              frozen     which scale factors had g_QAT frozen at each step, and how many (Fig. 4)
+              bits       selected OOD (and I.D) accuracy against bit width for each method in `results`
+            Files go to <out>/plots/<name>.png with the numbers beside them as CSV; `format=` overrides the
+            `plot` setting (png, svg, text for a terminal view, sixel, none for data only).
+            """,
+            group: "plots",
+            positionals: [ArgSpec("kind", .choice(["curves", "gradients", "disorder", "frozen", "bits"]), required: true, help: "figure")],
+            keywords: [ArgSpec("factors", .pattern, default: "*", help: "scale factors (glob) for gradients/disorder/frozen", completion: .dynamic("scales")),
+                       ArgSpec("top", .int(min: 1), default: 6, help: "at most this many factors in the gradients figure"),
+                       ArgSpec("name", .string, help: "file name stem (default: <run>-<kind>)"),
+                       ArgSpec("format", .choice(["auto", "png", "svg", "text", "sixel", "none"]), help: "override the plot setting"),
+                       ArgSpec("title", .string, help: "figure title")],
+            examples: ["plot curves", "plot gradients factors=layer3.*.a.s top=4", "plot disorder format=text"],
+            run: { inv in
+                let kind = inv.string("kind")
+                let format = inv.has("format") ? inv.string("format") : nil
+                if kind == "bits" {
+                    let spec = try bitsPlot(s, title: inv.has("title") ? inv.string("title") : nil)
+                    return try draw(spec, name: inv.has("name") ? inv.string("name") : "accuracy-vs-bits", inv, s, format: format)
+                }
+                guard let run = s.run else { throw inv.error("no run yet; `train …` first (plots are drawn from the current run)") }
+                let label = s.runLabel ?? run.method.rawValue
+                let name = inv.has("name") ? inv.string("name") : "\(label)-\(kind)"
+                let pattern = try NamePattern(inv.string("factors"))
+                switch kind {
+                case "curves":
+                    let lossSeries = run.stepper.trace?.loss()
+                    let loss = (steps: lossSeries?.steps ?? [], values: lossSeries?.values ?? [])
+                    let recs = run.records
+                    let steps = recs.map { Double($0.step) }
+                    let spec = TrainingCurvesPlot(
+                        title: inv.has("title") ? inv.string("title") : "\(label): loss and accuracy (\(run.dataset.name))",
+                        steps: loss.steps, loss: loss.values.map(Double.init),
+                        accuracies: [AccuracyCurve(name: "I.D (train-domain val)", steps: steps, accuracy: recs.map { $0.validationAccuracy * 100 }, outOfDistribution: false),
+                                     AccuracyCurve(name: "OOD (held-out)", steps: steps, accuracy: recs.map { $0.testAccuracy * 100 }, outOfDistribution: true)])
+                    return try draw(spec, name: name, inv, s, format: format)
+                case "gradients":
+                    let trace = try requireTrace(run)
+                    let factors = run.scales.map(\.name).filter(pattern.matches).prefix(inv.int("top"))
+                    guard !factors.isEmpty else { throw inv.error("no scale factor matches '\(inv.string("factors"))'", argument: "factors") }
+                    var traces: [Plot.GradientTrace] = []
+                    for f in factors {
+                        let q = try trace.series(.qatMean, factor: f), fl = try trace.series(.flatMean, factor: f), a = try trace.series(.appliedMean, factor: f)
+                        traces.append(Plot.GradientTrace(factor: f, steps: q.steps, qat: q.values.map(Double.init), flat: fl.values.map(Double.init),
+                                                         applied: a.values.map(Double.init)))
+                    }
+                    let spec = GradientComparisonPlot(title: inv.has("title") ? inv.string("title") : "\(label): g_QAT and g_flat of scale factors", traces: traces)
+                    return try draw(spec, name: name, inv, s, format: format)
+                case "disorder":
+                    let trace = try requireTrace(run)
+                    let h = trace.disorderHeatmap()
+                    let keep = h.factors.indices.filter { pattern.matches(h.factors[$0]) }
+                    guard !h.windowEndSteps.isEmpty else { throw inv.error("no disorder window has completed yet (K = \(run.hyperparameters.window) steps)") }
+                    let spec = DisorderHeatmapPlot(title: inv.has("title") ? inv.string("title") : "\(label): gradient disorder of g_QAT per window",
+                                                   factors: keep.map { h.factors[$0] }, steps: h.windowEndSteps,
+                                                   disorder: keep.map { h.values[$0].map(Double.init) },
+                                                   threshold: run.method.freezePolicy.usesDisorderTest ? Double(run.hyperparameters.tau) : nil)
+                    return try draw(spec, name: name, inv, s, format: format)
+                default: // frozen
+                    let trace = try requireTrace(run)
+                    let names = run.scales.map(\.name).filter(pattern.matches)
+                    var steps: [Double] = []
+                    var frozen: [[Bool]] = []
+                    for f in names {
+                        let series = try trace.series(.frozen, factor: f)
+                        steps = series.steps
+                        frozen.append(series.values.map { $0 >= 0.5 })
+                    }
+                    let spec = FrozenSetPlot(title: inv.has("title") ? inv.string("title") : "\(label): scale factors with g_QAT frozen",
+                                             factors: names, steps: steps, frozen: frozen)
+                    return try draw(spec, name: name, inv, s, format: format)
+                }
+            })
+    }
+
+    static func requireTrace(_ run: Run) throws -> Optim.GradientTrace {
+        guard run.method.isQuantized, let t = run.stepper.trace else {
+            throw CommandError("the current run (\(run.method.rawValue)) has no scale factors to trace; train a quantized method first")
+        }
+        return t
+    }
+
+    static func bitsPlot(_ s: Session, title: String?) throws -> BitWidthPlot {
+        var byMethod: [String: [Int: [Double]]] = [:]
+        var fp: [Double] = []
+        for r in s.results {
+            if r.bits == "FP" { fp.append(r.test * 100); continue }
+            guard let b = Int(r.bits.dropFirst().prefix { $0.isNumber }) else { continue }
+            byMethod[r.method, default: [:]][b, default: []].append(r.test * 100)
+        }
+        guard !byMethod.isEmpty else { throw CommandError("no quantized results yet; `train qat|qat+sagm|fqat …` at some bit widths first") }
+        let methods = byMethod.keys.sorted().map { m in
+            MethodResults(method: m, results: byMethod[m]!.keys.sorted().map { b in
+                let v = byMethod[m]![b]!
+                let mean = v.reduce(0, +) / Double(v.count)
+                let sd = v.count > 1 ? (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count - 1)).squareRoot() : nil
+                return BitWidthResult(bits: b, mean: mean, std: sd)
+            })
+        }
+        return BitWidthPlot(title: title ?? "OOD accuracy against bit width", methods: methods,
+                            fullPrecision: fp.isEmpty ? nil : fp.reduce(0, +) / Double(fp.count))
+    }
+}

@@ -1,0 +1,246 @@
+// `train`, `step`, `eval`, `results`: running the DomainBed protocol and showing I.D against OOD.
+import Datasets
+import Foundation
+import NN
+import Optim
+import Quant
+import ShellLanguage
+import TensorCore
+import Training
+
+extension ShellCommands {
+    static let hyperparameterKeys: [ArgSpec] = [
+        ArgSpec("lr", .number(0...1), help: "Adam learning rate of the model (default 1e-3)"),
+        ArgSpec("wd", .number(0...1), help: "weight decay, L2 added to the gradient (default 0)"),
+        ArgSpec("scale_lr", .number(0...1), help: "Adam learning rate of the scale factors, no weight decay (default 1e-4)"),
+        ArgSpec("rho", .number(0...10), help: "SAGM radius ρ (default 0.05)"),
+        ArgSpec("alpha", .number(0...1), help: "SAGM α (default 0.001)"),
+        ArgSpec("tau", .number(0...1), help: "disorder threshold τ of the freeze test (default 0.5)"),
+        ArgSpec("K", .int(2...1_000_000), help: "freeze window in steps (default 100)"),
+        ArgSpec("eval_every", .int(min: 1), help: "evaluate every domain every N steps (default 100)"),
+        ArgSpec("bn", .choice(["train", "frozen"]), help: "BatchNorm: batch statistics (train) or running statistics fixed (frozen, DomainBed/SAGM)"),
+        ArgSpec("dropout", .number(0...0.99), help: "dropout on the features (default 0)"),
+    ]
+
+    /// Applies the hyperparameter keys given to this command to the session's hyperparameters.
+    static func applyHyperparameters(_ inv: Invocation, _ s: Session) {
+        var h = s.hyperparameters
+        if inv.has("lr") { h.learningRate = inv.double("lr") }
+        if inv.has("wd") { h.weightDecay = inv.double("wd") }
+        if inv.has("scale_lr") { h.scaleLearningRate = inv.double("scale_lr") }
+        if inv.has("rho") { h.rho = inv.double("rho") }
+        if inv.has("alpha") { h.alpha = inv.double("alpha") }
+        if inv.has("tau") { h.tau = Float(inv.double("tau")) }
+        if inv.has("K") { h.window = inv.int("K") }
+        if inv.has("eval_every") { h.evalEvery = inv.int("eval_every") }
+        if inv.has("bn") { h.frozenBatchNorm = inv.string("bn") == "frozen" }
+        if inv.has("dropout") { h.dropout = inv.double("dropout") }
+        s.hyperparameters = h
+    }
+
+    static func trainCommand(_ s: Session) -> CommandSpec {
+        CommandSpec(
+            name: "train", summary: "train with a method for N steps on the DomainBed protocol (continues the current run)",
+            discussion: """
+            Methods: \(TrainingMethod.allCases.map { "\n  \($0.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \($0.summary)" }.joined())
+            Each step takes one batch from every training domain. Every `eval_every` steps (and at the end) every
+            domain's in and out splits are evaluated; the record goes to <out>/<label>.jsonl. The summary shows the
+            checkpoint picked by train-domain validation (I.D = mean out-split accuracy of the training domains)
+            and its OOD accuracy (the held-out domains' in split). Calling `train` again with the same method
+            continues the run (optimizer moments, disorder windows and freeze timers kept); a different method,
+            model or hyperparameter starts a new run from the current weights. Ctrl-C pauses at the next step.
+            Hyperparameters given here stay set for later `train` and `step` calls.
+            """,
+            group: "training",
+            positionals: [ArgSpec("method", .choice(TrainingMethod.allCases.map(\.rawValue)), required: true, help: "training method")],
+            keywords: [ArgSpec("steps", .int(min: 0), required: true, help: "steps to take")] + hyperparameterKeys + [
+                ArgSpec("new", .bool, default: .bool(false), help: "start a new run even if the current one could continue"),
+                ArgSpec("label", .string, help: "name of this run in `results` and its records file (default: the method and bits)"),
+            ],
+            examples: ["train erm steps=300 bn=train", "train fqat steps=500 tau=0.5 K=50", "train qat+sagm steps=500 lr=1e-4"],
+            run: { inv in try train(inv, s) })
+    }
+
+    static func train(_ inv: Invocation, _ s: Session) throws -> Value {
+        applyHyperparameters(inv, s)
+        let method = try TrainingMethod(named: inv.string("method"))
+        let (run, isNew) = try s.runFor(method: method, forceNew: inv.bool("new"))
+        let label = inv.has("label") ? inv.string("label") : defaultLabel(method, s)
+        s.runLabel = label
+        let steps = inv.int("steps")
+        let progress = Progress(mode: Progress.mode(setting: s.settings.progress), total: steps, label: label) {
+            inv.output.write($0, to: .standard)
+        }
+        if isNew {
+            inv.print("\(label): new \(method.rawValue) run — \(runDescription(run))")
+        } else {
+            inv.print("\(label): continuing at step \(run.step)")
+        }
+        let recordsPath = try recordsFile(s, label: label)
+        var done = 0
+        var lastLoss: Float = .nan
+        let summary: TrainSummary
+        do {
+            summary = try run.train(steps: steps, shouldStop: { inv.interrupt.isRequested }) { event in
+                switch event {
+                case .step(let report, _):
+                    done += 1
+                    lastLoss = report.loss
+                    var status = "loss \(Render.number(Double(report.loss), "%.4f"))"
+                    if method.isQuantized && method.usesFlatnessPass { status += "  frozen \(report.frozen.count)/\(run.scales.count)" }
+                    progress.update(done, status)
+                case .evaluation(let record, _):
+                    appendRecord(record, to: recordsPath)
+                    progress.note(evalLine(record, s: s, loss: record.metrics["loss"]))
+                }
+            }
+        } catch {
+            progress.finish()
+            if case TrainingError.diverged = error {
+                inv.warn("records so far are in \(recordsPath)")
+            }
+            throw error
+        }
+        progress.finish()
+        if let sel = summary.selected {
+            let row = resultRow(label: label, method: method, run: run, selection: sel, s: s)
+            s.results.removeAll { $0.label == label }
+            s.results.append(row)
+            inv.print("\(label): \(summary.stepsRun) steps in \(Render.duration(summary.seconds)) (\(Int(summary.imagesPerSecond)) img/s), final loss \(Render.number(Double(lastLoss), "%.4f"))")
+            inv.print("  selected step \(sel.record.step) by train-domain validation: I.D \(Render.percent(sel.validationAccuracy))%  OOD \(Render.percent(sel.testAccuracy))%  (records: \(recordsPath))")
+        }
+        if summary.interrupted {
+            inv.print("interrupted after step \(run.step): model, optimizer and freeze state are intact; `train \(method.rawValue) steps=…` continues")
+            throw Interrupted()
+        }
+        return trainValue(run, summary: summary, label: label)
+    }
+
+    static func defaultLabel(_ method: TrainingMethod, _ s: Session) -> String {
+        guard method.isQuantized, let q = s.quantization else { return method.rawValue }
+        let base = q.method.rawValue
+        let m: String
+        switch method {
+        case .qat: m = base
+        case .qatSAGM: m = "\(base)+sagm"
+        case .fqat: m = "fqat-\(base)"
+        default: m = "\(method.rawValue)-\(base)"
+        }
+        return q.weightBits == q.activationBits ? "\(m)-\(q.weightBits)bit" : "\(m)-w\(q.weightBits)a\(q.activationBits)"
+    }
+
+    static func runDescription(_ r: Run) -> String {
+        let h = r.hyperparameters
+        var parts = ["lr \(Value.format(h.learningRate))", "batch \(h.batchPerDomain)×\(r.environments.trainingDomains.count)",
+                     "bn \(h.frozenBatchNorm ? "frozen" : "train")", "eval every \(h.evalEvery)"]
+        if r.method.isQuantized { parts.append("scale lr \(Value.format(h.scaleLearningRate))") }
+        if r.method.usesFlatnessPass { parts.append("ρ \(Value.format(h.rho)) α \(Value.format(h.alpha))") }
+        if r.method.freezePolicy.usesDisorderTest { parts.append("τ \(Value.format(Double(h.tau))) K \(h.window)") }
+        return parts.joined(separator: ", ")
+    }
+
+    static func recordsFile(_ s: Session, label: String) throws -> String {
+        let dir = s.settings.out
+        do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
+            throw CommandError("cannot create the output folder '\(dir)': \(error.localizedDescription); choose another with `set out=…`")
+        }
+        let safe = label.map { $0.isLetter || $0.isNumber || "-_+.".contains($0) ? $0 : "_" }
+        return (dir as NSString).appendingPathComponent(String(safe) + ".jsonl")
+    }
+
+    static func appendRecord(_ record: EvalRecord, to path: String) {
+        let line = record.jsonLine() + "\n"
+        if let h = FileHandle(forWritingAtPath: path) {
+            h.seekToEndOfFile(); h.write(Data(line.utf8)); try? h.close()
+        } else {
+            _ = FileManager.default.createFile(atPath: path, contents: Data(line.utf8))
+        }
+    }
+
+    static func evalLine(_ r: EvalRecord, s: Session, loss: Double?) -> String {
+        var t = "step \(r.step)"
+        if let l = loss { t += "  loss \(Render.number(l, "%.4f"))" }
+        t += "  I.D \(Render.percent(r.validationAccuracy))%  OOD \(Render.percent(r.testAccuracy))%"
+        return t
+    }
+
+    static func resultRow(label: String, method: TrainingMethod, run: Run, selection sel: Selection, s: Session) -> ResultRow {
+        let names = run.dataset.domainNames
+        var byDomain: [String: Double] = [:]
+        for (d, v) in sel.testAccuracyByDomain { byDomain[names[d]] = v }
+        let last = run.records.last
+        return ResultRow(label: label, method: method.rawValue, bits: s.quantization.map { "W\($0.weightBits)A\($0.activationBits)" } ?? "FP",
+                         steps: run.step, selectedStep: sel.record.step, validation: sel.validationAccuracy,
+                         test: sel.testAccuracy, testByDomain: byDomain,
+                         lastValidation: last?.validationAccuracy ?? .nan, lastTest: last?.testAccuracy ?? .nan)
+    }
+
+    static func trainValue(_ run: Run, summary: TrainSummary, label: String) -> Value {
+        var fields: [(String, Value)] = [("label", .string(label)), ("method", .string(run.method.rawValue)),
+                                         ("step", .int(run.step)), ("loss", .number(Double(summary.lastLoss))),
+                                         ("seconds", .number(summary.seconds))]
+        if let sel = summary.selected {
+            fields += [("id", .number(sel.validationAccuracy)), ("ood", .number(sel.testAccuracy)),
+                       ("selected_step", .int(sel.record.step))]
+        }
+        return .record(Record(fields))
+    }
+
+    static func evalCommand(_ s: Session) -> CommandSpec {
+        CommandSpec(
+            name: "eval", summary: "evaluate every domain now: in/out split accuracy, I.D (validation) against OOD (test)",
+            group: "training",
+            keywords: [ArgSpec("batch", .int(1...4096), default: 256, help: "evaluation batch size")],
+            examples: ["eval", "let r = eval", "print r.ood"],
+            run: { inv in
+                let net = try s.requireNetwork()
+                let (dataset, env) = try s.requireData()
+                let splits = dataset.domainBedSplits(trialSeed: s.settings.trialSeed)
+                let (record, results) = try Evaluator.record(net, dataset: dataset, splits: splits, environments: env,
+                                                             step: s.run?.step ?? 0, batchSize: inv.int("batch"),
+                                                             shouldStop: { inv.interrupt.isRequested })
+                inv.print(evalTable(record, results, dataset: dataset))
+                var fields: [(String, Value)] = [("id", .number(record.validationAccuracy)), ("ood", .number(record.testAccuracy)),
+                                                 ("gap", .number(record.validationAccuracy - record.testAccuracy)),
+                                                 ("step", .int(record.step))]
+                for r in results { fields.append(("\(dataset.domainNames[r.domain])_\(r.part.rawValue)", .number(r.accuracy))) }
+                return .record(Record(fields))
+            })
+    }
+
+    static func evalTable(_ record: EvalRecord, _ results: [SplitResult], dataset: DomainDataset) -> String {
+        var rows: [[String]] = []
+        for (i, name) in dataset.domainNames.enumerated() {
+            let role = record.testDomains.contains(i) ? "test (OOD)" : "train"
+            let inR = results.first { $0.domain == i && $0.part == .in }
+            let outR = results.first { $0.domain == i && $0.part == .out }
+            rows.append([name, role, inR.map { Render.percent($0.accuracy) } ?? "—", outR.map { Render.percent($0.accuracy) } ?? "—",
+                         outR.map { Render.number($0.loss, "%.3f") } ?? "—"])
+        }
+        let se = results.filter { record.testDomains.contains($0.domain) && $0.part == .in }.map(\.standardError).max() ?? .nan
+        var text = Render.table(["domain", "role", "in %", "out %", "out loss"], rows)
+        text += "\nI.D (train-domain validation) \(Render.percent(record.validationAccuracy))%   OOD (held-out) \(Render.percent(record.testAccuracy))%   gap \(Render.percent(record.validationAccuracy - record.testAccuracy)) points   (OOD s.e. ±\(Render.percent(se)))"
+        return text
+    }
+
+    static func resultsCommand(_ s: Session) -> CommandSpec {
+        CommandSpec(
+            name: "results", summary: "table of every run this session: selected I.D and OOD accuracy per method",
+            discussion: "Accuracies are those of the checkpoint picked by train-domain validation; `last` columns are the final evaluation.",
+            group: "training",
+            keywords: [ArgSpec("csv", .path, help: "also write the table as CSV to this file")],
+            run: { inv in
+                guard !s.results.isEmpty else { inv.print("no finished runs yet; `train …` first"); return .list([]) }
+                let rows = s.results.map { r in [r.label, r.bits, String(r.steps), String(r.selectedStep), Render.percent(r.validation),
+                                                 Render.percent(r.test), Render.percent(r.validation - r.test),
+                                                 Render.percent(r.lastValidation), Render.percent(r.lastTest)] }
+                inv.print(Render.table(["run", "bits", "steps", "selected", "I.D %", "OOD %", "gap", "last I.D", "last OOD"], rows))
+                if inv.has("csv") {
+                    var csv = "run,method,bits,steps,selected_step,id,ood,last_id,last_ood\n"
+                    for r in s.results { csv += "\(r.label),\(r.method),\(r.bits),\(r.steps),\(r.selectedStep),\(r.validation),\(r.test),\(r.lastValidation),\(r.lastTest)\n" }
+                    try csv.write(toFile: inv.string("csv"), atomically: true, encoding: .utf8)
+                }
+                return .list(s.results.map { r in .record(Record([("label", .string(r.label)), ("id", .number(r.validation)), ("ood", .number(r.test))])) })
+            })
+    }
+}

@@ -1,3 +1,0 @@
-import XCTest
-@testable import Datasets
-final class DatasetsModuleTests: XCTestCase { func testModuleLinks() { XCTAssertTrue(true) } }

@@ -1,0 +1,100 @@
+// Runs every Scripts/*.fqs through the real command registry at smoke size and checks its
+// `# expect:` lines (each must appear, in order, as a substring of some later stdout line),
+// `# expect-stderr:` lines (substrings of standard error, any order) and `# expect-exit:` status.
+import Foundation
+import Plot
+import ShellCommands
+import ShellLanguage
+import XCTest
+
+let scriptsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts")
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let fashionMNISTPresent = FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
+struct ScriptExpectations {
+    var stdout: [String] = []
+    var stderr: [String] = []
+    var exit: Int32 = 0
+    var arguments: [String] = []
+
+    init(_ text: String) {
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            func value(_ key: String) -> String? {
+                let p = "# \(key): "
+                return t.hasPrefix(p) ? String(t.dropFirst(p.count)) : nil
+            }
+            if let v = value("expect") { stdout.append(v) }
+            if let v = value("expect-stderr") { stderr.append(v) }
+            if let v = value("expect-exit") { exit = Int32(v) ?? -1 }
+            if let v = value("args") { arguments = v.split(separator: " ").map(String.init) }
+        }
+    }
+
+    /// The first expectation that is not met, or nil.
+    func firstFailure(stdout out: [String], stderr err: String, status: Int32) -> String? {
+        var i = 0
+        for e in stdout {
+            while i < out.count && !out[i].contains(e) { i += 1 }
+            if i == out.count { return "stdout has no line containing '\(e)' (in order)" }
+            i += 1
+        }
+        for e in stderr where !err.contains(e) { return "stderr does not contain '\(e)'" }
+        if status != exit { return "exit status \(status), expected \(exit)" }
+        return nil
+    }
+}
+
+/// A session whose output is captured, whose plots are recorded, in a temporary folder.
+final class ShellHarness {
+    let session = Session()
+    let output = CapturingOutput()
+    let plotter = RecordingPlotter()
+    let interpreter: Interpreter
+    let directory: URL
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("fqat-shell-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        session.plotter = plotter
+        session.settings.out = directory.appendingPathComponent("out").path
+        session.settings.progress = "lines"
+        session.settings.plot = "png"
+        session.settings.threads = 2
+        interpreter = Interpreter(registry: ShellCommands.makeRegistry(session: session), output: output)
+        interpreter.echoCommandResults = false
+    }
+
+    func run(_ text: String, name: String = "<test>", arguments: [String] = []) -> Int32 {
+        let cwd = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(directory.path)
+        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        return interpreter.runScript(Source(name: name, text: text), arguments: .parse(scriptName: name, arguments)).status
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+}
+
+final class ScriptTests: XCTestCase {
+    func testExpectationRunnerCanFail() {
+        let e = ScriptExpectations("# expect: hello\n# expect: world\n# expect-exit: 0")
+        XCTAssertNil(e.firstFailure(stdout: ["say hello", "big world"], stderr: "", status: 0))
+        XCTAssertNotNil(e.firstFailure(stdout: ["big world", "say hello"], stderr: "", status: 0), "order matters")
+        XCTAssertNotNil(e.firstFailure(stdout: ["say hello", "big world"], stderr: "", status: 70))
+    }
+
+    func testScripts() throws {
+        try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST (dataset-fashion-mnist) is not installed")
+        let files = try FileManager.default.contentsOfDirectory(atPath: scriptsDirectory.path).filter { $0.hasSuffix(".fqs") }.sorted()
+        XCTAssertFalse(files.isEmpty)
+        for file in files {
+            let text = try String(contentsOf: scriptsDirectory.appendingPathComponent(file), encoding: .utf8)
+            let expected = ScriptExpectations(text)
+            let h = try ShellHarness()
+            let status = h.run(text, name: file, arguments: expected.arguments)
+            if let failure = expected.firstFailure(stdout: h.output.standardLines, stderr: h.output.error, status: status) {
+                XCTFail("\(file): \(failure)\n--- stdout ---\n\(h.output.standard)\n--- stderr ---\n\(h.output.error)")
+            }
+        }
+    }
+}
