@@ -29,6 +29,14 @@ func now() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
+/// CPU seconds used by every thread of this process so far (CLOCK_PROCESS_CPUTIME_ID). Less
+/// sensitive than wall time to other processes on a shared machine, but it counts spinning threads.
+func processCPUTime() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
 /// Median wall time of `repeats` runs of `body` after `warmup` runs.
 func medianTime(repeats: Int, warmup: Int = 1, _ body: () -> Void) -> Double {
     for _ in 0..<warmup { body() }
@@ -76,6 +84,18 @@ final class Bench {
             let parsed = arguments[i + 1].split(separator: ",").compactMap { Int($0) }.filter { $0 >= 1 }
             if !parsed.isEmpty { threadCounts = parsed }
         }
+        // Tuning experiments on the convolution fast path (TensorCore.Convolution); defaults untouched otherwise.
+        if let i = arguments.firstIndex(of: "--conv-strategy"), i + 1 < arguments.count {
+            guard let strategy = Convolution.Strategy(rawValue: arguments[i + 1]) else {
+                FileHandle.standardError.write("fqat-bench: --conv-strategy must be one of \(Convolution.Strategy.allCases.map(\.rawValue).joined(separator: ", "))\n".data(using: .utf8)!)
+                exit(2)
+            }
+            Convolution.strategy = strategy
+        }
+        if let i = arguments.firstIndex(of: "--conv-budget"), i + 1 < arguments.count, let n = Int(arguments[i + 1]), n > 0 {
+            // Column-matrix floats: per worker chunk (parallelChunks) or per call (batched).
+            if Convolution.strategy == .batched { Convolution.columnBudget = n } else { Convolution.chunkBudget = n }
+        }
         if let i = arguments.firstIndex(of: "--compare"), i + 1 < arguments.count {
             reference = loadReference(path: arguments[i + 1])
         }
@@ -86,6 +106,8 @@ final class Bench {
               --json     one JSON object per measurement (workload, batch, threads, images_per_second, gflops, ...)
               --quick    fewer repeats and smaller batches (for smoke runs)
               --threads  thread counts to measure (default 1,2); each sets OpenBLAS and engine threads
+              --conv-strategy S  experiment: convolution grouping, parallelChunks (default) or batched
+              --conv-budget N    experiment: im2col floats per chunk (parallelChunks) or per call (batched)
               --compare  JSON lines from scripts/bench_pytorch.py: adds pytorch_images_per_second and
                          ratio_to_pytorch to matching measurements (same workload, batch, threads)
             """)

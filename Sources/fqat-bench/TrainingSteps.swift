@@ -90,9 +90,11 @@ extension Bench {
                 for _ in 0..<plan.warmup { run() }
                 timer.reset()
                 var samples: [Double] = []
+                let cpu0 = processCPUTime()
                 for _ in 0..<plan.repeats {
                     let t0 = now(); run(); samples.append((now() - t0) / Double(steps))
                 }
+                let cpu = processCPUTime() - cpu0
                 if let failure {
                     FileHandle.standardError.write("fqat-bench: \(kind.rawValue) step failed at batch \(batch): \(failure)\n".data(using: .utf8)!)
                     setup.network.clearCache()
@@ -105,6 +107,8 @@ extension Bench {
                 var extra: [String: Double] = [
                     "step_ms": step * 1e3, "forward_ms": forward * 1e3, "backward_ms": backward * 1e3,
                     "other_ms": max(0, total - forward - backward) * 1e3,
+                    "cpu_ms_per_image": cpu / (timedSteps * Double(batch)) * 1e3,
+                    "cpu_per_wall": cpu / (total * Double(plan.repeats)),
                 ]
                 if batch == plan.convolutionBatch, let conv = convolutionSeconds[threads] {
                     extra["conv_share"] = conv * Double(kind.passes) / step
@@ -190,12 +194,22 @@ extension Bench {
                 for batch in plan.evaluationBatches {
                     let (images, _) = syntheticBatch(batch)
                     let calls = quick ? 1 : max(1, 1024 / batch)
-                    let t = medianTime(repeats: plan.repeats, warmup: plan.warmup) {
+                    var samples: [Double] = []
+                    for _ in 0..<plan.warmup { _ = network.forward(images, .eval) }
+                    let cpu0 = processCPUTime()
+                    for _ in 0..<plan.repeats {
+                        let t0 = now()
                         for _ in 0..<calls { _ = network.forward(images, .eval) }
-                    } / Double(calls)
+                        samples.append((now() - t0) / Double(calls))
+                    }
+                    let cpu = processCPUTime() - cpu0
+                    let t = median(samples)
+                    let imageCount = Double(calls * plan.repeats * batch)
                     emit(Measurement(workload: "eval", detail: label, batch: batch, threads: threads,
                                      imagesPerSecond: Double(batch) / t, gflops: flopsPerImage * Double(batch) / t / 1e9,
-                                     seconds: t))
+                                     seconds: t,
+                                     extra: ["cpu_ms_per_image": cpu / imageCount * 1e3,
+                                             "cpu_per_wall": cpu / (samples.reduce(0, +) * Double(calls))]))
                 }
             }
         }
