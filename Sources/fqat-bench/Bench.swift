@@ -48,6 +48,19 @@ func medianTime(repeats: Int, warmup: Int = 1, _ body: () -> Void) -> Double {
     return ts[ts.count / 2]
 }
 
+/// Medians of wall and process-CPU seconds of `repeats` runs of `body` after `warmup` runs.
+func medianTimes(repeats: Int, warmup: Int = 1, _ body: () -> Void) -> (wall: Double, cpu: Double) {
+    for _ in 0..<warmup { body() }
+    var wall: [Double] = [], cpu: [Double] = []
+    for _ in 0..<repeats {
+        let t0 = now(), c0 = processCPUTime()
+        body()
+        wall.append(now() - t0); cpu.append(processCPUTime() - c0)
+    }
+    wall.sort(); cpu.sort()
+    return (wall[wall.count / 2], cpu[cpu.count / 2])
+}
+
 /// Peak resident set size of this process so far, in MiB (VmHWM from /proc/self/status).
 func peakResidentMiB() -> Double {
     guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
@@ -67,10 +80,12 @@ final class Bench {
     var reference: [String: Double] = [:]
     /// Highest VmHWM seen before a workload reset the counter (see `resetPeakResident`).
     var processPeakMiB: Double = 0
-    /// Sum over ResNet-20's convolutions of forward+backward seconds at the conv batch, by threads.
-    var convolutionSeconds: [Int: Double] = [:]
-    /// Median training-step seconds by referenceKey(workload, batch, threads), for shares in `ops`.
-    var stepSeconds: [String: Double] = [:]
+    /// Sum over ResNet-20's convolutions of forward+backward CPU seconds at the conv batch, by threads.
+    var convolutionCPUSeconds: [Int: Double] = [:]
+    /// Mean training-step CPU seconds by referenceKey(workload, batch, threads), for shares in `ops`.
+    /// Shares are ratios of CPU times: unlike wall times measured minutes apart on a shared machine,
+    /// they do not move when another process takes the core for a while.
+    var stepCPUSeconds: [String: Double] = [:]
     /// Thread counts every workload runs at (`--threads 1,2`).
     var threadCounts: [Int] = [1, 2]
 

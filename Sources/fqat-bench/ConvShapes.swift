@@ -38,7 +38,7 @@ extension Bench {
         let calls = quick ? 1 : 3
         for threads in plan.threadCounts {
             setThreads(threads)
-            var totalSeconds = 0.0, totalFlops = 0.0
+            var totalSeconds = 0.0, totalFlops = 0.0, totalCPU = 0.0
             for shape in order {
                 var rng = RNG(seed: 11)
                 let x = rng.normalTensor([batch, shape.inChannels, shape.height, shape.width])
@@ -46,29 +46,32 @@ extension Bench {
                 let options = Convolution2dOptions(stride: shape.stride, padding: shape.padding)
                 let y = convolution2d(x, weight: w, options: options)
                 let dy = rng.normalTensor(y.shape)
-                let forward = medianTime(repeats: repeats, warmup: 1) {
+                let forwardTimes = medianTimes(repeats: repeats, warmup: 1) {
                     for _ in 0..<calls { _ = convolution2d(x, weight: w, options: options) }
-                } / Double(calls)
-                let backward = medianTime(repeats: repeats, warmup: 1) {
+                }
+                let backwardTimes = medianTimes(repeats: repeats, warmup: 1) {
                     for _ in 0..<calls { _ = convolution2dBackward(x, weight: w, outputGradient: dy, options: options) }
-                } / Double(calls)
+                }
+                let forward = forwardTimes.wall / Double(calls), backward = backwardTimes.wall / Double(calls)
+                let cpu = (forwardTimes.cpu + backwardTimes.cpu) / Double(calls)
                 let forwardFlops = 2.0 * Double(y.count) * Double(shape.inChannels * shape.kernel * shape.kernel)
                 let flops = 3 * forwardFlops
                 let gflops = flops / (forward + backward) / 1e9
                 let layers = count[shape]!
                 totalSeconds += Double(layers) * (forward + backward)
+                totalCPU += Double(layers) * cpu
                 totalFlops += Double(layers) * flops
                 var extra: [String: Double] = [
                     "forward_ms": forward * 1e3, "backward_ms": backward * 1e3,
                     "forward_gflops": forwardFlops / forward / 1e9, "backward_gflops": 2 * forwardFlops / backward / 1e9,
-                    "layers": Double(layers),
+                    "layers": Double(layers), "cpu_ms": cpu * 1e3,
                 ]
                 if let peak = sgemmPeak[threads] { extra["sgemm_fraction"] = gflops / peak }
                 emit(Measurement(workload: "conv", detail: shape.label, batch: batch, threads: threads,
                                  gflops: gflops, seconds: forward + backward, extra: extra))
             }
-            convolutionSeconds[threads] = totalSeconds
-            var extra: [String: Double] = ["layers": Double(order.reduce(0) { $0 + count[$1]! })]
+            convolutionCPUSeconds[threads] = totalCPU
+            var extra: [String: Double] = ["layers": Double(order.reduce(0) { $0 + count[$1]! }), "cpu_ms": totalCPU * 1e3]
             if let peak = sgemmPeak[threads] { extra["sgemm_fraction"] = totalFlops / totalSeconds / 1e9 / peak }
             emit(Measurement(workload: "conv", detail: "all ResNet-20 convs (fwd+bwd)", batch: batch, threads: threads,
                              gflops: totalFlops / totalSeconds / 1e9, seconds: totalSeconds, extra: extra))

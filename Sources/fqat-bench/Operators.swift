@@ -8,8 +8,10 @@
 //   head        global average pool, fc, softmax cross-entropy
 //   adam        one Adam update of every parameter (full precision; and the LSQ model with scales)
 //   quantizer   the LSQ model's 19 activation and 18 weight quantizers
-// `share` is the time as a fraction of the measured erm (or lsq) step at the same batch and
-// threads, when that workload ran in the same invocation; `sum` adds the convolutions.
+// `share` is the CPU time as a fraction of the CPU time of the measured erm (or lsq) step at the same
+// batch and threads, when that workload ran in the same invocation; `sum` adds the convolutions.
+// CPU time, not wall time: the parts are timed minutes apart from the step, and on a shared machine
+// wall times drift with other processes' load while CPU times barely do.
 import Foundation
 import NN
 import Optim
@@ -75,9 +77,10 @@ extension Bench {
         let repeats = quick ? 1 : 5
         for threads in plan.threadCounts {
             setThreads(threads)
-            var kinds: [(String, String, Double)] = []   // (detail, step it belongs to, seconds)
+            var kinds: [(String, String, Double, Double)] = []   // (detail, step it belongs to, wall, CPU seconds)
             func time(_ detail: String, step: String = "erm", _ body: () -> Void) {
-                kinds.append((detail, step, medianTime(repeats: repeats, warmup: 1, body)))
+                let t = medianTimes(repeats: repeats, warmup: 1, body)
+                kinds.append((detail, step, t.wall, t.cpu))
             }
             time("batchnorm fwd+bwd x\(norms.count)") {
                 for (bn, x, dy) in norms { _ = bn.forward(x, training); _ = bn.backward(dy) }
@@ -105,25 +108,26 @@ extension Bench {
                 for (q, w, dy) in weightQuantizers { _ = q.forward(w, training); _ = q.backward(dy) }
             }
             time("adam step lsq (\(qAll.count) tensors)", step: "lsq") { adamQuantized.step() }
-            for (detail, step, seconds) in kinds {
-                var extra: [String: Double] = [:]
-                if let s = stepSeconds[referenceKey(step, batch, threads)] { extra["share_of_\(step)_step"] = seconds / s }
+            for (detail, step, seconds, cpu) in kinds {
+                var extra: [String: Double] = ["cpu_ms": cpu * 1e3]
+                if let s = stepCPUSeconds[referenceKey(step, batch, threads)] { extra["share_of_\(step)_step"] = cpu / s }
                 emit(Measurement(workload: "ops", detail: detail, batch: batch, threads: threads, seconds: seconds, extra: extra))
             }
             // What the listed parts add up to against the measured steps.
-            guard let conv = convolutionSeconds[threads] else { continue }
-            func total(_ parts: [(String, String, Double)]) -> Double { parts.reduce(0) { $0 + $1.2 } }
+            guard let conv = convolutionCPUSeconds[threads] else { continue }
+            func total(_ parts: [(String, String, Double, Double)]) -> Double { parts.reduce(0) { $0 + $1.3 } }
             let shared = total(kinds.filter { $0.1 == "erm" && !$0.0.hasPrefix("adam") })
             let sums = [("erm", conv + total(kinds.filter { $0.1 == "erm" })),
                         ("lsq", conv + shared + total(kinds.filter { $0.1 == "lsq" }))]
             for (step, parts) in sums {
                 var extra: [String: Double] = [:]
-                if let s = stepSeconds[referenceKey(step, batch, threads)] {
+                if let s = stepCPUSeconds[referenceKey(step, batch, threads)] {
                     extra["share_of_\(step)_step"] = parts / s
-                    extra["unaccounted_ms"] = (s - parts) * 1e3
+                    extra["unaccounted_cpu_ms"] = (s - parts) * 1e3
                 }
+                extra["cpu_ms"] = parts * 1e3
                 emit(Measurement(workload: "ops", detail: "sum: conv + listed (\(step))", batch: batch, threads: threads,
-                                 seconds: parts, extra: extra))
+                                 extra: extra))
             }
         }
     }

@@ -108,12 +108,13 @@ extension Bench {
                     "step_ms": step * 1e3, "forward_ms": forward * 1e3, "backward_ms": backward * 1e3,
                     "other_ms": max(0, total - forward - backward) * 1e3,
                     "cpu_ms_per_image": cpu / (timedSteps * Double(batch)) * 1e3,
-                    "cpu_per_wall": cpu / (total * Double(plan.repeats)),
+                    "cpu_per_wall": cpu / (total * timedSteps),
                 ]
-                if batch == plan.convolutionBatch, let conv = convolutionSeconds[threads] {
-                    extra["conv_share"] = conv * Double(kind.passes) / step
+                let stepCPU = cpu / timedSteps
+                if batch == plan.convolutionBatch, let conv = convolutionCPUSeconds[threads] {
+                    extra["conv_share"] = conv * Double(kind.passes) / stepCPU
                 }
-                stepSeconds[referenceKey(kind.rawValue, batch, threads)] = step
+                stepCPUSeconds[referenceKey(kind.rawValue, batch, threads)] = stepCPU
                 emit(Measurement(workload: kind.rawValue, detail: detail(kind), batch: batch, threads: threads,
                                  imagesPerSecond: Double(batch) / step, gflops: flopsPerImage * Double(batch) / step / 1e9,
                                  seconds: step, extra: extra))
