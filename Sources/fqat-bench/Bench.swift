@@ -15,10 +15,13 @@ struct Measurement {
     func json() -> String {
         var fields: [String] = ["\"workload\": \"\(workload)\"", "\"detail\": \"\(detail)\"",
                                 "\"batch\": \(batch)", "\"threads\": \(threads)"]
-        fields.append("\"images_per_second\": \(imagesPerSecond.map { String(format: "%.2f", $0) } ?? "null")")
-        fields.append("\"gflops\": \(gflops.map { String(format: "%.3f", $0) } ?? "null")")
-        if let s = seconds { fields.append("\"seconds\": \(String(format: "%.6f", s))") }
-        for (k, v) in extra.sorted(by: { $0.key < $1.key }) { fields.append("\"\(k)\": \(String(format: "%.4f", v))") }
+        fields.append("\"images_per_second\": \(imagesPerSecond.flatMap { $0.isFinite ? String(format: "%.2f", $0) : nil } ?? "null")")
+        fields.append("\"gflops\": \(gflops.flatMap { $0.isFinite ? String(format: "%.3f", $0) : nil } ?? "null")")
+        if let s = seconds, s.isFinite { fields.append("\"seconds\": \(String(format: "%.6f", s))") }
+        // JSON has no NaN or infinity: a measurement that could not be made is null.
+        for (k, v) in extra.sorted(by: { $0.key < $1.key }) {
+            fields.append("\"\(k)\": \(v.isFinite ? String(format: "%.4f", v) : "null")")
+        }
         return "{" + fields.joined(separator: ", ") + "}"
     }
 }
