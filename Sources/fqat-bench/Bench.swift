@@ -20,7 +20,7 @@ struct Measurement {
         if let s = seconds, s.isFinite { fields.append("\"seconds\": \(String(format: "%.6f", s))") }
         // JSON has no NaN or infinity: a measurement that could not be made is null.
         for (k, v) in extra.sorted(by: { $0.key < $1.key }) {
-            fields.append("\"\(k)\": \(v.isFinite ? String(format: "%.4f", v) : "null")")
+            fields.append("\"\(k)\": \(v.isFinite ? String(format: "%.6g", v) : "null")")
         }
         return "{" + fields.joined(separator: ", ") + "}"
     }
