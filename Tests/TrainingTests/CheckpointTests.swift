@@ -53,9 +53,9 @@ final class CheckpointTests: XCTestCase {
     func train(_ run: Run, _ c: Config, steps: Int, evaluateAtEnd: Bool) throws -> [StepReport] {
         var reports: [StepReport] = []
         for k in 0..<steps {
-            let summary = try run.train(steps: 1, evaluateAtEnd: evaluateAtEnd && k == steps - 1) { event in
+            let summary = try run.train(steps: 1, evaluateAtEnd: evaluateAtEnd && k == steps - 1, onEvent: { event in
                 if case .step(let r, _) = event { reports.append(r) }
-            }
+            })
             XCTAssertEqual(summary.stepsRun, 1)
             try c.afterStep(run)
         }

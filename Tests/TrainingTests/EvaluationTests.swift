@@ -18,7 +18,7 @@ final class EvaluationTests: XCTestCase {
                           hyperparameters: hp, seed: 2, provenance: ["weights": .string("scratch")])
         var losses: [Float] = []
         var evaluations = 0
-        _ = try run.train(steps: 7) { event in
+        _ = try run.train(steps: 7, onEvent: { event in
             switch event {
             case .step(let r, _): losses.append(r.loss)
             case .evaluation(let record, let results):
@@ -29,7 +29,7 @@ final class EvaluationTests: XCTestCase {
                     XCTAssertEqual(value, r.accuracy)
                 }
             }
-        }
+        })
         XCTAssertEqual(evaluations, 3)
         XCTAssertEqual(run.records.map(\.step), [3, 6, 7])
 

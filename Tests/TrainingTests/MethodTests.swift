@@ -31,7 +31,7 @@ final class MethodTests: XCTestCase {
             var reports: [StepReport] = []
             let weightsBefore = run.network.parameters.filter { $0.kind != .scale }.map(\.value)
             let scalesBefore = run.scales.map(\.value)
-            let summary = try run.train(steps: 5) { if case .step(let r, _) = $0 { reports.append(r) } }
+            let summary = try run.train(steps: 5, onEvent: { if case .step(let r, _) = $0 { reports.append(r) } })
             XCTAssertEqual(summary.stepsRun, 5, "\(method)")
             XCTAssertEqual(run.records.map(\.step), [2, 4, 5], "\(method)")
             XCTAssertTrue(reports.allSatisfy { $0.loss.isFinite }, "\(method)")
