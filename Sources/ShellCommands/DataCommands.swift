@@ -53,7 +53,7 @@ extension ShellCommands {
                 }
                 let testNames = inv.has("test") ? inv.strings("test") : [dataset.domainNames.last!]
                 let env = try EnvironmentAssignment(testDomainNames: testNames, in: dataset)
-                let descriptor = DataDescriptor(source: source, root: inv.has("root") ? inv.string("root") : nil,
+                let descriptor = ShellDataChoice(source: source, root: inv.has("root") ? inv.string("root") : nil,
                                                 perDomain: inv.has("per_domain") ? inv.int("per_domain") : nil,
                                                 imageSize: dataset.imageShape.last ?? 0, channels: dataset.imageShape.first ?? 1,
                                                 testDomains: testNames, batch: inv.int("batch"), dataSeed: dataSeed)
