@@ -70,6 +70,8 @@ extension ShellCommands {
                 func fmt(_ xs: [Double]) -> String {
                     guard !xs.isEmpty else { return "—" }
                     let m = xs.reduce(0, +) / Double(xs.count)
+                    // One seed has no spread to report.
+                    if xs.count == 1 { return String(format: "%.1f", m * 100) }
                     let sd = xs.count > 1 ? (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot() : 0
                     return String(format: "%.1f ± %.1f", m * 100, sd * 100)
                 }
