@@ -15,10 +15,13 @@ struct Measurement {
     func json() -> String {
         var fields: [String] = ["\"workload\": \"\(workload)\"", "\"detail\": \"\(detail)\"",
                                 "\"batch\": \(batch)", "\"threads\": \(threads)"]
-        fields.append("\"images_per_second\": \(imagesPerSecond.map { String(format: "%.2f", $0) } ?? "null")")
-        fields.append("\"gflops\": \(gflops.map { String(format: "%.3f", $0) } ?? "null")")
-        if let s = seconds { fields.append("\"seconds\": \(String(format: "%.6f", s))") }
-        for (k, v) in extra.sorted(by: { $0.key < $1.key }) { fields.append("\"\(k)\": \(String(format: "%.4f", v))") }
+        fields.append("\"images_per_second\": \(imagesPerSecond.flatMap { $0.isFinite ? String(format: "%.2f", $0) : nil } ?? "null")")
+        fields.append("\"gflops\": \(gflops.flatMap { $0.isFinite ? String(format: "%.3f", $0) : nil } ?? "null")")
+        if let s = seconds, s.isFinite { fields.append("\"seconds\": \(String(format: "%.6f", s))") }
+        // JSON has no NaN or infinity: a measurement that could not be made is null.
+        for (k, v) in extra.sorted(by: { $0.key < $1.key }) {
+            fields.append("\"\(k)\": \(v.isFinite ? String(format: "%.4f", v) : "null")")
+        }
         return "{" + fields.joined(separator: ", ") + "}"
     }
 }
@@ -26,6 +29,14 @@ struct Measurement {
 func now() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// CPU seconds used by every thread of this process so far (CLOCK_PROCESS_CPUTIME_ID). Less
+/// sensitive than wall time to other processes on a shared machine, but it counts spinning threads.
+func processCPUTime() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
@@ -38,6 +49,19 @@ func medianTime(repeats: Int, warmup: Int = 1, _ body: () -> Void) -> Double {
     }
     ts.sort()
     return ts[ts.count / 2]
+}
+
+/// Medians of wall and process-CPU seconds of `repeats` runs of `body` after `warmup` runs.
+func medianTimes(repeats: Int, warmup: Int = 1, _ body: () -> Void) -> (wall: Double, cpu: Double) {
+    for _ in 0..<warmup { body() }
+    var wall: [Double] = [], cpu: [Double] = []
+    for _ in 0..<repeats {
+        let t0 = now(), c0 = processCPUTime()
+        body()
+        wall.append(now() - t0); cpu.append(processCPUTime() - c0)
+    }
+    wall.sort(); cpu.sort()
+    return (wall[wall.count / 2], cpu[cpu.count / 2])
 }
 
 /// Peak resident set size of this process so far, in MiB (VmHWM from /proc/self/status).
@@ -55,6 +79,18 @@ final class Bench {
     let quick: Bool
     let only: Set<String>?
     var results: [Measurement] = []
+    /// PyTorch results by (workload, batch, threads), from `--compare FILE`.
+    var reference: [String: Double] = [:]
+    /// Highest VmHWM seen before a workload reset the counter (see `resetPeakResident`).
+    var processPeakMiB: Double = 0
+    /// Sum over ResNet-20's convolutions of forward+backward CPU seconds at the conv batch, by threads.
+    var convolutionCPUSeconds: [Int: Double] = [:]
+    /// Mean training-step CPU seconds by referenceKey(workload, batch, threads), for shares in `ops`.
+    /// Shares are ratios of CPU times: unlike wall times measured minutes apart on a shared machine,
+    /// they do not move when another process takes the core for a while.
+    var stepCPUSeconds: [String: Double] = [:]
+    /// Thread counts every workload runs at (`--threads 1,2`).
+    var threadCounts: [Int] = [1, 2]
 
     init(arguments: [String]) {
         json = arguments.contains("--json")
@@ -62,12 +98,36 @@ final class Bench {
         if let i = arguments.firstIndex(of: "--only"), i + 1 < arguments.count {
             only = Set(arguments[i + 1].split(separator: ",").map(String.init))
         } else { only = nil }
+        if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count {
+            let parsed = arguments[i + 1].split(separator: ",").compactMap { Int($0) }.filter { $0 >= 1 }
+            if !parsed.isEmpty { threadCounts = parsed }
+        }
+        // Tuning experiments on the convolution fast path (TensorCore.Convolution); defaults untouched otherwise.
+        if let i = arguments.firstIndex(of: "--conv-strategy"), i + 1 < arguments.count {
+            guard let strategy = Convolution.Strategy(rawValue: arguments[i + 1]) else {
+                FileHandle.standardError.write("fqat-bench: --conv-strategy must be one of \(Convolution.Strategy.allCases.map(\.rawValue).joined(separator: ", "))\n".data(using: .utf8)!)
+                exit(2)
+            }
+            Convolution.strategy = strategy
+        }
+        if let i = arguments.firstIndex(of: "--conv-budget"), i + 1 < arguments.count, let n = Int(arguments[i + 1]), n > 0 {
+            // Column-matrix floats: per worker chunk (parallelChunks) or per call (batched).
+            if Convolution.strategy == .batched { Convolution.columnBudget = n } else { Convolution.chunkBudget = n }
+        }
+        if let i = arguments.firstIndex(of: "--compare"), i + 1 < arguments.count {
+            reference = loadReference(path: arguments[i + 1])
+        }
         if arguments.contains("--help") || arguments.contains("-h") {
             print("""
-            usage: fqat-bench [--json] [--quick] [--only WORKLOAD[,WORKLOAD...]]
-              workloads: sgemm, conv, erm, lsq, fqat, eval, data, landscape
-              --json   one JSON object per measurement (workload, batch, threads, images_per_second, gflops, ...)
-              --quick  fewer repeats (for smoke runs)
+            usage: fqat-bench [--json] [--quick] [--only WORKLOAD[,WORKLOAD...]] [--threads N[,N...]] [--compare FILE]
+              workloads: sgemm, conv, ops, erm, lsq, fqat, eval, data, landscape, memory
+              --json     one JSON object per measurement (workload, batch, threads, images_per_second, gflops, ...)
+              --quick    fewer repeats and smaller batches (for smoke runs)
+              --threads  thread counts to measure (default 1,2); each sets OpenBLAS and engine threads
+              --conv-strategy S  experiment: convolution grouping, parallelChunks (default) or batched
+              --conv-budget N    experiment: im2col floats per chunk (parallelChunks) or per call (batched)
+              --compare  JSON lines from scripts/bench_pytorch.py: adds pytorch_images_per_second and
+                         ratio_to_pytorch to matching measurements (same workload, batch, threads)
             """)
             exit(0)
         }
@@ -75,7 +135,13 @@ final class Bench {
 
     func wants(_ w: String) -> Bool { only == nil || only!.contains(w) }
 
-    func emit(_ m: Measurement) {
+    func emit(_ measurement: Measurement) {
+        var m = measurement
+        if let ips = m.imagesPerSecond, let torch = reference[referenceKey(m.workload, m.batch, m.threads)],
+           !m.detail.contains("lsq-4bit") || m.workload != "eval" {
+            m.extra["pytorch_images_per_second"] = torch
+            m.extra["ratio_to_pytorch"] = ips / torch
+        }
         results.append(m)
         if json { print(m.json()); fflush(stdout); return }
         var line = m.workload.padding(toLength: 10, withPad: " ", startingAt: 0)
@@ -94,22 +160,20 @@ final class Bench {
         }
         var sgemmPeak: [Int: Double] = [:]
         if wants("sgemm") {
-            for threads in [1, 2] {
-                BLAS.setThreads(threads)
+            for threads in threadCounts {
                 let n = quick ? 512 : 1024
-                var rng = RNG(seed: 1)
-                let a = rng.normalTensor([n, n]), b = rng.normalTensor([n, n])
-                let t = medianTime(repeats: quick ? 3 : 5) { _ = Tensor.matmul(a, b) }
-                let g = 2.0 * Double(n * n * n) / t / 1e9
+                let g = measureSgemm(threads: threads)
                 sgemmPeak[threads] = g
-                emit(Measurement(workload: "sgemm", detail: "\(n)x\(n)x\(n)", batch: 0, threads: threads, gflops: g, seconds: t))
+                emit(Measurement(workload: "sgemm", detail: "\(n)x\(n)x\(n)", batch: 0, threads: threads, gflops: g,
+                                 seconds: 2.0 * Double(n * n * n) / g / 1e9))
             }
         }
         runModelWorkloads(sgemmPeak: sgemmPeak)
+        let peak = max(processPeakMiB, peakResidentMiB())
         if !json {
-            print(String(format: "peak resident memory: %.1f MiB", peakResidentMiB()))
+            print(String(format: "peak resident memory: %.1f MiB", peak))
         } else {
-            print("{\"workload\": \"memory\", \"batch\": 0, \"threads\": 0, \"images_per_second\": null, \"gflops\": null, \"peak_resident_mib\": \(String(format: "%.1f", peakResidentMiB()))}")
+            print("{\"workload\": \"memory\", \"batch\": 0, \"threads\": 0, \"images_per_second\": null, \"gflops\": null, \"peak_resident_mib\": \(String(format: "%.1f", peak))}")
         }
     }
 }
