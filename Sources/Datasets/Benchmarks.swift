@@ -223,7 +223,7 @@ public enum Benchmarks {
 }
 
 /// SplitMix64 finaliser over several words: a seed for a sub-stream that depends on all of them.
-func mixSeed(_ parts: UInt64...) -> UInt64 {
+public func mixSeed(_ parts: UInt64...) -> UInt64 {
     var h: UInt64 = 0x6A09_E667_F3BC_C909
     for p in parts {
         h ^= p &+ 0x9E37_79B9_7F4A_7C15 &+ (h << 6) &+ (h >> 2)

@@ -10,7 +10,7 @@ extension ShellCommands {
             name: "data", summary: "load a multi-domain benchmark and choose the held-out (OOD) domains",
             discussion: """
             Built-in benchmarks come from Debian's Fashion-MNIST (real images, no download):
-              style-fmnist    four renderings of disjoint image sets: clean, sketch, fog, noise (PACS-like style shift)
+              style-fmnist    four renderings of disjoint image sets: clean, chalk, fog, noise (PACS-like style shift)
               rotated-fmnist  DomainBed's RotatedMNIST recipe on Fashion-MNIST: 0, 15, 30, 45, 60, 75 degrees
               rotated-mnist   the same on MNIST IDX files you have (root=folder)
             A DomainBed folder is `root/<Dataset>/<domain>/<class>/<image>` (PACS, office_home, domain_net or any
@@ -53,7 +53,7 @@ extension ShellCommands {
                 }
                 let testNames = inv.has("test") ? inv.strings("test") : [dataset.domainNames.last!]
                 let env = try EnvironmentAssignment(testDomainNames: testNames, in: dataset)
-                let descriptor = DataDescriptor(source: source, root: inv.has("root") ? inv.string("root") : nil,
+                let descriptor = ShellDataChoice(source: source, root: inv.has("root") ? inv.string("root") : nil,
                                                 perDomain: inv.has("per_domain") ? inv.int("per_domain") : nil,
                                                 imageSize: dataset.imageShape.last ?? 0, channels: dataset.imageShape.first ?? 1,
                                                 testDomains: testNames, batch: inv.int("batch"), dataSeed: dataSeed)

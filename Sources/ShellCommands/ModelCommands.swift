@@ -52,15 +52,21 @@ extension ShellCommands {
             run: { inv in
                 let path = inv.string("path")
                 let url = URL(fileURLWithPath: path)
+                // Build into a new model first: a failed load leaves the session's model untouched.
+                let net: Network
                 if inv.has("architecture") {
                     let classes = inv.has("classes") ? inv.int("classes") : (s.dataset?.classCount ?? 10)
-                    s.network = try Network.make(architecture: inv.string("architecture"), inChannels: s.dataset?.imageShape.first ?? 3,
-                                                 classes: classes, width: inv.double("width"), seed: UInt64(s.settings.seed))
+                    net = try Network.make(architecture: inv.string("architecture"), inChannels: s.dataset?.imageShape.first ?? 3,
+                                           classes: classes, width: inv.double("width"), seed: UInt64(s.settings.seed))
+                } else {
+                    net = try s.requireNetwork()
+                }
+                let report = try net.loadSafeTensors(from: url, strict: inv.bool("strict"))
+                if inv.has("architecture") {
+                    s.network = net
                     s.modelWidth = inv.double("width")
                     s.quantization = nil
                 }
-                let net = try s.requireNetwork()
-                let report = try net.loadSafeTensors(from: url, strict: inv.bool("strict"))
                 s.endRun()
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
                 s.modelProvenance = ["weights": .string(path), "bytes": .int(size),

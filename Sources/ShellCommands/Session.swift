@@ -25,7 +25,7 @@ public struct Settings: Codable, Equatable {
 }
 
 /// What the loaded data is and how to rebuild it (saved with sessions).
-public struct DataDescriptor: Codable, Equatable {
+public struct ShellDataChoice: Codable, Equatable {
     public var source: String           // benchmark name, or "folder"
     public var root: String?
     public var perDomain: Int?
@@ -39,7 +39,7 @@ public struct DataDescriptor: Codable, Equatable {
 public final class Session {
     public var settings = Settings()
     public private(set) var dataset: DomainDataset?
-    public private(set) var dataDescriptor: DataDescriptor?
+    public private(set) var dataDescriptor: ShellDataChoice?
     public private(set) var environments: EnvironmentAssignment?
     public var network: Network? { didSet { networkVersion += 1 } }
     /// Incremented whenever the model is replaced or re-quantized, so a run never continues on a
@@ -69,7 +69,7 @@ public final class Session {
 
     // MARK: Data
 
-    public func setData(_ dataset: DomainDataset, descriptor: DataDescriptor, environments: EnvironmentAssignment) {
+    public func setData(_ dataset: DomainDataset, descriptor: ShellDataChoice, environments: EnvironmentAssignment) {
         self.dataset = dataset
         self.dataDescriptor = descriptor
         self.environments = environments

@@ -10,7 +10,7 @@ import Training
 
 struct SessionState: Codable {
     var settings: Settings
-    var data: DataDescriptor?
+    var data: ShellDataChoice?
     var hyperparameters: Hyperparameters
     var results: [ResultRow]
     var quantization: QuantizationSummary?
@@ -47,7 +47,7 @@ enum SessionFile {
         try SafeTensors.write(file.names.map { ($0, file.tensors[$0]!) }, metadata: file.metadata, to: URL(fileURLWithPath: path))
         let runPath = path + ".run"
         if let run = s.run {
-            _ = run
+            try run.checkpoint(to: runPath)
         } else if FileManager.default.fileExists(atPath: runPath) {
             try FileManager.default.removeItem(atPath: runPath)
         }
@@ -84,12 +84,12 @@ enum SessionFile {
         s.modelProvenance = state.provenance.mapValues { .string($0) }
         s.endRun()
         if state.hasRun, let net = network, let ds = dataset {
-            let run: Run = s.run!; _ = (net, ds)
+            let run = try Run.resume(from: path + ".run", network: net, dataset: ds)
             s.adoptRun(run)
         }
     }
 
-    static func rebuildData(_ d: DataDescriptor) throws -> DomainDataset {
+    static func rebuildData(_ d: ShellDataChoice) throws -> DomainDataset {
         if d.source == "folder" || d.source.hasPrefix("/") || d.source.hasPrefix(".") {
             var options = ImageFolderOptions()
             options.imageSize = d.imageSize

@@ -9,7 +9,7 @@ public enum ShellCommands {
         registry.register([
             dataCommand(s),
             modelCommand(s), quantizeCommand(s),
-            trainCommand(s), stepCommand(s), evalCommand(s), resultsCommand(s),
+            trainCommand(s), stepCommand(s), evalCommand(s), resultsCommand(s), summaryCommand(s),
             disorderCommand(s), freezeCommand(s, freeze: true), freezeCommand(s, freeze: false), policyCommand(s),
             plotCommand(s), landscapeCommand(s),
             saveCommand(s), loadCommand(s), exportCommand(s),

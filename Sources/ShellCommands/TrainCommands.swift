@@ -67,6 +67,7 @@ extension ShellCommands {
         let (run, isNew) = try s.runFor(method: method, forceNew: inv.bool("new"))
         let label = inv.has("label") ? inv.string("label") : defaultLabel(method, s)
         s.runLabel = label
+        run.recordArgs["label"] = .string(label)
         let steps = inv.int("steps")
         let progress = Progress(mode: Progress.mode(setting: s.settings.progress), total: steps, label: label) {
             inv.output.write($0, to: .standard)

@@ -198,6 +198,15 @@ public struct Lexer {
             lexNumber(start: start, negative: false)
             return
         }
+        // An absolute or relative path that starts an argument (`/data/PACS`, `./runs/a.fqs`,
+        // `../fp.safetensors`): a word up to white space or a delimiter. Division never starts one.
+        if (c == "/" || (c == "." && (peek(1) == "/" || (peek(1) == "." && peek(2) == "/")))), startsArgument(before: start),
+           let next = peek(1), next != " " && next != "\t" && next != "\n" {
+            position += 1
+            while let d = peek(), !" \t\r\n,;[](){}\"=#".unicodeScalars.contains(d) { position += 1 }
+            add(.word(source.slice(start, position)), from: start)
+            return
+        }
         // A glob that starts an argument (`freeze *.a.s`, `disorder *conv1*`): a word. A `*` followed
         // by a space stays multiplication (`n * 2`); a lone glob `*` is written "*".
         if c == "*", startsArgument(before: start), let next = peek(1), next == "." || next == "*" || Lexer.isLetter(next) {

@@ -1,12 +1,14 @@
 // A training run on the DomainBed protocol: batches from every training domain, one step of the
 // chosen method (Optim.FQATStepper), evaluation of every domain every `evalEvery` steps, records
 // and train-domain-validation selection. A run can be paused (the caller stops asking for steps,
-// or `shouldStop` answers true) and continued; `checkpoint()` holds everything needed to continue
-// exactly. The engine prints nothing: progress goes to the caller's callback.
+// or `shouldStop` answers true) and continued; `checkpoint(to:)` writes everything needed to
+// continue exactly and `Run.resume(from:)` reads it back (Checkpoint.swift). The engine prints
+// nothing: progress goes to the caller's callback.
 import Datasets
 import Foundation
 import NN
 import Optim
+import Quant
 import TensorCore
 
 /// What the caller is told after each step and each evaluation.
@@ -28,6 +30,14 @@ public struct TrainSummary: Sendable {
     public var selected: Selection?
 }
 
+/// One EWGS δ re-estimation (hyperparameter `ewgsHessianEvery`).
+public struct EWGSReestimation: Sendable {
+    /// The step after which δ was re-estimated.
+    public var step: Int
+    /// One estimate per quantizer; only EWGS quantizers received their δ.
+    public var estimates: [EWGSDeltaEstimate]
+}
+
 public final class Run {
     public let network: Network
     public let dataset: DomainDataset
@@ -36,9 +46,9 @@ public final class Run {
     public let method: TrainingMethod
     public private(set) var hyperparameters: Hyperparameters
     public let stepper: FQATStepper
-    public private(set) var sampler: TrainingSampler
+    public internal(set) var sampler: TrainingSampler
     /// Every evaluation of this run, in order.
-    public private(set) var records: [EvalRecord] = []
+    public internal(set) var records: [EvalRecord] = []
     /// DomainBed `args` written into every record (dataset, algorithm, seeds, …).
     public var recordArgs: [String: RecordValue]
     /// Where the starting weights came from, written into every record.
@@ -46,20 +56,53 @@ public final class Run {
     let dropoutRNG: RNGBox
     public let seed: UInt64
     public let trialSeed: Int
+    /// How to rebuild the data set when resuming from a checkpoint (nil: the caller passes it).
+    public var dataDescriptor: DataDescriptor?
+    /// How to rebuild the model when resuming from a checkpoint (nil: the caller passes it).
+    public var modelDescriptor: ModelDescriptor?
+    /// The trace capacity given at creation (kept for resuming).
+    public let traceRecentSteps: Int?
+    /// Training loss summed over the steps since the last evaluation (the record's "loss").
+    var lossSinceEvaluation = 0.0
+    var stepsSinceEvaluation = 0
+    /// The latest EWGS δ re-estimation, if any.
+    public internal(set) var lastEWGSReestimation: EWGSReestimation?
+    /// The fixed batch of the EWGS Hessian estimate (drawn from the seed on first use).
+    var hessianBatch: LabeledBatch?
 
     /// Steps taken so far in this run.
     public var step: Int { stepper.stepsTaken }
     public var scales: [Parameter] { stepper.scales }
 
+    /// DomainBed's steps_per_epoch: the smallest training in-split over the images per domain and step.
+    public var stepsPerEpoch: Double {
+        let smallest = environments.trainingDomains.map { splits[$0].inIndices.count }.min() ?? 0
+        return Double(smallest) / Double(hyperparameters.batchPerDomain)
+    }
+
     public init(network: Network, dataset: DomainDataset, environments: EnvironmentAssignment,
                 method: TrainingMethod, hyperparameters: Hyperparameters, seed: UInt64, trialSeed: Int = 0,
-                provenance: [String: RecordValue] = [:], traceRecentSteps: Int? = 2000) throws {
+                provenance: [String: RecordValue] = [:], traceRecentSteps: Int? = 2000,
+                data: DataDescriptor? = nil, model: ModelDescriptor? = nil) throws {
         try hyperparameters.validate()
         guard !environments.trainingDomains.isEmpty else { throw TrainingError.noTrainingDomains }
+        let domainCount = dataset.domains.count
+        guard (environments.trainingDomains + environments.testDomains).allSatisfy({ $0 >= 0 && $0 < domainCount }) else {
+            throw TrainingError.invalidHyperparameter("the test domains \(environments.testDomains) do not fit a data set of \(domainCount) domains")
+        }
+        guard dataset.imageShape[0] == network.inChannels else {
+            throw TrainingError.invalidHyperparameter("the model takes \(network.inChannels) input channels but the data has \(dataset.imageShape[0]); rebuild the model or the data (channels=…)")
+        }
+        guard dataset.classCount <= network.classes else {
+            throw TrainingError.invalidHyperparameter("the data has \(dataset.classCount) classes but the model only \(network.classes) outputs")
+        }
         let all = network.parameters
         let scales = all.filter { $0.kind == .scale }
         if method.isQuantized && scales.isEmpty { throw TrainingError.needsQuantizedModel(method.rawValue) }
         if !method.isQuantized && !scales.isEmpty { throw TrainingError.quantizedModelForFullPrecisionMethod(method.rawValue) }
+        if hyperparameters.ewgsHessianEvery > 0 && !quantizers(in: network).contains(where: { $0.method == .ewgs }) {
+            throw TrainingError.invalidHyperparameter("ewgs_every re-estimates the EWGS δ, but the model has no EWGS quantizers; quantize with method=ewgs or set ewgs_every=0")
+        }
         let weights = all.filter { $0.kind != .scale }
         self.network = network
         self.dataset = dataset
@@ -69,7 +112,13 @@ public final class Run {
         self.seed = seed
         self.trialSeed = trialSeed
         self.provenance = provenance
+        self.traceRecentSteps = traceRecentSteps
+        self.dataDescriptor = data
+        self.modelDescriptor = model
         splits = dataset.domainBedSplits(trialSeed: trialSeed)
+        for d in environments.trainingDomains where splits[d].inIndices.isEmpty {
+            throw TrainingError.invalidHyperparameter("training domain \(dataset.domains[d].name) has no training images (its in-split is empty)")
+        }
         sampler = TrainingSampler(splits: splits, trainingDomains: environments.trainingDomains,
                                   batchPerDomain: hyperparameters.batchPerDomain, seed: seed,
                                   augment: hyperparameters.augment)
@@ -83,7 +132,7 @@ public final class Run {
                                                          threshold: hyperparameters.tau),
                                   traceRecentSteps: traceRecentSteps)
         recordArgs = ["dataset": .string(dataset.name), "algorithm": .string(method.rawValue),
-                      "seed": .int(Int(seed)), "trial_seed": .int(trialSeed)]
+                      "seed": .int(Int(truncatingIfNeeded: seed)), "trial_seed": .int(trialSeed)]
         applyNetworkSettings()
     }
 
@@ -100,12 +149,26 @@ public final class Run {
     }
 
     /// One training step on the next batch. Throws `TrainingError.diverged` on a non-finite loss or
-    /// gradient, leaving weights, scales and optimizer state as they were before the step.
+    /// gradient and leaves the run exactly as after the previous step: weights, scales, optimizer,
+    /// controller and trace (the stepper's guarantee), BatchNorm running statistics, the sampler and
+    /// the dropout generator (restored here), so a checkpoint written afterwards is the last good
+    /// state and a retry with other settings sees the same batch.
     @discardableResult
     public func takeStep() throws -> StepReport {
-        let batch = try sampler.next(from: dataset)
+        let savedSampler = sampler
+        let savedDropout = dropoutRNG.rng
+        let buffers = network.buffers
+        let savedBuffers = buffers.map(\.value)
+        func rollBack() {
+            sampler = savedSampler
+            dropoutRNG.rng = savedDropout
+            for (b, v) in zip(buffers, savedBuffers) { b.value = v }
+            network.clearCache()
+        }
+        let report: StepReport
         do {
-            return try stepper.step { pass in
+            let batch = try sampler.next(from: dataset)
+            report = try stepper.step { pass in
                 let ctx = ForwardContext(training: true, updateRunningStats: pass == 1, rng: dropoutRNG)
                 let logits = network.forward(batch.images, ctx)
                 let (loss, gradient, _) = softmaxCrossEntropy(logits: logits, labels: batch.labels)
@@ -113,58 +176,128 @@ public final class Run {
                 return loss
             }
         } catch let e as StepError {
-            network.clearCache()
-            throw TrainingError.diverged(step: step + 1, message: "\(e)")
+            rollBack()
+            let message: String
+            switch e {
+            case .nonFiniteLoss(let pass, let value): message = "the training loss is \(value) (pass \(pass))"
+            case .nonFiniteGradient(let pass, let name): message = "the gradient of '\(name)' is not finite (pass \(pass))"
+            }
+            throw TrainingError.diverged(step: step + 1, message: message)
+        } catch {
+            rollBack()
+            throw error
         }
+        lossSinceEvaluation += Double(report.loss)
+        stepsSinceEvaluation += 1
+        if hyperparameters.ewgsHessianEvery > 0 && step % hyperparameters.ewgsHessianEvery == 0 {
+            try reestimateEWGSDeltas()
+        }
+        return report
     }
 
-    /// Evaluates every domain now and appends a record.
+    /// Re-estimates the EWGS δ of every EWGS quantizer on the run's fixed Hessian batch (EWGS's
+    /// Hessian variant, ALGORITHMS §2.1; Quant's `estimateEWGSDeltas`). All quantizers are probed so
+    /// that LSQ ones downstream freeze their rounding too; only EWGS ones receive δ, and only a
+    /// finite estimate. Deterministic: the batch comes from the seed and the Rademacher vectors from
+    /// (seed, step). The forward runs with `training: false` (no dropout draw, BN on running
+    /// statistics, none updated), so the run's state other than δ is untouched.
+    @discardableResult
+    public func reestimateEWGSDeltas() throws -> EWGSReestimation {
+        let all = quantizers(in: network)
+        guard !all.isEmpty else { throw TrainingError.needsQuantizedModel("ewgs δ estimate") }
+        let batch = try fixedHessianBatch()
+        let ctx = ForwardContext(training: false, updateRunningStats: false, needsBackward: true)
+        let options = HessianDeltaOptions(maxIterations: hyperparameters.ewgsHessianIterations,
+                                          seed: mixSeed(seed, 0xE3C5, UInt64(step)))
+        let estimates = estimateEWGSDeltas(quantizers: all, batchCount: 1, preserving: network.parameters,
+                                           options: options, apply: false) { _ in
+            let logits = network.forward(batch.images, ctx)
+            let (_, gradient, _) = softmaxCrossEntropy(logits: logits, labels: batch.labels)
+            _ = network.backward(gradient)
+        }
+        for (q, e) in zip(all, estimates) where q.method == .ewgs && e.delta.isFinite { q.ewgsDelta = e.delta }
+        let result = EWGSReestimation(step: step, estimates: estimates)
+        lastEWGSReestimation = result
+        return result
+    }
+
+    /// `batchPerDomain` images of every training domain's in-split, drawn once from the seed.
+    func fixedHessianBatch() throws -> LabeledBatch {
+        if let b = hessianBatch { return b }
+        var rng = RNG(seed: mixSeed(seed, 0x4E55_1A4))
+        var images: [Tensor] = [], labels: [Int] = []
+        for d in environments.trainingDomains {
+            let pool = splits[d].inIndices
+            let picked = (0..<hyperparameters.batchPerDomain).map { _ in pool[rng.int(below: pool.count)] }
+            let b = try dataset.batch(domain: d, indices: picked)
+            images.append(b.images)
+            labels += b.labels
+        }
+        let batch = LabeledBatch(images: Tensor.concatenate(images), labels: labels)
+        hessianBatch = batch
+        return batch
+    }
+
+    /// Evaluates every domain now and appends a record. The record's "loss" is the mean training
+    /// loss since the previous evaluation and "epoch" is step / steps_per_epoch (DomainBed).
     @discardableResult
     public func evaluate(extraMetrics: [String: Double] = [:], shouldStop: () -> Bool = { false }) throws -> (EvalRecord, [SplitResult]) {
-        var (record, results) = try Evaluator.record(network, dataset: dataset, splits: splits, environments: environments,
+        var (record, results): (EvalRecord, [SplitResult])
+        do {
+            (record, results) = try Evaluator.record(network, dataset: dataset, splits: splits, environments: environments,
                                                      step: step, batchSize: hyperparameters.evalBatch, shouldStop: shouldStop)
+        } catch TrainingError.interrupted {
+            throw TrainingError.interrupted(step: step)
+        }
         record.args = recordArgs
-        record.args["bits"] = recordArgs["bits"]
         var hp: [String: RecordValue] = [:]
         for (k, v) in hyperparameters.recordValues { hp[k] = .double(v) }
         record.hparams = hp
         record.provenance = provenance
+        if stepsSinceEvaluation > 0 { record.metrics["loss"] = lossSinceEvaluation / Double(stepsSinceEvaluation) }
+        let perEpoch = stepsPerEpoch
+        if perEpoch > 0 { record.metrics["epoch"] = Double(step) / perEpoch }
         for (k, v) in extraMetrics { record.metrics[k] = v }
+        lossSinceEvaluation = 0
+        stepsSinceEvaluation = 0
         records.append(record)
         return (record, results)
     }
 
     /// Trains `steps` more steps, evaluating every `evalEvery` steps and at the end (as DomainBed).
-    /// `shouldStop` is polled at every step boundary; when it answers true the run pauses there with
-    /// all state intact (`interrupted` in the summary).
+    /// `shouldStop` is polled at every step boundary and between evaluation batches; when it answers
+    /// true the run pauses there with all state intact (`interrupted` in the summary; an evaluation
+    /// cut short leaves no record). A diverging step throws `TrainingError.diverged` with the run at
+    /// its last good state.
     public func train(steps: Int, evaluateAtEnd: Bool = true, shouldStop: () -> Bool = { false },
                       onEvent: (RunEvent) -> Void = { _ in }) throws -> TrainSummary {
         precondition(steps >= 0, "steps must be ≥ 0")
         let t0 = Date()
         var lossSum = 0.0, last: Float = .nan, ran = 0
-        var lossWindow = 0.0, lossCount = 0
         var interrupted = false
         var evaluatedAtLastStep = false
-        for _ in 0..<steps {
-            if shouldStop() { interrupted = true; break }
-            let ts = Date()
-            let report = try takeStep()
-            ran += 1
-            last = report.loss
-            lossSum += Double(report.loss)
-            lossWindow += Double(report.loss); lossCount += 1
-            evaluatedAtLastStep = false
-            onEvent(.step(report, elapsed: Date().timeIntervalSince(ts)))
-            if step % hyperparameters.evalEvery == 0 {
-                let (r, res) = try evaluate(extraMetrics: ["loss": lossWindow / Double(max(lossCount, 1))], shouldStop: shouldStop)
-                lossWindow = 0; lossCount = 0
-                evaluatedAtLastStep = true
+        do {
+            for _ in 0..<steps {
+                if shouldStop() { interrupted = true; break }
+                let ts = Date()
+                let report = try takeStep()
+                ran += 1
+                last = report.loss
+                lossSum += Double(report.loss)
+                evaluatedAtLastStep = false
+                onEvent(.step(report, elapsed: Date().timeIntervalSince(ts)))
+                if step % hyperparameters.evalEvery == 0 {
+                    let (r, res) = try evaluate(shouldStop: shouldStop)
+                    evaluatedAtLastStep = true
+                    onEvent(.evaluation(r, res))
+                }
+            }
+            if evaluateAtEnd && !interrupted && ran > 0 && !evaluatedAtLastStep {
+                let (r, res) = try evaluate(shouldStop: shouldStop)
                 onEvent(.evaluation(r, res))
             }
-        }
-        if evaluateAtEnd && !interrupted && ran > 0 && !evaluatedAtLastStep {
-            let (r, res) = try evaluate(extraMetrics: ["loss": lossWindow / Double(max(lossCount, 1))], shouldStop: shouldStop)
-            onEvent(.evaluation(r, res))
+        } catch TrainingError.interrupted {
+            interrupted = true
         }
         let secs = Date().timeIntervalSince(t0)
         let imagesPerStep = hyperparameters.batchPerDomain * environments.trainingDomains.count

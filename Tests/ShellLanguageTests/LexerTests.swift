@@ -100,3 +100,13 @@ final class LexerShellWordTests: XCTestCase {
         XCTAssertEqual(output.standardLines, ["qat+sagm *.a.s layer3.*conv1* -1:1:21 0:2:5", "6"])
     }
 }
+
+final class LexerPathWordTests: XCTestCase {
+    func testPathsStartingWithSlashOrDotAreWords() {
+        let output = CapturingOutput()
+        let interpreter = Interpreter(registry: CommandRegistry(includeBuiltins: true), output: output)
+        let result = interpreter.run(Source(name: "t", text: "print /tmp/a.safetensors ./runs/x.fqs ../fp.safetensors [/a/b, /c]\nlet n = 6\nprint n / 2"))
+        XCTAssertEqual(result.status, 0, output.error)
+        XCTAssertEqual(output.standardLines, ["/tmp/a.safetensors ./runs/x.fqs ../fp.safetensors [\"/a/b\", \"/c\"]", "3.0"])
+    }
+}

@@ -1,0 +1,116 @@
+// `summary <folder>`: rebuilds the result tables from the JSON-lines records a study wrote, so
+// anyone can regenerate them: per method (run label) and held-out domain, the checkpoint picked by
+// train-domain validation, mean ± std over seeds of Val (I.D) and Test (OOD), and the noise of the
+// selection (how much the test accuracy moves between neighbouring evaluations).
+import Datasets
+import Foundation
+import ShellLanguage
+import Training
+
+extension ShellCommands {
+    struct RunRecords {
+        var label: String
+        var seed: Int
+        var testDomains: [Int]
+        var records: [EvalRecord]
+    }
+
+    static func readRecords(under folder: String) throws -> [RunRecords] {
+        guard let walker = FileManager.default.enumerator(atPath: folder) else {
+            throw CommandError("cannot read the folder '\(folder)'")
+        }
+        var runs: [RunRecords] = []
+        for case let rel as String in walker where rel.hasSuffix(".jsonl") {
+            let path = (folder as NSString).appendingPathComponent(rel)
+            let text = try String(contentsOfFile: path, encoding: .utf8)
+            let records: [EvalRecord]
+            do { records = try EvalRecord.parse(jsonLines: text) } catch {
+                throw CommandError("\(path): \(error)")
+            }
+            guard let first = records.first else { continue }
+            let label = first.args["label"].flatMap { if case .string(let s) = $0 { return s } else { return nil } }
+                ?? ((rel as NSString).lastPathComponent as NSString).deletingPathExtension
+            let seed = first.args["seed"].flatMap { $0.number }.map { Int($0) } ?? 0
+            runs.append(RunRecords(label: label, seed: seed, testDomains: first.testDomains, records: records))
+        }
+        return runs.sorted { ($0.label, $0.testDomains.first ?? 0, $0.seed) < ($1.label, $1.testDomains.first ?? 0, $1.seed) }
+    }
+
+    /// Mean absolute change of the test accuracy between the selected evaluation and its neighbours.
+    static func selectionJitter(_ records: [EvalRecord], selectedStep: Int) -> Double? {
+        guard let i = records.firstIndex(where: { $0.step == selectedStep }) else { return nil }
+        var diffs: [Double] = []
+        for j in [i - 1, i + 1] where j >= 0 && j < records.count {
+            diffs.append(abs(records[j].testAccuracy - records[i].testAccuracy))
+        }
+        return diffs.isEmpty ? nil : diffs.reduce(0, +) / Double(diffs.count)
+    }
+
+    static func summaryCommand(_ s: Session) -> CommandSpec {
+        CommandSpec(
+            name: "summary", summary: "build result tables (mean ± std over seeds) from the records under a folder",
+            discussion: """
+            Reads every *.jsonl record file under the folder (as written by `train`), selects each run's
+            checkpoint by train-domain validation (or the test-domain oracle, labelled), and prints per run
+            label: Val (I.D) and Test (OOD) for each held-out domain and their average, as mean ± sample std
+            over seeds. `noise` is the mean change of the selected OOD accuracy between neighbouring
+            evaluations: differences between methods smaller than it are ties.
+            """,
+            group: "training",
+            positionals: [ArgSpec("folder", .path, required: true, help: "folder with records (searched recursively)")],
+            keywords: [ArgSpec("oracle", .bool, default: .bool(false), help: "use test-domain oracle selection (labelled as such)"),
+                       ArgSpec("csv", .path, help: "also write the table as CSV")],
+            examples: ["summary runs/table1"],
+            run: { inv in
+                let runs = try readRecords(under: inv.string("folder"))
+                guard !runs.isEmpty else { throw inv.error("no records (*.jsonl) under '\(inv.string("folder"))'", argument: "folder") }
+                let method: SelectionMethod = inv.bool("oracle") ? .testDomainOracle : .trainingDomainValidation
+                let domains = Array(Set(runs.flatMap(\.testDomains))).sorted()
+                let labels = Array(Set(runs.map(\.label))).sorted()
+                func fmt(_ xs: [Double]) -> String {
+                    guard !xs.isEmpty else { return "—" }
+                    let m = xs.reduce(0, +) / Double(xs.count)
+                    // One seed has no spread to report.
+                    if xs.count == 1 { return String(format: "%.1f", m * 100) }
+                    let sd = xs.count > 1 ? (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot() : 0
+                    return String(format: "%.1f ± %.1f", m * 100, sd * 100)
+                }
+                var rows: [[String]] = []
+                var csv = "label,test_domain,seeds,val_mean,test_mean,noise\n"
+                var values: [Value] = []
+                for label in labels {
+                    var cells = [label]
+                    var avgVal: [Double] = [], avgTest: [Double] = [], noise: [Double] = []
+                    var seedsSeen = Set<Int>()
+                    for d in domains {
+                        let group = runs.filter { $0.label == label && $0.testDomains.contains(d) }
+                        var vals: [Double] = [], tests: [Double] = []
+                        for r in group {
+                            guard let sel = ModelSelection.select(r.records, method: method) else { continue }
+                            vals.append(sel.validationAccuracy)
+                            tests.append(sel.testAccuracyByDomain[d] ?? sel.testAccuracy)
+                            seedsSeen.insert(r.seed)
+                            if let j = selectionJitter(r.records, selectedStep: sel.record.step) { noise.append(j) }
+                        }
+                        cells.append(tests.isEmpty ? "—" : "\(fmt(vals)) / \(fmt(tests))")
+                        if !tests.isEmpty {
+                            avgVal.append(vals.reduce(0, +) / Double(vals.count))
+                            avgTest.append(tests.reduce(0, +) / Double(tests.count))
+                            csv += "\(label),\(d),\(tests.count),\(vals.reduce(0, +) / Double(vals.count)),\(tests.reduce(0, +) / Double(tests.count)),\(noise.last ?? .nan)\n"
+                        }
+                    }
+                    let meanNoise = noise.isEmpty ? Double.nan : noise.reduce(0, +) / Double(noise.count)
+                    let av = avgVal.isEmpty ? Double.nan : avgVal.reduce(0, +) / Double(avgVal.count)
+                    let at = avgTest.isEmpty ? Double.nan : avgTest.reduce(0, +) / Double(avgTest.count)
+                    cells += [Render.percent(av), Render.percent(at), Render.percent(meanNoise), String(seedsSeen.count)]
+                    rows.append(cells)
+                    values.append(.record(Record([("label", .string(label)), ("id", .number(av)), ("ood", .number(at)), ("noise", .number(meanNoise))])))
+                }
+                let names = s.dataset?.domainNames
+                let header = ["run"] + domains.map { d in "test \(names.map { d < $0.count ? $0[d] : "env\(d)" } ?? "env\(d)") Val / Test" } + ["avg Val", "avg Test", "noise", "seeds"]
+                inv.print((method.isOracle ? "selection: test-domain oracle (uses test-domain data)\n" : "selection: train-domain validation\n") + Render.table(header, rows))
+                if inv.has("csv") { try csv.write(toFile: inv.string("csv"), atomically: true, encoding: .utf8) }
+                return .list(values)
+            })
+    }
+}
