@@ -75,6 +75,8 @@ func peakResidentMiB() -> Double {
 }
 
 final class Bench {
+    /// Every workload name `--only` accepts, in the order they run.
+    static let workloads = ["sgemm", "conv", "erm", "lsq", "fqat", "eval", "ops", "data", "landscape", "memory"]
     let json: Bool
     let quick: Bool
     let only: Set<String>?
@@ -96,7 +98,13 @@ final class Bench {
         json = arguments.contains("--json")
         quick = arguments.contains("--quick")
         if let i = arguments.firstIndex(of: "--only"), i + 1 < arguments.count {
-            only = Set(arguments[i + 1].split(separator: ",").map(String.init))
+            let names = Set(arguments[i + 1].split(separator: ",").map(String.init))
+            let unknown = names.subtracting(Bench.workloads)
+            if !unknown.isEmpty {
+                FileHandle.standardError.write("fqat-bench: unknown workload \(unknown.sorted().joined(separator: ", ")); choose from \(Bench.workloads.joined(separator: ", "))\n".data(using: .utf8)!)
+                exit(2)
+            }
+            only = names
         } else { only = nil }
         if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count {
             let parsed = arguments[i + 1].split(separator: ",").compactMap { Int($0) }.filter { $0 >= 1 }

@@ -5,7 +5,6 @@
 //   fqat  the same quantized model, SAGM's two passes, the adaptive freeze policy, the trace on
 // `eval`: forward only in eval mode (no caches), the full-precision and the LSQ model.
 // `fqat` also measures the FQAT bookkeeping (freeze controller + gradient trace) against the step.
-// `ops`: the non-convolution layers of one ResNet-20 training step at batch 64, one kind at a time.
 //
 // The batch is synthetic (uniform [0, 1) pixels, uniform labels; scripts/bench_pytorch.py does the
 // same), so data loading is not part of these numbers; `data` measures it separately.

@@ -1,10 +1,11 @@
 // The model-level workloads and what they share: thread control, the ResNet-20 under test, a
 // synthetic batch, repeat counts and FLOP accounting. Each workload lives in its own file:
 //   ConvShapes.swift     conv    forward+backward of every distinct ResNet-20 convolution shape
-//   TrainingSteps.swift  erm, lsq, fqat, eval (and ops: the non-convolution layers one by one)
+//   TrainingSteps.swift  erm, lsq, fqat (with the FQAT bookkeeping share), eval
+//   Operators.swift      ops     the non-convolution layers of a step, one kind at a time
 //   Memory.swift         memory  peak RSS vs the activations kept for backward (batch 128 ERM)
 //   DataLoading.swift    data    batch preparation: style-fmnist and 224×224 PNG/JPEG folders
-//   LandscapeBench.swift landscape (when the Landscape module provides surfaces)
+//   LandscapeBench.swift landscape points/s of a 21×21 plane on 1000 images
 // See docs/benchmarks.md for what each number means.
 import Foundation
 import NN
