@@ -29,6 +29,9 @@ let package = Package(
         /// stb_image.h + libstb.so from libstb-dev: JPEG/PNG decoding for DomainBed folders.
         .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
 
+        /// posix_spawn with a working directory and default signal state (Plot's Subprocess).
+        .target(name: "CSpawn"),
+
         // MARK: Engine, lowest first
         /// Tensor (shape + contiguous Float storage), seeded RNG, gemm, im2col/col2im, kernels.
         .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: numeric),
@@ -47,7 +50,7 @@ let package = Package(
 
         // MARK: Front end (Foundation only)
         /// Plot specs -> gnuplot scripts; live gnuplot process and a recording stand-in.
-        .target(name: "Plot"),
+        .target(name: "Plot", dependencies: ["CSpawn"]),
         /// Lexer, parser, checker, interpreter and the command registry. Knows nothing of tensors.
         .target(name: "ShellLanguage"),
         /// The command tables binding the language to the engine, and the shared Session.
@@ -64,7 +67,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Landscape"], swiftSettings: numeric),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
         .testTarget(name: "ShellLanguageTests", dependencies: ["ShellLanguage"], exclude: ["Fixtures"]),
-        .testTarget(name: "ShellCommandsTests", dependencies: ["ShellCommands"], resources: [.copy("Scripts")]),
+        .testTarget(name: "ShellCommandsTests", dependencies: ["ShellCommands", "Plot"], resources: [.copy("Scripts")]),
     ],
     swiftLanguageModes: [.v5]
 )

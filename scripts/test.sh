@@ -6,4 +6,12 @@ scripts/setup.sh
 swift build --build-tests "$@"
 # Smoke run of the benchmark (speed targets live there, not in the tests): it must run and report.
 .build/debug/fqat-bench --quick --threads 1 --only sgemm,erm,fqat > /dev/null
-swift test --skip-build "$@"
+# A watchdog: a hung test fails the run with a message instead of stalling CI until its limit.
+# stdbuf keeps XCTest's output line-buffered, so a log shows the last test that started.
+limit="${FQAT_TEST_TIMEOUT:-2400}"
+status=0
+timeout --kill-after=30 "$limit" stdbuf -oL -eL swift test --skip-build "$@" || status=$?
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    echo "scripts/test.sh: the tests did not finish within ${limit} s; the last test started above hung" >&2
+fi
+exit "$status"

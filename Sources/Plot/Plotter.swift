@@ -101,43 +101,18 @@ public struct GnuplotProcess: Plotter {
     public func render(script: String, dataFiles: [DataFile]) throws -> PlotResult {
         try writeFiles(dataFiles)
         guard let executable else { throw PlotError.gnuplotMissing(dataFiles: dataFiles.map(\.path)) }
-        ignoreBrokenPipe()
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
         let readsStdinAsFile = FileManager.default.fileExists(atPath: "/dev/stdin")
-        process.arguments = readsStdinAsFile ? ["/dev/stdin"] : []
-        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
+        let result: (termination: Termination, output: Data, errors: Data)
         do {
-            try process.run()
-        } catch {
-            throw PlotError.launchFailed(executable: executable, reason: error.localizedDescription)
+            result = try Subprocess.run(executable: executable, arguments: readsStdinAsFile ? ["/dev/stdin"] : [],
+                                        workingDirectory: workingDirectory, input: Data(script.utf8))
+        } catch let error as SubprocessError {
+            throw PlotError.launchFailed(executable: executable, reason: error.reason)
         }
-
-        // Drain both pipes on their own threads while we write the script.
-        let group = DispatchGroup()
-        let collected = Collected()
-        DispatchQueue.global().async(group: group) {
-            collected.setOutput(output.fileHandleForReading.readDataToEndOfFile())
-        }
-        DispatchQueue.global().async(group: group) {
-            collected.setErrors(errors.fileHandleForReading.readDataToEndOfFile())
-        }
-        let bytes = Data(script.utf8)
-        // gnuplot may stop reading early (an error on line 3); EPIPE is then expected, not a failure.
-        try? input.fileHandleForWriting.write(contentsOf: bytes)
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
-        group.wait()
-
-        let stdout = String(decoding: collected.output, as: UTF8.self)
-        let stderr = String(decoding: collected.errors, as: UTF8.self)
-        let status = process.terminationStatus
-        if status != 0 || process.terminationReason != .exit {
+        let stdout = String(decoding: result.output, as: UTF8.self)
+        let stderr = String(decoding: result.errors, as: UTF8.self)
+        let status = result.termination.status
+        if result.termination != .exited(0) {
             throw Self.failure(stderr: stderr, script: script, status: status)
         }
         return PlotResult(outputPath: nil, terminalOutput: stdout, messages: stderr.trimmingCharacters(in: .whitespacesAndNewlines),
@@ -162,24 +137,25 @@ public struct GnuplotProcess: Plotter {
         let message = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
         return .gnuplotFailed(message: message.isEmpty ? "no message" : message, line: nil, offendingLine: nil, status: status)
     }
+}
 
-    /// A process-wide SIGPIPE handler set to ignore (only when it is still the default, which would
-    /// kill the whole shell if gnuplot closes its input early); writes then fail with EPIPE instead.
-    private func ignoreBrokenPipe() {
-        var current = sigaction()
-        if sigaction(SIGPIPE, nil, &current) == 0 {
-            #if canImport(Glibc)
-            let isDefault = current.__sigaction_handler.sa_handler == nil
-            #else
-            let isDefault = current.__sigaction_u.__sa_handler == nil
-            #endif
-            if isDefault { signal(SIGPIPE, SIG_IGN) }
-        }
+/// A process-wide SIGPIPE handler set to ignore (only when it is still the default, which would
+/// kill the whole shell if gnuplot closes its input early); writes then fail with EPIPE instead.
+/// Children get the default back (Subprocess resets it).
+func ignoreBrokenPipe() {
+    var current = sigaction()
+    if sigaction(SIGPIPE, nil, &current) == 0 {
+        #if canImport(Glibc)
+        let isDefault = current.__sigaction_handler.sa_handler == nil
+        #else
+        let isDefault = current.__sigaction_u.__sa_handler == nil
+        #endif
+        if isDefault { signal(SIGPIPE, SIG_IGN) }
     }
 }
 
 /// Bytes gathered by the draining threads (each writes its own field once, read after `group.wait()`).
-private final class Collected: @unchecked Sendable {
+final class Collected: @unchecked Sendable {
     private let lock = NSLock()
     private(set) var output = Data()
     private(set) var errors = Data()

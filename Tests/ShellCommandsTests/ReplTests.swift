@@ -1,32 +1,27 @@
 // The REPL as a person meets it: a real pseudo-terminal (tmux), libedit, Tab completion, multi-line
 // blocks, persistent history, and Ctrl-C stopping a running command with the session intact.
 import Foundation
+import Plot
 import XCTest
 
 final class ReplTests: XCTestCase {
     var session = ""
     var home = ""
 
+    /// Runs one tmux command and returns what it printed. Output is captured only for commands that
+    /// print: `new-session` forks the tmux server, which would inherit the pipe and hold it open.
     func tmux(_ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/tmux")
-        p.arguments = args
-        // `new-session` forks the tmux server, which would inherit a pipe and hold it open forever:
-        // only capture output of the commands that print something.
-        guard args.first == "capture-pane" else {
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            p.waitUntilExit()
-            return ""
+        if args.first == "capture-pane" {
+            let result = try Subprocess.run(executable: "/usr/bin/tmux", arguments: args)
+            return String(decoding: result.output, as: UTF8.self)
         }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        let child = try Subprocess(executable: "/usr/bin/tmux", arguments: args, stdin: .null, stdout: .null, stderr: .null)
+        if child.wait(timeout: 30) == nil {
+            child.send(signal: SIGKILL)
+            child.wait()
+            XCTFail("tmux \(args.first ?? "") did not finish in 30 s")
+        }
+        return ""
     }
 
     func screen() throws -> String { try tmux(["capture-pane", "-p", "-t", session, "-S", "-200"]) }

@@ -1,5 +1,6 @@
 // A batch job killed with SIGTERM saves its session, and `load session` continues the run.
 import Foundation
+import Plot
 import XCTest
 
 final class SignalTests: XCTestCase {
@@ -11,33 +12,45 @@ final class SignalTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
 
-        func launch(_ script: String) throws -> (Process, Pipe) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: binary)
-            p.arguments = ["-c", script]
-            p.currentDirectoryURL = dir
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = out
-            try p.run()
-            return (p, out)
+        /// Starts the shell on `script`, collecting everything it prints on a background thread.
+        func launch(_ script: String) throws -> (Subprocess, DispatchGroup, Box) {
+            let child = try Subprocess(executable: binary, arguments: ["-c", script], workingDirectory: dir.path,
+                                       stdin: .null, stdout: .pipe, stderr: .standardOutput)
+            let box = Box(), group = DispatchGroup()
+            let output = child.output!
+            DispatchQueue.global().async(group: group) { box.data = output.readDataToEndOfFile() }
+            return (child, group, box)
         }
-        let (job, jobOut) = try launch("set out=o progress=off; data style-fmnist per_domain=60 batch=4; model new resnet8 width=0.5; train erm steps=1000000 eval_every=1000000 bn=train")
+        /// Waits for the child (killing it after `limit` seconds, so a broken test fails instead of hanging).
+        func finish(_ child: Subprocess, _ group: DispatchGroup, _ box: Box, limit: Double) -> (Termination, String) {
+            var ended = child.wait(timeout: limit)
+            if ended == nil {
+                child.send(signal: SIGKILL)
+                ended = child.wait()
+                XCTFail("the shell did not end within \(limit) s")
+            }
+            group.wait()
+            return (ended!, String(decoding: box.data, as: UTF8.self))
+        }
+
+        let (job, jobGroup, jobBox) = try launch("set out=o progress=off; data style-fmnist per_domain=60 batch=4; model new resnet8 width=0.5; train erm steps=1000000 eval_every=1000000 bn=train")
         // Let it train for a while, then ask it to stop.
         let autosave = dir.appendingPathComponent("o/autosave.fqsession").path
         Thread.sleep(forTimeInterval: 6)
-        job.terminate()
-        let text = String(decoding: jobOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        job.waitUntilExit()
-        XCTAssertEqual(job.terminationStatus, 143, text)
+        job.send(signal: SIGTERM)
+        let (ended, text) = finish(job, jobGroup, jobBox, limit: 60)
+        XCTAssertEqual(ended, .exited(143), text)
         XCTAssertTrue(text.contains("session saved to o/autosave.fqsession"), text)
         XCTAssertTrue(FileManager.default.fileExists(atPath: autosave))
 
-        let (resume, resumeOut) = try launch("load session o/autosave.fqsession; train erm steps=2")
-        let resumed = String(decoding: resumeOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        resume.waitUntilExit()
-        XCTAssertEqual(resume.terminationStatus, 0, resumed)
+        let (resume, resumeGroup, resumeBox) = try launch("load session o/autosave.fqsession; train erm steps=2")
+        let (resumeEnded, resumed) = finish(resume, resumeGroup, resumeBox, limit: 120)
+        XCTAssertEqual(resumeEnded, .exited(0), resumed)
         XCTAssertTrue(resumed.contains("run erm at step"), resumed)
         XCTAssertTrue(resumed.contains("continuing at step"), resumed)
     }
+}
+
+private final class Box: @unchecked Sendable {
+    var data = Data()
 }
