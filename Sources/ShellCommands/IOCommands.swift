@@ -169,7 +169,7 @@ extension ShellCommands {
             group: "shell",
             keywords: [
                 ArgSpec("seed", .int(min: 0), help: "seed of model init, batches and directions (same seed, same run)"),
-                ArgSpec("threads", .int(1...256), help: "threads for BLAS and the engine's own loops"),
+                ArgSpec("threads", .int(1...256), help: "threads for BLAS and the engine's own loops (default: the cores available); a run is bit-identical for the same seed and thread count, and records store the count"),
                 ArgSpec("out", .path, help: "folder for records, plots, checkpoints"),
                 ArgSpec("progress", .choice(["auto", "bar", "lines", "off"]), help: "progress display"),
                 ArgSpec("plot", .choice(["auto", "png", "svg", "text", "sixel", "none"]), help: "where plots go"),

@@ -10,6 +10,7 @@ import NN
 import Optim
 import Quant
 import TensorCore
+import TensorCore
 
 /// What the caller is told after each step and each evaluation.
 public enum RunEvent {
@@ -132,7 +133,10 @@ public final class Run {
                                                          threshold: hyperparameters.tau),
                                   traceRecentSteps: traceRecentSteps)
         recordArgs = ["dataset": .string(dataset.name), "algorithm": .string(method.rawValue),
-                      "seed": .int(Int(truncatingIfNeeded: seed)), "trial_seed": .int(trialSeed)]
+                      "seed": .int(Int(truncatingIfNeeded: seed)), "trial_seed": .int(trialSeed),
+                      // Runs are bit-identical for a seed at a given thread count (weight gradients'
+                      // partial sums are grouped per thread), so the count is part of the record.
+                      "threads": .int(Parallel.threads)]
         applyNetworkSettings()
     }
 
