@@ -222,15 +222,8 @@ public enum Benchmarks {
     }
 }
 
-/// SplitMix64 finaliser over several words: a seed for a sub-stream that depends on all of them.
+/// SplitMix64 finaliser over several words: a seed for a sub-stream that depends on all of them
+/// (`RNG.mix` from this module's own starting word).
 public func mixSeed(_ parts: UInt64...) -> UInt64 {
-    var h: UInt64 = 0x6A09_E667_F3BC_C909
-    for p in parts {
-        h ^= p &+ 0x9E37_79B9_7F4A_7C15 &+ (h << 6) &+ (h >> 2)
-        var z = h
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        h = z ^ (z >> 31)
-    }
-    return h
+    RNG.mix(parts, from: 0x6A09_E667_F3BC_C909)
 }

@@ -99,7 +99,13 @@ extension RNG {
     /// A seed derived from several parts (SplitMix64 finaliser over each part), so independent
     /// streams — per-domain samplers, dropout, calibration — come from one session seed.
     public static func seed(combining parts: UInt64...) -> UInt64 {
-        var h: UInt64 = 0x243F_6A88_85A3_08D3
+        mix(parts, from: 0x243F_6A88_85A3_08D3)
+    }
+
+    /// The mixer behind `seed(combining:)`, from a chosen starting word. Datasets' `mixSeed` starts
+    /// from another constant, kept so that the built-in benchmarks stay the same images.
+    public static func mix(_ parts: [UInt64], from start: UInt64) -> UInt64 {
+        var h = start
         for p in parts {
             h ^= p &+ 0x9E37_79B9_7F4A_7C15 &+ (h << 6) &+ (h >> 2)
             var z = h
