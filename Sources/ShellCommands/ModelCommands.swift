@@ -37,7 +37,8 @@ extension ShellCommands {
             name: "load", summary: "load weights from a safetensors file (torchvision names) into the current or a new model",
             discussion: """
             Loads a state dict by name. With `architecture=` a new model is built first; otherwise the current
-            model receives the weights. Missing, unexpected and wrongly shaped names are reported; with
+            model receives the weights, or, when there is none, a file written by `save model` rebuilds its own
+            architecture and quantizers (as `load model` does). Missing, unexpected and wrongly shaped names are reported; with
             strict=true any of them is an error and nothing changes. Quantizer scales (`*.w.s`, `*.a.s`) load into
             a quantized model. The file and its SHA-free provenance (path, size) are recorded in every result.
             """,
@@ -55,13 +56,44 @@ extension ShellCommands {
                 // Build into a new model first: a failed load leaves the session's model untouched.
                 let net: Network
                 if inv.has("architecture") {
-                    let classes = inv.has("classes") ? inv.int("classes") : (s.dataset?.classCount ?? 10)
-                    net = try Network.make(architecture: inv.string("architecture"), inChannels: s.dataset?.imageShape.first ?? 3,
+                    // Without data, the file's stem and classifier tell the input channels and classes.
+                    let shapes = s.dataset == nil ? ((try? SafeTensors.read(contentsOf: url))?.stateDict.mapValues(\.shape) ?? [:]) : [:]
+                    let stem = ["conv1.weight", "network.0.weight", "featurizer.conv1.weight"].lazy.compactMap { shapes[$0] }.first
+                    let head = ["fc.weight", "classifier.weight", "linear.weight"].lazy.compactMap { shapes[$0] }.first
+                    let classes = inv.has("classes") ? inv.int("classes") : (s.dataset?.classCount ?? head?.first ?? 10)
+                    let inChannels = s.dataset?.imageShape.first ?? stem.flatMap { $0.count == 4 ? $0[1] : nil } ?? 3
+                    net = try Network.make(architecture: inv.string("architecture"), inChannels: inChannels,
                                            classes: classes, width: inv.double("width"), seed: UInt64(s.settings.seed))
+                } else if let current = s.network {
+                    net = current
                 } else {
-                    net = try s.requireNetwork()
+                    // No model to load into: a file written by `save model` names its architecture.
+                    guard FileManager.default.fileExists(atPath: path) else {
+                        throw inv.error("no such file '\(path)'", argument: "path")
+                    }
+                    let file = try SafeTensors.read(contentsOf: url)
+                    guard file.metadata["fqat.architecture"] != nil else {
+                        throw inv.error("'\(path)' holds weights without an architecture and there is no model to load them into; "
+                                        + "add architecture=… (\(Network.knownArchitectures.joined(separator: ", "))) or run `model new …` first",
+                                        argument: "path")
+                    }
+                    let (saved, width, label, _) = try ModelFile.load(path, seed: UInt64(s.settings.seed))
+                    s.network = saved
+                    s.modelWidth = width
+                    s.endRun()
+                    if label == nil { s.quantization = nil }
+                    s.modelProvenance = ["weights": .string(path), "architecture": .string(saved.architecture)]
+                    if inv.has("pretraining") { s.modelProvenance["pretraining"] = .string(inv.string("pretraining")) }
+                    inv.print("loaded \(saved.architecture) from \(path)" + (label.map { " (\($0))" } ?? " (full precision)"))
+                    return modelValue(s)
                 }
-                let report = try net.loadSafeTensors(from: url, strict: inv.bool("strict"))
+                let report: LoadReport
+                do {
+                    report = try net.loadSafeTensors(from: url, strict: inv.bool("strict"))
+                } catch NNError.stateDictMismatch(let mismatch) {
+                    throw inv.error("'\(path)' does not match the model (nothing was loaded): \(mismatch.summary)",
+                                    argument: "path", notes: ["`strict=false` loads the matching tensors only and reports the rest"])
+                }
                 if inv.has("architecture") {
                     s.network = net
                     s.modelWidth = inv.double("width")

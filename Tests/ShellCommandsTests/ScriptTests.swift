@@ -2,6 +2,7 @@
 // `# expect:` lines (each must appear, in order, as a substring of some later stdout line),
 // `# expect-stderr:` lines (substrings of standard error, any order) and `# expect-exit:` status.
 import Foundation
+import NN
 import Plot
 import ShellCommands
 import ShellLanguage
@@ -96,5 +97,45 @@ final class ScriptTests: XCTestCase {
                 XCTFail("\(file): \(failure)\n--- stdout ---\n\(h.output.standard)\n--- stderr ---\n\(h.output.error)")
             }
         }
+    }
+}
+
+final class ModelLoadTests: XCTestCase {
+    /// `model load` with no model to load into: a `save model` file rebuilds itself; a plain state dict
+    /// asks for `architecture=` (whose input channels and classes then come from the file); a mismatch
+    /// names the tensors and the way out; nothing changes on any error.
+    func testModelLoadWithoutACurrentModel() throws {
+        try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST (dataset-fashion-mnist) is not installed")
+        let saver = try ShellHarness()
+        XCTAssertEqual(saver.run("data style-fmnist per_domain=60 batch=4; model new resnet8 width=0.5; save model \"m.safetensors\""), 0,
+                       saver.output.error)
+        let saved = saver.directory.appendingPathComponent("m.safetensors")
+        // The same weights without fqat-shell's metadata: a plain checkpoint (as torchvision's are).
+        let file = try SafeTensors.read(contentsOf: saved)
+        let plain = saver.directory.appendingPathComponent("plain.safetensors")
+        try SafeTensors.write(file.names.map { ($0, file.tensors[$0]!) }, to: plain)
+
+        let h = try ShellHarness()
+        XCTAssertEqual(h.run("model load \"\(saved.path)\"; model show"), 0, h.output.error)
+        XCTAssertTrue(h.output.standard.contains("loaded resnet8 from"), h.output.standard)
+        XCTAssertTrue(h.output.standard.contains("resnet8: 19074 parameters, full precision"), h.output.standard)
+
+        let missing = try ShellHarness()
+        XCTAssertEqual(missing.run("model load \"nowhere.safetensors\""), 70)
+        XCTAssertTrue(missing.output.error.contains("no such file 'nowhere.safetensors'"), missing.output.error)
+
+        let bare = try ShellHarness()
+        XCTAssertEqual(bare.run("model load \"\(plain.path)\""), 70)
+        XCTAssertTrue(bare.output.error.contains("holds weights without an architecture") &&
+                      bare.output.error.contains("architecture="), bare.output.error)
+        XCTAssertNil(bare.session.network, "a failed load leaves no half-built model")
+        XCTAssertEqual(bare.run("model load \"\(plain.path)\" architecture=resnet8"), 70)
+        XCTAssertTrue(bare.output.error.contains("does not match the model (nothing was loaded)") &&
+                      bare.output.error.contains("strict=false"), bare.output.error)
+        XCTAssertNil(bare.session.network)
+        // No data loaded: 1 input channel and 10 classes are read from conv1.weight and fc.weight.
+        XCTAssertEqual(bare.run("model load \"\(plain.path)\" architecture=resnet8 width=0.5"), 0, bare.output.error)
+        XCTAssertEqual(bare.session.network?.inChannels, 1)
+        XCTAssertEqual(bare.session.network?.classes, 10)
     }
 }
