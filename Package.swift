@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Landscape"], swiftSettings: numeric),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
         .testTarget(name: "ShellLanguageTests", dependencies: ["ShellLanguage"], exclude: ["Fixtures"]),
-        .testTarget(name: "ShellCommandsTests", dependencies: ["ShellCommands", "Plot", "NN"], resources: [.copy("Scripts")]),
+        .testTarget(name: "ShellCommandsTests", dependencies: ["ShellCommands", "Plot", "NN", "Datasets"], resources: [.copy("Scripts")]),
     ],
     swiftLanguageModes: [.v5]
 )

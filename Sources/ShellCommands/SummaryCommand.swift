@@ -55,12 +55,18 @@ extension ShellCommands {
             label: Val (I.D) and Test (OOD) for each held-out domain and their average, as mean ± sample std
             over seeds. `noise` is the mean change of the selected OOD accuracy between neighbouring
             evaluations: differences between methods smaller than it are ties.
+
+            With `versus=<label>`, a second table pairs every other run with that one on the same held-out
+            domain and seed (same starting checkpoint and batches in the paper scripts) and prints the mean
+            difference of Val and Test, its standard error over the pairs (sample std / sqrt(pairs)) and the
+            number of pairs. A difference within about two standard errors, or within the noise, is a tie.
             """,
             group: "training",
             positionals: [ArgSpec("folder", .path, required: true, help: "folder with records (searched recursively)")],
             keywords: [ArgSpec("oracle", .bool, default: .bool(false), help: "use test-domain oracle selection (labelled as such)"),
-                       ArgSpec("csv", .path, help: "also write the table as CSV")],
-            examples: ["summary runs/table1"],
+                       ArgSpec("csv", .path, help: "also write the table as CSV"),
+                       ArgSpec("versus", .string, help: "a run label: also print every other run's paired difference from it")],
+            examples: ["summary runs/table1", "summary runs/table1 versus=\"lsq+sagm-4bit\""],
             run: { inv in
                 let runs = try readRecords(under: inv.string("folder"))
                 guard !runs.isEmpty else { throw inv.error("no records (*.jsonl) under '\(inv.string("folder"))'", argument: "folder") }
@@ -78,6 +84,8 @@ extension ShellCommands {
                 var rows: [[String]] = []
                 var csv = "label,test_domain,seeds,val_mean,test_mean,noise\n"
                 var values: [Value] = []
+                // The selected (Val, Test) of each run, by label, held-out domain and seed, for `versus`.
+                var selected: [String: [PairKey: (Double, Double)]] = [:]
                 for label in labels {
                     var cells = [label]
                     var avgVal: [Double] = [], avgTest: [Double] = [], noise: [Double] = []
@@ -90,6 +98,8 @@ extension ShellCommands {
                             vals.append(sel.validationAccuracy)
                             tests.append(sel.testAccuracyByDomain[d] ?? sel.testAccuracy)
                             seedsSeen.insert(r.seed)
+                            selected[label, default: [:]][PairKey(domain: d, seed: r.seed)] =
+                                (sel.validationAccuracy, sel.testAccuracyByDomain[d] ?? sel.testAccuracy)
                             if let j = selectionJitter(r.records, selectedStep: sel.record.step) { noise.append(j) }
                         }
                         cells.append(tests.isEmpty ? "—" : "\(fmt(vals)) / \(fmt(tests))")
@@ -110,7 +120,45 @@ extension ShellCommands {
                 let header = ["run"] + domains.map { d in "test \(names.map { d < $0.count ? $0[d] : "env\(d)" } ?? "env\(d)") Val / Test" } + ["avg Val", "avg Test", "noise", "seeds"]
                 inv.print((method.isOracle ? "selection: test-domain oracle (uses test-domain data)\n" : "selection: train-domain validation\n") + Render.table(header, rows))
                 if inv.has("csv") { try csv.write(toFile: inv.string("csv"), atomically: true, encoding: .utf8) }
+                if inv.has("versus") {
+                    let base = inv.string("versus")
+                    guard let baseline = selected[base] else {
+                        throw inv.error("no run labelled '\(base)'; the labels are \(labels.joined(separator: ", "))", argument: "versus")
+                    }
+                    inv.print(pairedTable(selected: selected, baseline: baseline, baseLabel: base, labels: labels))
+                }
                 return .list(values)
             })
+    }
+
+    struct PairKey: Hashable {
+        var domain: Int
+        var seed: Int
+    }
+
+    /// Paired differences (run − baseline) over the (held-out domain, seed) pairs both have.
+    static func pairedTable(selected: [String: [PairKey: (Double, Double)]], baseline: [PairKey: (Double, Double)],
+                            baseLabel: String, labels: [String]) -> String {
+        func stats(_ xs: [Double]) -> String {
+            guard !xs.isEmpty else { return "—" }
+            let m = xs.reduce(0, +) / Double(xs.count)
+            let shown = abs(m) < 0.0005 ? 0 : m * 100   // no "-0.0" from rounding noise
+            guard xs.count > 1 else { return String(format: "%+.1f", shown) }
+            let sd = (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()
+            return String(format: "%+.1f ± %.1f", shown, sd / Double(xs.count).squareRoot() * 100)
+        }
+        var rows: [[String]] = []
+        for label in labels where label != baseLabel {
+            guard let runs = selected[label] else { continue }
+            var dv: [Double] = [], dt: [Double] = []
+            for (key, value) in runs {
+                guard let b = baseline[key] else { continue }
+                dv.append(value.0 - b.0)
+                dt.append(value.1 - b.1)
+            }
+            rows.append([label, stats(dv), stats(dt), String(dt.count)])
+        }
+        return "paired against \(baseLabel) (same held-out domain and seed; mean ± standard error, points)\n"
+            + Render.table(["run", "Δ Val", "Δ Test", "pairs"], rows)
     }
 }

@@ -1,6 +1,7 @@
 // Runs every Scripts/*.fqs through the real command registry at smoke size and checks its
 // `# expect:` lines (each must appear, in order, as a substring of some later stdout line),
 // `# expect-stderr:` lines (substrings of standard error, any order) and `# expect-exit:` status.
+import Datasets
 import Foundation
 import NN
 import Plot
@@ -137,5 +138,40 @@ final class ModelLoadTests: XCTestCase {
         XCTAssertEqual(bare.run("model load \"\(plain.path)\" architecture=resnet8 width=0.5"), 0, bare.output.error)
         XCTAssertEqual(bare.session.network?.inChannels, 1)
         XCTAssertEqual(bare.session.network?.classes, 10)
+    }
+}
+
+final class SummaryTests: XCTestCase {
+    /// Records written by hand: two methods, two held-out domains, two seeds, one evaluation each, so
+    /// the selected accuracies are known and the table's means, std and paired differences can be
+    /// computed by hand.
+    func testSummaryMeansAndPairedDifferences() throws {
+        let h = try ShellHarness()
+        // Test accuracy (held-out in split) and Val (mean out accuracy of the training domains).
+        let table: [(label: String, domain: Int, seed: Int, test: Double, val: Double)] = [
+            ("a", 0, 0, 0.50, 0.80), ("a", 0, 1, 0.54, 0.82), ("a", 1, 0, 0.40, 0.70), ("a", 1, 1, 0.44, 0.72),
+            ("b", 0, 0, 0.48, 0.80), ("b", 0, 1, 0.50, 0.81), ("b", 1, 0, 0.40, 0.71), ("b", 1, 1, 0.40, 0.72),
+        ]
+        for row in table {
+            let other = 1 - row.domain
+            let record = EvalRecord(step: 10, inAccuracy: [row.domain: row.test, other: 0.9], outAccuracy: [row.domain: 0.1, other: row.val],
+                                    testDomains: [row.domain], args: ["label": .string(row.label), "seed": .int(row.seed)])
+            let dir = h.directory.appendingPathComponent("recs/seed\(row.seed)/d\(row.domain)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try (record.jsonLine() + "\n").write(to: dir.appendingPathComponent("\(row.label).jsonl"), atomically: true, encoding: .utf8)
+        }
+        XCTAssertEqual(h.run("summary recs versus=\"b\""), 0, h.output.error)
+        let out = h.output.standard
+        // a on domain 0: Test 52.0 ± 2.8 (std of 50, 54), Val 81.0 ± 1.4.
+        XCTAssertTrue(out.contains("81.0 ± 1.4 / 52.0 ± 2.8"), out)
+        // Paired a − b: Test differences +2, +4, 0, +4 → mean +2.5, sd 1.915, s.e. 0.96;
+        // Val differences 0, +1, −1, 0 → mean 0.0, s.e. 0.41.
+        XCTAssertTrue(out.contains("paired against b"), out)
+        let row = try XCTUnwrap(h.output.standardLines.first { $0.hasPrefix("a ") && $0.contains("4") && $0.contains("+2.5") }, out)
+        XCTAssertTrue(row.contains("+2.5 ± 1.0"), row)
+        XCTAssertTrue(row.contains("+0.0 ± 0.4"), row)
+
+        XCTAssertEqual(h.run("summary recs versus=\"c\""), 70)
+        XCTAssertTrue(h.output.error.contains("no run labelled 'c'; the labels are a, b"), h.output.error)
     }
 }
