@@ -64,7 +64,9 @@ extension ShellCommands {
                          with the applied gradient (Fig. 4)
               disorder   disorder of every scale factor per window, as a heatmap, τ marked (Fig. 3)
               frozen     which scale factors had g_QAT frozen at each step, and how many (Fig. 4)
-              bits       selected OOD (and I.D) accuracy against bit width for each method in `results`
+              bits       selected OOD accuracy against bit width for each method in `results`, or, with
+                         `from=<folder>`, in the study records under the folder (labels like lsq+sagm-4bit; mean
+                         over held-out domains per seed, then mean ± std over seeds; FP line: fp-control)
             Files go to <out>/plots/<name>.png with the numbers beside them as CSV; `format=` overrides the
             `plot` setting (png, svg, text for a terminal view, sixel, none for data only).
             """,
@@ -74,13 +76,20 @@ extension ShellCommands {
                        ArgSpec("top", .int(min: 1), default: 6, help: "at most this many factors in the gradients figure"),
                        ArgSpec("name", .string, help: "file name stem (default: <run>-<kind>)"),
                        ArgSpec("format", .choice(["auto", "png", "svg", "text", "sixel", "none"]), help: "override the plot setting"),
-                       ArgSpec("title", .string, help: "figure title")],
-            examples: ["plot curves", "plot gradients factors=layer3.*.a.s top=4", "plot disorder format=text"],
+                       ArgSpec("title", .string, help: "figure title"),
+                       ArgSpec("from", .path, help: "bits only: a folder of study records (as `summary` reads) instead of this session's results")],
+            examples: ["plot curves", "plot gradients factors=layer3.*.a.s top=4", "plot disorder format=text",
+                       "plot bits from=runs/table1/style-fmnist"],
             run: { inv in
                 let kind = inv.string("kind")
                 let format = inv.has("format") ? inv.string("format") : nil
+                if inv.has("from") && kind != "bits" {
+                    throw inv.error("from= applies to `plot bits` only; the other figures are drawn from the current run", argument: "from")
+                }
                 if kind == "bits" {
-                    let spec = try bitsPlot(s, title: inv.has("title") ? inv.string("title") : nil)
+                    let title = inv.has("title") ? inv.string("title") : nil
+                    let spec = inv.has("from") ? try bitsPlot(records: readRecords(under: inv.string("from")), title: title)
+                                               : try bitsPlot(s, title: title)
                     return try draw(spec, name: inv.has("name") ? inv.string("name") : "accuracy-vs-bits", inv, s, format: format)
                 }
                 guard let run = s.run else { throw inv.error("no run yet; `train …` first (plots are drawn from the current run)") }
@@ -164,5 +173,41 @@ extension ShellCommands {
         }
         return BitWidthPlot(title: title ?? "OOD accuracy against bit width", methods: methods,
                             fullPrecision: fp.isEmpty ? nil : fp.reduce(0, +) / Double(fp.count))
+    }
+
+    /// Accuracy against bit width from study records: runs labelled `<method>-<b>bit` are selected by
+    /// train-domain validation, averaged over held-out domains for each seed, then over seeds (mean ±
+    /// sample std). The full-precision line is `fp-control` (the fair control), else `fp-erm`.
+    static func bitsPlot(records runs: [RunRecords], title: String?) throws -> BitWidthPlot {
+        // [method: [bits: [seed: [test accuracy per held-out domain]]]]
+        var table: [String: [Int: [Int: [Double]]]] = [:]
+        var fp: [String: [Int: [Double]]] = [:]
+        for r in runs {
+            guard let sel = ModelSelection.select(r.records, method: .trainingDomainValidation) else { continue }
+            let accuracy = sel.testAccuracy * 100
+            if r.label == "fp-control" || r.label == "fp-erm" {
+                fp[r.label, default: [:]][r.seed, default: []].append(accuracy)
+                continue
+            }
+            guard let match = r.label.range(of: #"-[2-8]bit$"#, options: .regularExpression),
+                  let bits = Int(r.label[match].dropFirst().prefix(1)) else { continue }
+            let method = String(r.label[..<match.lowerBound])
+            table[method, default: [:]][bits, default: [:]][r.seed, default: []].append(accuracy)
+        }
+        guard !table.isEmpty else {
+            throw CommandError("no quantized runs labelled <method>-<bits>bit (e.g. lsq+sagm-4bit) in those records")
+        }
+        func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(v.count) }
+        let methods = table.keys.sorted().map { m in
+            MethodResults(method: m, results: table[m]!.keys.sorted().map { b in
+                let perSeed = table[m]![b]!.values.map(mean)
+                let mu = mean(perSeed)
+                let sd = perSeed.count > 1 ? (perSeed.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(perSeed.count - 1)).squareRoot() : nil
+                return BitWidthResult(bits: b, mean: mu, std: sd)
+            })
+        }
+        let reference = fp["fp-control"] ?? fp["fp-erm"]
+        return BitWidthPlot(title: title ?? "OOD accuracy against bit width (mean over held-out domains; ± std over seeds)",
+                            methods: methods, fullPrecision: reference.map { mean($0.values.map(mean)) })
     }
 }

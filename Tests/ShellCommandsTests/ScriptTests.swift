@@ -174,4 +174,33 @@ final class SummaryTests: XCTestCase {
         XCTAssertEqual(h.run("summary recs versus=\"c\""), 70)
         XCTAssertTrue(h.output.error.contains("no run labelled 'c'; the labels are a, b"), h.output.error)
     }
+
+    /// `plot bits from=`: per seed the mean over held-out domains, then mean ± std over seeds; the FP
+    /// line is fp-control's mean; labels that are not <method>-<b>bit are left out.
+    func testPlotBitsFromRecords() throws {
+        let h = try ShellHarness()
+        let rows: [(label: String, domain: Int, seed: Int, test: Double)] = [
+            ("lsq-3bit", 0, 0, 0.40), ("lsq-3bit", 1, 0, 0.50), ("lsq-3bit", 0, 1, 0.44), ("lsq-3bit", 1, 1, 0.54),
+            ("lsq-4bit", 0, 0, 0.50), ("lsq-4bit", 1, 0, 0.60),
+            ("fp-control", 0, 0, 0.70), ("fp-control", 1, 0, 0.50), ("notes", 0, 0, 0.99),
+        ]
+        for row in rows {
+            let other = 1 - row.domain
+            let record = EvalRecord(step: 10, inAccuracy: [row.domain: row.test, other: 0.9], outAccuracy: [row.domain: 0.1, other: 0.8],
+                                    testDomains: [row.domain], args: ["label": .string(row.label), "seed": .int(row.seed)])
+            let dir = h.directory.appendingPathComponent("recs/seed\(row.seed)/d\(row.domain)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try (record.jsonLine() + "\n").write(to: dir.appendingPathComponent("\(row.label).jsonl"), atomically: true, encoding: .utf8)
+        }
+        XCTAssertEqual(h.run("plot bits from=\"recs\" format=png"), 0, h.output.error)
+        let data = try XCTUnwrap(h.plotter.dataFiles.last).map(\.contents).joined(separator: "\n")
+        // lsq at 3 bits: seed 0 → 45, seed 1 → 49: mean 47, std 2.83; at 4 bits: 55 (one seed, no spread).
+        XCTAssertTrue(data.contains("47") && data.contains("2.828"), data)
+        XCTAssertTrue(data.contains("55"), data)
+        XCTAssertTrue(data.contains("60"), "the FP line at fp-control's mean (70 + 50) / 2: \(data)")
+        XCTAssertFalse(data.contains("99"), "an unlabelled run is not a bit width: \(data)")
+
+        XCTAssertEqual(h.run("plot curves from=\"recs\""), 70)
+        XCTAssertTrue(h.output.error.contains("from= applies to `plot bits` only"), h.output.error)
+    }
 }
