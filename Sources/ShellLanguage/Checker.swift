@@ -241,7 +241,16 @@ public final class Checker {
             return
         }
         let first = arguments[firstIndex]
-        guard case .known(.string(let name), _) = staticArgumentValue(first.value) else {
+        // A bare word naming a subcommand is that subcommand, even if a variable has its name.
+        let named: String?
+        if case .word(let word, _) = first.value, spec.subcommand(named: word) != nil {
+            named = word
+        } else if case .known(.string(let text), _) = staticArgumentValue(first.value) {
+            named = text
+        } else {
+            named = nil
+        }
+        guard let name = named else {
             // Chosen at run time: only the keys can be judged now.
             let allKeys = Set(spec.subcommands.flatMap { $0.namedArguments.map(\.name) })
             for argument in arguments where argument.label != nil && !allKeys.contains(argument.label!) {
@@ -266,11 +275,13 @@ public final class Checker {
 
     /// One argument value against its spec: literal type, range and choice; undefined variables.
     func checkValue(_ expression: ExpressionNode, against argSpec: ArgSpec) {
-        // `let fqat = …` then `train fqat`: the variable wins over the choice word; say so.
-        if case .word(let word, let range) = expression, case .choice(let choices) = argSpec.kind,
-           choices.contains(word), isBound(word) {
-            report(.warning("'\(word)' is a variable here, not the choice '\(word)'", at: range,
-                            notes: [.note("write \"\(word)\" for the choice")]))
+        // `let fqat = …` then `train fqat`: the choice word wins over the variable (as at run time); say so.
+        if case .word(let word, let range) = expression, case .choice(let choices) = argSpec.kind, choices.contains(word) {
+            if isBound(word) {
+                report(.warning("'\(word)' is the choice '\(word)' here, not the variable", at: range,
+                                notes: [.note("write $\(word) for the variable")]))
+            }
+            return
         }
         let staticValue = staticArgumentValue(expression)
         guard case .known(let value, let bareWords) = staticValue else { return }

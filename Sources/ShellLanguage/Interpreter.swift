@@ -345,7 +345,13 @@ public final class Interpreter {
                                    at: command.nameRange)
             }
             let first = arguments[firstIndex]
-            let chosen = try evaluate(first.value, argumentContext: true)
+            // A bare word naming a subcommand is that subcommand, even if a variable has its name.
+            let chosen: Value
+            if case .word(let word, _) = first.value, spec.subcommand(named: word) != nil {
+                chosen = .string(word)
+            } else {
+                chosen = try evaluate(first.value, argumentContext: true)
+            }
             guard let subName = chosen.stringValue, let sub = spec.subcommand(named: subName) else {
                 throw RuntimeError("'\(name)' has no subcommand \(ArgKind.show(chosen))"
                                    + Suggestions.didYouMean(chosen.stringValue ?? "", in: spec.subcommands.map(\.name)),
@@ -396,6 +402,11 @@ public final class Interpreter {
     }
 
     func coerce(_ expression: ExpressionNode, to argSpec: ArgSpec) throws -> Value {
+        // A bare word that is one of the argument's choices is that choice, even if a variable has its
+        // name (`quantize ewgs` in a script run with --ewgs=true); `$ewgs` reads the variable.
+        if case .word(let word, _) = expression, case .choice(let choices) = argSpec.kind, choices.contains(word) {
+            return .string(word)
+        }
         let value = try evaluate(expression, argumentContext: true)
         do {
             return try argSpec.kind.coerce(value)

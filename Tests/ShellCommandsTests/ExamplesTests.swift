@@ -9,7 +9,7 @@ final class ExamplesTests: XCTestCase {
     static let smoke: [String: [String]] = [
         "quickstart.fqs": ["--per_domain=60", "--erm_steps=3", "--qat_steps=2", "--eval_every=2"],
         "paper/table1.fqs": ["--per_domain=60", "--erm_steps=3", "--qat_steps=2", "--eval_every=2", "--bits=[4]",
-                             "--seeds=[0]", "--domains=[fog]", "--arch=resnet8"],
+                             "--seeds=[0]", "--domains=[fog]", "--arch=resnet8", "--ewgs=true"],
         "paper/table4.fqs": ["--per_domain=60", "--erm_steps=3", "--qat_steps=4", "--eval_every=2", "--K=2", "--arch=resnet8"],
         "paper/fig6.fqs": ["--per_domain=60", "--erm_steps=3", "--qat_steps=4", "--eval_every=4", "--taus=[0.3]", "--Ks=[2]", "--arch=resnet8"],
         "paper/figures.fqs": ["--per_domain=60", "--erm_steps=3", "--qat_steps=4", "--eval_every=4", "--K=2", "--grid=-0.5:0.5:3",

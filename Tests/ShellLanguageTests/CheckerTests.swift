@@ -72,10 +72,13 @@ final class CheckerTests: XCTestCase {
         XCTAssertEqual(found.map(\.summary), ["2:7: 'reslt' is not a variable, so it is read as the text \"reslt\""])
     }
 
-    func testVariableShadowingAChoiceWarns() {
-        let found = diagnostics("let fqat = 1\ntrain fqat")
+    func testChoiceWordWinsOverAVariableOfTheSameNameAndWarns() {
+        let found = diagnostics("let fqat = 1\ntrain fqat steps=3")
         XCTAssertEqual(found.map(\.severity), [.warning])
-        XCTAssertEqual(found.first?.summary, "2:7: 'fqat' is a variable here, not the choice 'fqat'")
+        XCTAssertEqual(found.first?.summary, "2:7: 'fqat' is the choice 'fqat' here, not the variable")
+        // `$fqat` is the variable, judged at run time; a subcommand word is the subcommand.
+        XCTAssertEqual(errorSummaries("let fqat = 1\ntrain $fqat steps=3"), [])
+        XCTAssertEqual(errorSummaries("let folder = 1\ndata folder"), ["2:1: missing required argument 'root' for 'data folder'"])
     }
 
     func testHelpTopicsAndSubcommands() {

@@ -48,6 +48,17 @@ final class InterpreterTests: XCTestCase {
         XCTAssertEqual(parsed.options.map(\.name), ["a"])
     }
 
+    /// `--ewgs=true` binds a variable `ewgs`; `quantize ewgs` still means the choice (this once broke
+    /// examples/paper/table1.fqs run with --ewgs=true), and `$ewgs` reads the variable.
+    func testChoiceWordsWinOverVariablesOfTheSameName() {
+        let run = runScript("let fqat = 1\ntrain fqat steps=2\nlet r = train fqat steps=3\nprint r.method ewgs", arguments: ["--ewgs=true"])
+        XCTAssertEqual(run.result.status, 0, run.errors.joined(separator: "\n"))
+        XCTAssertEqual(run.stdout.last, "fqat true")
+        let wrong = runScript("let fqat = 1\ntrain $fqat steps=2")
+        XCTAssertEqual(wrong.result.status, 70)
+        XCTAssertTrue(wrong.errors.joined().contains("argument 'method'"), wrong.errors.joined())
+    }
+
     func testExitStatuses() {
         XCTAssertEqual(runScript("print 1").result.status, 0)
         XCTAssertEqual(runScript("trian").result.status, 65)
