@@ -7,6 +7,22 @@ import ShellLanguage
 import TensorCore
 import Training
 
+extension ShellCommands {
+    /// Makes the model saved at `path` (by `save model`) the session's model: `load model` and
+    /// `model load` without a current model.
+    static func adoptSavedModel(_ s: Session, path: String, _ inv: Invocation, pretraining: String? = nil) throws -> Value {
+        let (net, width, label, _) = try ModelFile.load(path, seed: UInt64(s.settings.seed))
+        s.network = net
+        s.modelWidth = width
+        s.endRun()
+        if label == nil { s.quantization = nil }
+        s.modelProvenance = ["weights": .string(path), "architecture": .string(net.architecture)]
+        if let pretraining { s.modelProvenance["pretraining"] = .string(pretraining) }
+        inv.print("loaded \(net.architecture) from \(path)" + (label.map { " (\($0))" } ?? " (full precision)"))
+        return modelValue(s)
+    }
+}
+
 /// A model file: the state dict (scales included) plus metadata that rebuilds the architecture and
 /// the quantizers (bits, signed/unsigned ranges, granularity, method) exactly.
 enum ModelFile {
@@ -90,14 +106,7 @@ extension ShellCommands {
                 let path = inv.string("path")
                 switch inv.string("what") {
                 case "model":
-                    let (net, width, label, _) = try ModelFile.load(path, seed: UInt64(s.settings.seed))
-                    s.network = net
-                    s.modelWidth = width
-                    s.endRun()
-                    if label == nil { s.quantization = nil }
-                    s.modelProvenance = ["weights": .string(path), "architecture": .string(net.architecture)]
-                    inv.print("loaded \(net.architecture) from \(path)" + (label.map { " (\($0))" } ?? " (full precision)"))
-                    return modelValue(s)
+                    return try adoptSavedModel(s, path: path, inv)
                 default:
                     try SessionFile.load(s, from: path)
                     inv.print("loaded session from \(path)" + (s.run.map { ": run \($0.method.rawValue) at step \($0.step)" } ?? ""))

@@ -77,15 +77,7 @@ extension ShellCommands {
                                         + "add architecture=… (\(Network.knownArchitectures.joined(separator: ", "))) or run `model new …` first",
                                         argument: "path")
                     }
-                    let (saved, width, label, _) = try ModelFile.load(path, seed: UInt64(s.settings.seed))
-                    s.network = saved
-                    s.modelWidth = width
-                    s.endRun()
-                    if label == nil { s.quantization = nil }
-                    s.modelProvenance = ["weights": .string(path), "architecture": .string(saved.architecture)]
-                    if inv.has("pretraining") { s.modelProvenance["pretraining"] = .string(inv.string("pretraining")) }
-                    inv.print("loaded \(saved.architecture) from \(path)" + (label.map { " (\($0))" } ?? " (full precision)"))
-                    return modelValue(s)
+                    return try adoptSavedModel(s, path: path, inv, pretraining: inv.has("pretraining") ? inv.string("pretraining") : nil)
                 }
                 let report: LoadReport
                 do {
