@@ -144,14 +144,20 @@ public final class Subprocess: @unchecked Sendable {
         if ended == nil { kill(pid, signal) }
     }
 
+    /// Reaps the child if it has ended. The lock is not held during a blocking `waitpid`, so another
+    /// thread can still `send` a signal to a child that one thread is waiting for.
     private func poll(blocking: Bool) -> Termination? {
-        lock.lock(); defer { lock.unlock() }
-        if let ended { return ended }
+        lock.lock()
+        if let ended { lock.unlock(); return ended }
+        lock.unlock()
         var raw: Int32 = 0
         let result = waitpid(pid, &raw, blocking ? 0 : WNOHANG)
+        let error = errno
+        lock.lock(); defer { lock.unlock() }
+        if let ended { return ended }  // another thread reaped it meanwhile
         if result == 0 { return nil }
         if result == -1 {
-            if errno == EINTR { return nil }
+            if error == EINTR { return nil }
             // ECHILD: someone else reaped it (or SIGCHLD is ignored); the status is unknowable.
             ended = .exited(-1)
             return ended

@@ -58,6 +58,30 @@ final class SubprocessTests: XCTestCase {
         child.send(signal: SIGTERM)  // already reaped: a no-op, never a stray signal to a reused pid
     }
 
+    func testASignalCanBeSentWhileAnotherThreadWaits() throws {
+        let child = try Subprocess(executable: shell, arguments: ["-c", "sleep 30"], stdin: .null, stdout: .null, stderr: .null)
+        let done = DispatchSemaphore(value: 0)
+        let box = TerminationBox()
+        Thread.detachNewThread {
+            box.value = child.wait()
+            done.signal()
+        }
+        Thread.sleep(forTimeInterval: 0.2)
+        // send must not block behind the waiting thread; it runs on its own thread so that a regression
+        // fails here instead of hanging the suite.
+        let sent = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            child.send(signal: SIGTERM)
+            sent.signal()
+        }
+        let sentInTime = sent.wait(timeout: .now() + 10) == .success
+        let endedInTime = done.wait(timeout: .now() + 10) == .success
+        if !(sentInTime && endedInTime) { kill(child.pid, SIGKILL) }
+        XCTAssertTrue(sentInTime, "send(signal:) blocked while another thread waited")
+        XCTAssertTrue(endedInTime, "wait() did not return after SIGTERM")
+        XCTAssertEqual(box.value, .signalled(SIGTERM))
+    }
+
     func testChildrenGetDefaultSignalHandlingBack() throws {
         // The shell ignores SIGPIPE (and SIGTERM while it saves); its children must not inherit that.
         let saved = signal(SIGTERM, SIG_IGN)
@@ -82,4 +106,8 @@ final class SubprocessTests: XCTestCase {
             XCTAssertEqual(result.termination, .exited(Int32(i % 7)))
         }
     }
+}
+
+private final class TerminationBox: @unchecked Sendable {
+    var value: Termination?
 }
