@@ -165,9 +165,7 @@ extension ShellCommands {
         guard !byMethod.isEmpty else { throw CommandError("no quantized results yet; `train qat|qat+sagm|fqat …` at some bit widths first") }
         let methods = byMethod.keys.sorted().map { m in
             MethodResults(method: m, results: byMethod[m]!.keys.sorted().map { b in
-                let v = byMethod[m]![b]!
-                let mean = v.reduce(0, +) / Double(v.count)
-                let sd = v.count > 1 ? (v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count - 1)).squareRoot() : nil
+                let (mean, sd) = meanAndSampleStd(byMethod[m]![b]!)
                 return BitWidthResult(bits: b, mean: mean, std: sd)
             })
         }
@@ -200,9 +198,8 @@ extension ShellCommands {
         func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(v.count) }
         let methods = table.keys.sorted().map { m in
             MethodResults(method: m, results: table[m]!.keys.sorted().map { b in
-                let perSeed = table[m]![b]!.values.map(mean)
-                let mu = mean(perSeed)
-                let sd = perSeed.count > 1 ? (perSeed.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / Double(perSeed.count - 1)).squareRoot() : nil
+                let perSeed = table[m]![b]!.sorted { $0.key < $1.key }.map { mean($0.value) }
+                let (mu, sd) = meanAndSampleStd(perSeed)
                 return BitWidthResult(bits: b, mean: mu, std: sd)
             })
         }

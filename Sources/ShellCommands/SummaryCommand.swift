@@ -75,10 +75,9 @@ extension ShellCommands {
                 let labels = Array(Set(runs.map(\.label))).sorted()
                 func fmt(_ xs: [Double]) -> String {
                     guard !xs.isEmpty else { return "—" }
-                    let m = xs.reduce(0, +) / Double(xs.count)
                     // One seed has no spread to report.
-                    if xs.count == 1 { return String(format: "%.1f", m * 100) }
-                    let sd = xs.count > 1 ? (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot() : 0
+                    let (m, sd) = meanAndSampleStd(xs)
+                    guard let sd else { return String(format: "%.1f", m * 100) }
                     return String(format: "%.1f ± %.1f", m * 100, sd * 100)
                 }
                 var rows: [[String]] = []
@@ -131,6 +130,13 @@ extension ShellCommands {
             })
     }
 
+    /// Mean and sample standard deviation (nil for fewer than two values), as the result tables use.
+    static func meanAndSampleStd(_ xs: [Double]) -> (mean: Double, std: Double?) {
+        let m = xs.reduce(0, +) / Double(xs.count)
+        guard xs.count > 1 else { return (m, nil) }
+        return (m, (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot())
+    }
+
     struct PairKey: Hashable {
         var domain: Int
         var seed: Int
@@ -141,17 +147,17 @@ extension ShellCommands {
                             baseLabel: String, labels: [String]) -> String {
         func stats(_ xs: [Double]) -> String {
             guard !xs.isEmpty else { return "—" }
-            let m = xs.reduce(0, +) / Double(xs.count)
+            let (m, sd) = meanAndSampleStd(xs)
             let shown = abs(m) < 0.0005 ? 0 : m * 100   // no "-0.0" from rounding noise
-            guard xs.count > 1 else { return String(format: "%+.1f", shown) }
-            let sd = (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()
+            guard let sd else { return String(format: "%+.1f", shown) }
             return String(format: "%+.1f ± %.1f", shown, sd / Double(xs.count).squareRoot() * 100)
         }
         var rows: [[String]] = []
         for label in labels where label != baseLabel {
             guard let runs = selected[label] else { continue }
             var dv: [Double] = [], dt: [Double] = []
-            for (key, value) in runs {
+            // In a fixed order, so the sums (and the printed digits) never depend on hashing.
+            for (key, value) in runs.sorted(by: { ($0.key.domain, $0.key.seed) < ($1.key.domain, $1.key.seed) }) {
                 guard let b = baseline[key] else { continue }
                 dv.append(value.0 - b.0)
                 dt.append(value.1 - b.1)
