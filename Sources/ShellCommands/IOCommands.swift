@@ -223,7 +223,7 @@ extension ShellCommands {
                 }
                 if what == "all" || what == "hparams" {
                     let h = s.hyperparameters
-                    inv.print("hyperparameters: lr \(Value.format(h.learningRate)), wd \(Value.format(h.weightDecay)), scale_lr \(Value.format(h.scaleLearningRate)), rho \(Value.format(h.rho)), alpha \(Value.format(h.alpha)), tau \(Value.format(Double(h.tau))), K \(h.window), eval_every \(h.evalEvery), bn \(h.frozenBatchNorm ? "frozen" : "train"), dropout \(Value.format(h.dropout))")
+                    inv.print("hyperparameters: lr \(Value.format(h.learningRate)), wd \(Value.format(h.weightDecay)), scale_lr \(Value.format(h.scaleLearningRate)), rho \(Value.format(h.rho)), alpha \(Value.format(h.alpha)), tau \(Value.format(Double(h.tau))), K \(h.window), eval_every \(h.evalEvery), eval \(h.evaluateTrainingInSplits ? "all" : "selection"), bn \(h.frozenBatchNorm ? "frozen" : "train"), dropout \(Value.format(h.dropout))")
                 }
                 if what == "all" || what == "run" {
                     if let r = s.run {

@@ -18,6 +18,7 @@ extension ShellCommands {
         ArgSpec("tau", .number(0...1), help: "disorder threshold τ of the freeze test (default 0.5)"),
         ArgSpec("K", .int(2...1_000_000), help: "freeze window in steps (default 100)"),
         ArgSpec("eval_every", .int(min: 1), help: "evaluate every domain every N steps (default 100)"),
+        ArgSpec("eval", .choice(["all", "selection"]), help: "splits each evaluation covers: all (DomainBed, default) or selection (not the training domains' in splits, which no score reads; same numbers, less work)"),
         ArgSpec("bn", .choice(["train", "frozen"]), help: "BatchNorm: batch statistics (train) or running statistics fixed (frozen, DomainBed/SAGM)"),
         ArgSpec("dropout", .number(0...0.99), help: "dropout on the features (default 0)"),
     ]
@@ -33,6 +34,7 @@ extension ShellCommands {
         if inv.has("tau") { h.tau = Float(inv.double("tau")) }
         if inv.has("K") { h.window = inv.int("K") }
         if inv.has("eval_every") { h.evalEvery = inv.int("eval_every") }
+        if inv.has("eval") { h.evaluateTrainingInSplits = inv.string("eval") == "all" }
         if inv.has("bn") { h.frozenBatchNorm = inv.string("bn") == "frozen" }
         if inv.has("dropout") { h.dropout = inv.double("dropout") }
         s.hyperparameters = h
@@ -44,7 +46,8 @@ extension ShellCommands {
             discussion: """
             Methods: \(TrainingMethod.allCases.map { "\n  \($0.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \($0.summary)" }.joined())
             Each step takes one batch from every training domain. Every `eval_every` steps (and at the end) every
-            domain's in and out splits are evaluated; the record goes to <out>/<label>.jsonl. The summary shows the
+            domain's in and out splits are evaluated (`eval=selection` skips the training domains' in splits, which
+            no score reads); the record goes to <out>/<label>.jsonl. The summary shows the
             checkpoint picked by train-domain validation (I.D = mean out-split accuracy of the training domains)
             and its OOD accuracy (the held-out domains' in split). Calling `train` again with the same method
             continues the run (optimizer moments, disorder windows and freeze timers kept); a different method,
@@ -134,6 +137,7 @@ extension ShellCommands {
         let h = r.hyperparameters
         var parts = ["lr \(Value.format(h.learningRate))", "batch \(h.batchPerDomain)×\(r.environments.trainingDomains.count)",
                      "bn \(h.frozenBatchNorm ? "frozen" : "train")", "eval every \(h.evalEvery)"]
+        if !h.evaluateTrainingInSplits { parts.append("eval selection splits") }
         if r.method.isQuantized { parts.append("scale lr \(Value.format(h.scaleLearningRate))") }
         if r.method.usesFlatnessPass { parts.append("ρ \(Value.format(h.rho)) α \(Value.format(h.alpha))") }
         if r.method.freezePolicy.usesDisorderTest { parts.append("τ \(Value.format(Double(h.tau))) K \(h.window)") }

@@ -41,13 +41,18 @@ public enum Evaluator {
     }
 
     /// Evaluates every domain's in and out split and folds them into a DomainBed-shaped record.
+    /// `trainingInSplits: false` leaves out the training domains' in splits (the images they train
+    /// on), which neither train-domain validation, the OOD score nor the oracle reads.
     public static func record(_ network: Module, dataset: DomainDataset, splits: [DomainSplit],
                               environments: EnvironmentAssignment, step: Int, batchSize: Int = 256,
+                              trainingInSplits: Bool = true,
                               shouldStop: () -> Bool = { false }) throws -> (EvalRecord, [SplitResult]) {
         var inAcc: [Int: Double] = [:], outAcc: [Int: Double] = [:]
         var metrics: [String: Double] = [:]
         var results: [SplitResult] = []
+        let testDomains = Set(environments.testDomains)
         for set in EvaluationSet.all(splits: splits) where !set.indices.isEmpty {
+            if !trainingInSplits && set.part == .in && !testDomains.contains(set.domain) { continue }
             let r = try evaluate(network, dataset: dataset, set: set, batchSize: batchSize, shouldStop: shouldStop)
             results.append(r)
             switch set.part {

@@ -249,7 +249,9 @@ public final class Run {
         var (record, results): (EvalRecord, [SplitResult])
         do {
             (record, results) = try Evaluator.record(network, dataset: dataset, splits: splits, environments: environments,
-                                                     step: step, batchSize: hyperparameters.evalBatch, shouldStop: shouldStop)
+                                                     step: step, batchSize: hyperparameters.evalBatch,
+                                                     trainingInSplits: hyperparameters.evaluateTrainingInSplits,
+                                                     shouldStop: shouldStop)
         } catch TrainingError.interrupted {
             throw TrainingError.interrupted(step: step)
         }

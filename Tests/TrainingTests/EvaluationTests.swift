@@ -122,4 +122,40 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(cut.step, 2)
         XCTAssertTrue(cut.records.isEmpty)
     }
+
+    /// `evaluateTrainingInSplits = false` computes the same accuracies for the splits the scores read
+    /// (training out splits, test in and out splits), leaves the training in splits out of the record,
+    /// and does not change training.
+    func testSelectionSplitsGiveTheSameScoresWithLessWork() throws {
+        let data = try TrainingFixtures.styleFMNIST(perDomain: 100)
+        let env = try EnvironmentAssignment(testDomainNames: ["fog"], in: data)
+        func runWith(all: Bool) throws -> (Run, [[SplitResult]]) {
+            var hp = Hyperparameters.defaults(for: .erm)
+            hp.batchPerDomain = 5
+            hp.evalEvery = 2
+            hp.evaluateTrainingInSplits = all
+            let run = try Run(network: try TrainingFixtures.tinyModel.make(), dataset: data, environments: env,
+                              method: .erm, hyperparameters: hp, seed: 4, provenance: [:])
+            var evaluations: [[SplitResult]] = []
+            _ = try run.train(steps: 5, onEvent: { if case .evaluation(_, let r) = $0 { evaluations.append(r) } })
+            return (run, evaluations)
+        }
+        let (full, fullResults) = try runWith(all: true)
+        let (lean, leanResults) = try runWith(all: false)
+        XCTAssertEqual(fullResults.map(\.count), [8, 8, 8])
+        XCTAssertEqual(leanResults.map(\.count), [5, 5, 5], "3 training out splits + fog in and out")
+        for (a, b) in zip(full.records, lean.records) {
+            XCTAssertEqual(a.step, b.step)
+            XCTAssertEqual(a.outAccuracy, b.outAccuracy)
+            XCTAssertEqual(b.inAccuracy.keys.sorted(), [2], "only the test domain's in split")
+            XCTAssertEqual(a.inAccuracy[2], b.inAccuracy[2])
+            XCTAssertEqual(a.validationAccuracy, b.validationAccuracy)
+            XCTAssertEqual(a.testAccuracy, b.testAccuracy)
+            XCTAssertFalse(b.jsonLine().contains("\"env0_in_acc\""))
+            XCTAssertTrue(a.jsonLine().contains("\"env0_in_acc\""))
+        }
+        XCTAssertEqual(full.selection()?.record.step, lean.selection()?.record.step)
+        XCTAssertEqual(full.selection(.testDomainOracle)?.testAccuracy, lean.selection(.testDomainOracle)?.testAccuracy)
+        assertSameModel(full.network, lean.network)
+    }
 }
