@@ -52,7 +52,9 @@ extension ShellCommands {
             and its OOD accuracy (the held-out domains' in split). Calling `train` again with the same method
             continues the run (optimizer moments, disorder windows and freeze timers kept); a different method,
             model or hyperparameter starts a new run from the current weights. Ctrl-C pauses at the next step.
-            Hyperparameters given here stay set for later `train` and `step` calls.
+            Hyperparameters given here stay set for later `train` and `step` calls. A continued run keeps its
+            label and records file; a new run whose records file already exists moves the earlier file aside
+            to <file>.1 (.2, …), which `summary` does not read, so re-running a script never mixes two runs.
             """,
             group: "training",
             positionals: [ArgSpec("method", .choice(TrainingMethod.allCases.map(\.rawValue)), required: true, help: "training method")],
@@ -68,7 +70,8 @@ extension ShellCommands {
         applyHyperparameters(inv, s)
         let method = try TrainingMethod(named: inv.string("method"))
         let (run, isNew) = try s.runFor(method: method, forceNew: inv.bool("new"))
-        let label = inv.has("label") ? inv.string("label") : defaultLabel(method, s)
+        // A continued run keeps its label (and records file) unless a new one is given.
+        let label = inv.has("label") ? inv.string("label") : (!isNew ? s.runLabel : nil) ?? defaultLabel(method, s)
         s.runLabel = label
         run.recordArgs["label"] = .string(label)
         let steps = inv.int("steps")
@@ -81,6 +84,9 @@ extension ShellCommands {
             inv.print("\(label): continuing at step \(run.step)")
         }
         let recordsPath = try recordsFile(s, label: label)
+        if isNew, let moved = try setAsideEarlierRecords(recordsPath) {
+            inv.print("\(label): earlier records in \(recordsPath) moved to \(moved) (a new run starts a new file)")
+        }
         var done = 0
         var lastLoss: Float = .nan
         let summary: TrainSummary
@@ -151,6 +157,22 @@ extension ShellCommands {
         }
         let safe = label.map { $0.isLetter || $0.isNumber || "-_+.".contains($0) ? $0 : "_" }
         return (dir as NSString).appendingPathComponent(String(safe) + ".jsonl")
+    }
+
+    /// A new run must not append to the records of an earlier run with the same label (a summary
+    /// would count both). The earlier file is renamed to the first free `<file>.1`, `<file>.2`, … —
+    /// names `summary` does not read — and nothing is lost. Returns the new name, or nil when there
+    /// was nothing to move.
+    static func setAsideEarlierRecords(_ path: String) throws -> String? {
+        let fm = FileManager.default
+        guard let attrs = try? fm.attributesOfItem(atPath: path), (attrs[.size] as? NSNumber)?.intValue ?? 0 > 0 else { return nil }
+        var n = 1
+        while fm.fileExists(atPath: "\(path).\(n)") { n += 1 }
+        let target = "\(path).\(n)"
+        do { try fm.moveItem(atPath: path, toPath: target) } catch {
+            throw CommandError("cannot move the earlier records '\(path)' aside to '\(target)': \(error.localizedDescription); move them yourself or choose another folder with `set out=…`")
+        }
+        return target
     }
 
     static func appendRecord(_ record: EvalRecord, to path: String) {

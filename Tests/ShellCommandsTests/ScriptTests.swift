@@ -204,3 +204,36 @@ final class SummaryTests: XCTestCase {
         XCTAssertTrue(h.output.error.contains("from= applies to `plot bits` only"), h.output.error)
     }
 }
+
+final class RecordsFileTests: XCTestCase {
+    /// A new run with the label of earlier records moves them aside (`<file>.1`, `.2`, …, which
+    /// `summary` does not read) instead of appending to them; a continued run appends.
+    func testNewRunSetsEarlierRecordsAside() throws {
+        try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST (dataset-fashion-mnist) is not installed")
+        let h = try ShellHarness()
+        XCTAssertEqual(h.run("""
+            data style-fmnist per_domain=60 batch=4 test=fog
+            model new resnet8 width=0.5
+            train erm steps=2 eval_every=1 label=x
+            train erm steps=1
+            train erm steps=2 eval_every=1 new=true label=x
+            train erm steps=3 eval_every=1 new=true label=x
+            """), 0, h.output.error)
+        let out = h.directory.appendingPathComponent("out")
+        func lines(_ name: String) throws -> Int {
+            try String(contentsOf: out.appendingPathComponent(name), encoding: .utf8).split(separator: "\n").count
+        }
+        XCTAssertEqual(try lines("x.jsonl.1"), 3, "the first run: 2 evaluations, then 1 more when continued")
+        XCTAssertEqual(try lines("x.jsonl.2"), 2)
+        XCTAssertEqual(try lines("x.jsonl"), 3)
+        XCTAssertTrue(h.output.standard.contains("earlier records in \(out.path)/x.jsonl moved to \(out.path)/x.jsonl.2"), h.output.standard)
+        // `summary` reads only the newest run's records: its row is that run's selection.
+        let selected = try XCTUnwrap(h.output.standardLines.last { $0.contains("selected step") })
+        let numbers = selected.split(separator: " ").filter { $0.hasSuffix("%") }.map { String($0.dropLast()) }
+        XCTAssertEqual(numbers.count, 2, selected)
+        XCTAssertEqual(h.run("summary \"\(out.path)\""), 0, h.output.error)
+        let row = try XCTUnwrap(h.output.standardLines.last { $0.hasPrefix("x ") })
+        XCTAssertTrue(row.contains("\(numbers[0]) / \(numbers[1])"), "\(row) against \(selected)")
+        XCTAssertTrue(row.hasSuffix(" 1"), "one run (seed) counted: \(row)")
+    }
+}
