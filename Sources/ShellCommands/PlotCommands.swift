@@ -67,24 +67,45 @@ extension ShellCommands {
               bits       selected OOD accuracy against bit width for each method in `results`, or, with
                          `from=<folder>`, in the study records under the folder (labels like lsq+sagm-4bit; mean
                          over held-out domains per seed, then mean ± std over seeds; FP line: fp-control)
+              sensitivity  from the study records under `from=<folder>`: the selected OOD accuracy (`metric=id`:
+                         I.D; `metric=frozen`: scale factors with g_QAT frozen at the end) against the hyperparameter
+                         `x=` (a key of the records' hparams: tau, K, rho, alpha, lr, scale_lr …), one line per value
+                         of `by=`; mean over held-out domains per seed, then mean ± std over seeds (paper Fig. 6).
+                         Runs whose label matches `runs=` count; ERM runs (the FP model and control) never do
             Files go to <out>/plots/<name>.png with the numbers beside them as CSV; `format=` overrides the
             `plot` setting (png, svg, text for a terminal view, sixel, none for data only).
             """,
             group: "plots",
-            positionals: [ArgSpec("kind", .choice(["curves", "gradients", "disorder", "frozen", "bits"]), required: true, help: "figure")],
+            positionals: [ArgSpec("kind", .choice(["curves", "gradients", "disorder", "frozen", "bits", "sensitivity"]), required: true, help: "figure")],
             keywords: [ArgSpec("factors", .pattern, default: "*", help: "scale factors (glob) for gradients/disorder/frozen", completion: .dynamic("scales")),
                        ArgSpec("top", .int(min: 1), default: 6, help: "at most this many factors in the gradients figure"),
                        ArgSpec("name", .string, help: "file name stem (default: <run>-<kind>)"),
                        ArgSpec("format", .choice(["auto", "png", "svg", "text", "sixel", "none"]), help: "override the plot setting"),
                        ArgSpec("title", .string, help: "figure title"),
-                       ArgSpec("from", .path, help: "bits only: a folder of study records (as `summary` reads) instead of this session's results")],
+                       ArgSpec("from", .path, help: "bits and sensitivity: a folder of study records (as `summary` reads); bits without it uses this session's results"),
+                       ArgSpec("x", .string, help: "sensitivity: the hyperparameter on the x axis (a key of the records' hparams, e.g. tau)"),
+                       ArgSpec("by", .string, help: "sensitivity: one line per value of this hyperparameter (e.g. K)"),
+                       ArgSpec("runs", .pattern, default: "*", help: "sensitivity: only runs whose label matches this glob"),
+                       ArgSpec("metric", .choice(["ood", "id", "frozen"]), default: "ood", help: "sensitivity: what the y axis shows")],
             examples: ["plot curves", "plot gradients factors=layer3.*.a.s top=4", "plot disorder format=text",
-                       "plot bits from=runs/table1/style-fmnist"],
+                       "plot bits from=runs/table1/style-fmnist", "plot sensitivity from=runs/fig6 x=tau by=K"],
             run: { inv in
                 let kind = inv.string("kind")
                 let format = inv.has("format") ? inv.string("format") : nil
-                if inv.has("from") && kind != "bits" {
-                    throw inv.error("from= applies to `plot bits` only; the other figures are drawn from the current run", argument: "from")
+                if inv.has("from") && kind != "bits" && kind != "sensitivity" {
+                    throw inv.error("from= applies to `plot bits` and `plot sensitivity`; the other figures are drawn from the current run", argument: "from")
+                }
+                for key in ["x", "by"] where inv.has(key) && kind != "sensitivity" {
+                    throw inv.error("\(key)= applies to `plot sensitivity` only", argument: key)
+                }
+                if kind == "sensitivity" {
+                    guard inv.has("from") else { throw inv.error("`plot sensitivity` reads study records: give from=<folder> (e.g. from=runs/fig6)") }
+                    guard inv.has("x") else { throw inv.error("`plot sensitivity` needs x=<hyperparameter> (e.g. x=tau)") }
+                    let spec = try sensitivityPlot(records: readRecords(under: inv.string("from")), x: inv.string("x"),
+                                                   by: inv.has("by") ? inv.string("by") : nil, runs: try NamePattern(inv.string("runs")),
+                                                   metric: inv.string("metric"), title: inv.has("title") ? inv.string("title") : nil)
+                    let name = inv.has("name") ? inv.string("name") : "sensitivity-\(inv.string("x"))" + (inv.has("by") ? "-by-\(inv.string("by"))" : "")
+                    return try draw(spec, name: name, inv, s, format: format)
                 }
                 if kind == "bits" {
                     let title = inv.has("title") ? inv.string("title") : nil
@@ -206,5 +227,69 @@ extension ShellCommands {
         let reference = fp["fp-control"] ?? fp["fp-erm"]
         return BitWidthPlot(title: title ?? "OOD accuracy against bit width (mean over held-out domains; ± std over seeds)",
                             methods: methods, fullPrecision: reference.map { mean($0.values.map(mean)) })
+    }
+
+    /// The selected accuracy (or the final frozen count) against one hyperparameter, one line per value
+    /// of another, from study records: per seed the mean over held-out domains, then mean ± sample std
+    /// over seeds. Values are read from each record's `hparams`, so labels do not matter.
+    static func sensitivityPlot(records runs: [RunRecords], x: String, by: String?, runs pattern: NamePattern,
+                                metric: String, title: String?) throws -> LinePlot {
+        func hparam(_ r: RunRecords, _ key: String) -> Double? { r.records.first?.hparams[key]?.number }
+        // [line value: [x value: [seed: [value per held-out domain]]]]
+        var table: [Double?: [Double: [Int: [Double]]]] = [:]
+        var keys = Set<String>()
+        for r in runs where pattern.matches(r.label) {
+            guard let first = r.records.first, first.args["algorithm"].map({ $0 == .string("erm") }) != true else { continue }
+            keys.formUnion(first.hparams.keys)
+            guard let xv = hparam(r, x) else { continue }
+            var line: Double?
+            if let by {
+                guard let v = hparam(r, by) else { continue }
+                line = v
+            }
+            let value: Double
+            switch metric {
+            case "frozen":
+                guard let f = r.records.last?.metrics["frozen_scales"] else { continue }
+                value = f
+            default:
+                guard let sel = ModelSelection.select(r.records, method: .trainingDomainValidation) else { continue }
+                value = (metric == "id" ? sel.validationAccuracy : sel.testAccuracy) * 100
+            }
+            table[line, default: [:]][xv, default: [:]][r.seed, default: []].append(value)
+        }
+        guard !table.isEmpty else {
+            let known = keys.sorted().joined(separator: ", ")
+            if keys.isEmpty { throw CommandError("no non-ERM runs matching '\(pattern.text)' in those records") }
+            if !keys.contains(x) { throw CommandError("the records have no hyperparameter '\(x)'; they have: \(known)") }
+            if let by, !keys.contains(by) { throw CommandError("the records have no hyperparameter '\(by)'; they have: \(known)") }
+            throw CommandError("no run in those records has a '\(metric == "frozen" ? "frozen_scales" : x)' value to plot (records written before fqat-shell stored frozen counts have none)")
+        }
+        func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(v.count) }
+        let lines = table.keys.sorted { ($0 ?? -.infinity) < ($1 ?? -.infinity) }
+        let xs = Array(Set(table.values.flatMap(\.keys))).sorted()
+        let span = (xs.last ?? 1) - (xs.first ?? 0)
+        let pad = span > 0 ? span * 0.08 : 0.5
+        var series: [LineSeries] = []
+        for (i, line) in lines.enumerated() {
+            let points = table[line]!.keys.sorted()
+            var ys: [Double] = [], errs: [Double] = []
+            for p in points {
+                let perSeed = table[line]![p]!.sorted { $0.key < $1.key }.map { mean($0.value) }
+                let (mu, sd) = meanAndSampleStd(perSeed)
+                ys.append(mu); errs.append(sd ?? 0)
+            }
+            let offset = (Double(i) - Double(lines.count - 1) / 2) * (span > 0 ? span * 0.01 : 0.02)
+            let name = line.map { "\(by!) = \($0 == $0.rounded() && abs($0) < 1e9 ? String(Int($0)) : Value.format($0))" }
+                ?? (metric == "frozen" ? "frozen" : metric.uppercased())
+            series.append(LineSeries(name: name,
+                                     x: points, y: ys, yError: errs, style: .linesPoints,
+                                     color: seriesColors[i % seriesColors.count], xOffset: offset))
+        }
+        let yLabel = ["ood": "OOD accuracy (%)", "id": "I.D accuracy (%)", "frozen": "scale factors with g_QAT frozen at the end"][metric]!
+        let what = ["ood": "OOD accuracy", "id": "I.D accuracy", "frozen": "frozen scale factors"][metric]!
+        return LinePlot(title: title ?? "\(what) against \(x)" + (by.map { " for each \($0)" } ?? "") + " (mean over held-out domains; ± std over seeds)",
+                        xLabel: x, yLabel: yLabel, series: series, xRange: ((xs.first ?? 0) - pad)...((xs.last ?? 1) + pad),
+                        key: .bottomRight)
     }
 }

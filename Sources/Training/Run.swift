@@ -263,6 +263,12 @@ public final class Run {
         if stepsSinceEvaluation > 0 { record.metrics["loss"] = lossSinceEvaluation / Double(stepsSinceEvaluation) }
         let perEpoch = stepsPerEpoch
         if perEpoch > 0 { record.metrics["epoch"] = Double(step) / perEpoch }
+        if method.isQuantized {
+            // How many scale factors have g_QAT frozen for the next step (policy and manual overrides),
+            // so sweeps over τ and K can be read from records alone (`plot sensitivity`).
+            record.metrics["frozen_scales"] = Double(stepper.controller.frozen.lazy.filter { $0 }.count)
+            record.metrics["scale_factors"] = Double(scales.count)
+        }
         for (k, v) in extraMetrics { record.metrics[k] = v }
         lossSinceEvaluation = 0
         stepsSinceEvaluation = 0

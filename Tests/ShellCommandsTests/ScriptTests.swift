@@ -201,7 +201,48 @@ final class SummaryTests: XCTestCase {
         XCTAssertFalse(data.contains("99"), "an unlabelled run is not a bit width: \(data)")
 
         XCTAssertEqual(h.run("plot curves from=\"recs\""), 70)
-        XCTAssertTrue(h.output.error.contains("from= applies to `plot bits` only"), h.output.error)
+        XCTAssertTrue(h.output.error.contains("from= applies to `plot bits` and `plot sensitivity`"), h.output.error)
+    }
+
+    /// `plot sensitivity from= x= by=`: values from each record's hparams, per seed the mean over
+    /// held-out domains, then mean ± std over seeds; ERM runs and labels outside `runs=` left out;
+    /// `metric=frozen` reads the last record's frozen count.
+    func testPlotSensitivityFromRecords() throws {
+        let h = try ShellHarness()
+        let rows: [(label: String, algorithm: String, tau: Double, K: Int, domain: Int, seed: Int, test: Double, frozen: Double)] = [
+            ("f-a", "fqat", 0.3, 10, 0, 0, 0.40, 2), ("f-a", "fqat", 0.3, 10, 1, 0, 0.50, 4),
+            ("f-a", "fqat", 0.3, 10, 0, 1, 0.44, 6), ("f-a", "fqat", 0.3, 10, 1, 1, 0.54, 8),
+            ("f-b", "fqat", 0.7, 10, 0, 0, 0.61, 37), ("f-c", "fqat", 0.3, 50, 0, 0, 0.33, 1),
+            ("fp-erm", "erm", 0.5, 10, 0, 0, 0.99, 0), ("other", "fqat", 0.5, 10, 0, 0, 0.77, 0),
+        ]
+        for row in rows {
+            let other = 1 - row.domain
+            let record = EvalRecord(step: 10, inAccuracy: [row.domain: row.test, other: 0.9], outAccuracy: [row.domain: 0.1, other: 0.8],
+                                    testDomains: [row.domain], metrics: row.algorithm == "erm" ? [:] : ["frozen_scales": row.frozen],
+                                    args: ["label": .string(row.label), "seed": .int(row.seed), "algorithm": .string(row.algorithm)],
+                                    hparams: ["tau": .double(row.tau), "K": .double(Double(row.K))])
+            let dir = h.directory.appendingPathComponent("recs/seed\(row.seed)/d\(row.domain)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try (record.jsonLine() + "\n").write(to: dir.appendingPathComponent("\(row.label).jsonl"), atomically: true, encoding: .utf8)
+        }
+        XCTAssertEqual(h.run("plot sensitivity from=\"recs\" x=tau by=K runs=\"f-*\" format=png"), 0, h.output.error)
+        let data = try XCTUnwrap(h.plotter.dataFiles.last).map(\.contents).joined(separator: "\n")
+        // K 10, τ 0.3: seed 0 → 45, seed 1 → 49: mean 47, std 2.83; τ 0.7: 61. K 50, τ 0.3: 33. Not
+        // the ERM run (99) nor the label outside runs= (77).
+        XCTAssertEqual(data.split(separator: "\n").map(String.init), [
+            "series_index,x,y,y_error,series", "0,0.3,47,2.8284271247461903,K = 10", "0,0.7,61,0,K = 10", "1,0.3,33,0,K = 50"])
+
+        XCTAssertEqual(h.run("plot sensitivity from=\"recs\" x=tau runs=\"f-a\" metric=frozen format=png"), 0, h.output.error)
+        let frozen = try XCTUnwrap(h.plotter.dataFiles.last).map(\.contents).joined(separator: "\n")
+        // Per seed (2 + 4) / 2 = 3 and (6 + 8) / 2 = 7: mean 5, std 2.83.
+        XCTAssertEqual(frozen.split(separator: "\n").last.map(String.init), "0,0.3,5,2.8284271247461903,frozen")
+
+        XCTAssertEqual(h.run("plot sensitivity from=\"recs\" x=taux"), 70)
+        XCTAssertTrue(h.output.error.contains("no hyperparameter 'taux'; they have: K, tau"), h.output.error)
+        XCTAssertEqual(h.run("plot sensitivity x=tau"), 70)
+        XCTAssertTrue(h.output.error.contains("give from=<folder>"), h.output.error)
+        XCTAssertEqual(h.run("plot sensitivity from=\"recs\""), 70)
+        XCTAssertTrue(h.output.error.contains("needs x=<hyperparameter>"), h.output.error)
     }
 }
 

@@ -158,4 +158,34 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(full.selection(.testDomainOracle)?.testAccuracy, lean.selection(.testDomainOracle)?.testAccuracy)
         assertSameModel(full.network, lean.network)
     }
+
+    /// Quantized runs record how many scale factors have g_QAT frozen at each evaluation (policy and
+    /// manual overrides), and how many there are; full-precision runs record neither.
+    func testQuantizedRecordsCountFrozenScaleFactors() throws {
+        let data = try TrainingFixtures.styleFMNIST(perDomain: 100)
+        let env = try EnvironmentAssignment(testDomainNames: ["fog"], in: data)
+        var hp = Hyperparameters.defaults(for: .fqat)
+        hp.batchPerDomain = 4
+        hp.evalEvery = 2
+        hp.window = 2
+        let net = try TrainingFixtures.quantizedTinyModel(data: data, environments: env)
+        let run = try Run(network: net, dataset: data, environments: env, method: .fqat, hyperparameters: hp, seed: 3, provenance: [:])
+        _ = try run.stepper.freeze("layer1.*")
+        _ = try run.train(steps: 4)
+        for r in run.records {
+            XCTAssertEqual(r.metrics["scale_factors"], Double(run.scales.count))
+        }
+        let frozenNow = run.stepper.controller.frozen.filter { $0 }.count
+        XCTAssertGreaterThan(frozenNow, 0)
+        XCTAssertEqual(run.records.last?.metrics["frozen_scales"], Double(frozenNow))
+        XCTAssertTrue(run.records.last!.jsonLine().contains("\"frozen_scales\":\(frozenNow)"))
+
+        var fp = Hyperparameters.defaults(for: .erm)
+        fp.batchPerDomain = 4
+        fp.evalEvery = 2
+        let erm = try Run(network: try TrainingFixtures.tinyModel.make(), dataset: data, environments: env, method: .erm,
+                          hyperparameters: fp, seed: 3, provenance: [:])
+        _ = try erm.train(steps: 2)
+        XCTAssertNil(erm.records.last?.metrics["frozen_scales"])
+    }
 }
