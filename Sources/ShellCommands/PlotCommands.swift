@@ -216,7 +216,7 @@ extension ShellCommands {
         guard !table.isEmpty else {
             throw CommandError("no quantized runs labelled <method>-<bits>bit (e.g. lsq+sagm-4bit) in those records")
         }
-        func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(v.count) }
+        func mean(_ v: [Double]) -> Double { meanAndSampleStd(v).mean }
         let methods = table.keys.sorted().map { m in
             MethodResults(method: m, results: table[m]!.keys.sorted().map { b in
                 let perSeed = table[m]![b]!.sorted { $0.key < $1.key }.map { mean($0.value) }
@@ -265,7 +265,7 @@ extension ShellCommands {
             if let by, !keys.contains(by) { throw CommandError("the records have no hyperparameter '\(by)'; they have: \(known)") }
             throw CommandError("no run in those records has a '\(metric == "frozen" ? "frozen_scales" : x)' value to plot (records written before fqat-shell stored frozen counts have none)")
         }
-        func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(v.count) }
+        func mean(_ v: [Double]) -> Double { meanAndSampleStd(v).mean }
         let lines = table.keys.sorted { ($0 ?? -.infinity) < ($1 ?? -.infinity) }
         let xs = Array(Set(table.values.flatMap(\.keys))).sorted()
         let span = (xs.last ?? 1) - (xs.first ?? 0)
