@@ -101,10 +101,12 @@ extension ShellCommands {
                 if kind == "sensitivity" {
                     guard inv.has("from") else { throw inv.error("`plot sensitivity` reads study records: give from=<folder> (e.g. from=runs/fig6)") }
                     guard inv.has("x") else { throw inv.error("`plot sensitivity` needs x=<hyperparameter> (e.g. x=tau)") }
+                    let metric = inv.string("metric")
                     let spec = try sensitivityPlot(records: readRecords(under: inv.string("from")), x: inv.string("x"),
                                                    by: inv.has("by") ? inv.string("by") : nil, runs: try NamePattern(inv.string("runs")),
-                                                   metric: inv.string("metric"), title: inv.has("title") ? inv.string("title") : nil)
-                    let name = inv.has("name") ? inv.string("name") : "sensitivity-\(inv.string("x"))" + (inv.has("by") ? "-by-\(inv.string("by"))" : "")
+                                                   metric: metric, title: inv.has("title") ? inv.string("title") : nil)
+                    let name = inv.has("name") ? inv.string("name")
+                        : "sensitivity-\(inv.string("x"))" + (inv.has("by") ? "-by-\(inv.string("by"))" : "") + (metric == "ood" ? "" : "-\(metric)")
                     return try draw(spec, name: name, inv, s, format: format)
                 }
                 if kind == "bits" {
@@ -234,7 +236,10 @@ extension ShellCommands {
     /// over seeds. Values are read from each record's `hparams`, so labels do not matter.
     static func sensitivityPlot(records runs: [RunRecords], x: String, by: String?, runs pattern: NamePattern,
                                 metric: String, title: String?) throws -> LinePlot {
-        func hparam(_ r: RunRecords, _ key: String) -> Double? { r.records.first?.hparams[key]?.number }
+        // Single-precision settings (τ) are stored as 0.30000001192…: 6 significant digits name the setting.
+        func hparam(_ r: RunRecords, _ key: String) -> Double? {
+            r.records.first?.hparams[key]?.number.flatMap { Double(String(format: "%.6g", $0)) }
+        }
         // [line value: [x value: [seed: [value per held-out domain]]]]
         var table: [Double?: [Double: [Int: [Double]]]] = [:]
         var keys = Set<String>()
