@@ -59,7 +59,10 @@ extension ShellCommands {
             With `versus=<label>`, a second table pairs every other run with that one on the same held-out
             domain and seed (same starting checkpoint and batches in the paper scripts) and prints the mean
             difference of Val and Test, its standard error over the pairs (sample std / sqrt(pairs)) and the
-            number of pairs. A difference within about two standard errors, or within the noise, is a tie.
+            number of pairs. The `OOD verdict` column applies the study's rule: the Test difference is a tie
+            unless it exceeds both twice its standard error and the larger noise of the two runs; then the
+            run is `ahead` or `behind` the baseline (`—` when neither can be measured: one pair of runs
+            with one evaluation each).
             """,
             group: "training",
             positionals: [ArgSpec("folder", .path, required: true, help: "folder with records (searched recursively)")],
@@ -85,6 +88,7 @@ extension ShellCommands {
                 var values: [Value] = []
                 // The selected (Val, Test) of each run, by label, held-out domain and seed, for `versus`.
                 var selected: [String: [PairKey: (Double, Double)]] = [:]
+                var noiseByLabel: [String: Double] = [:]
                 for label in labels {
                     var cells = [label]
                     var avgVal: [Double] = [], avgTest: [Double] = [], noise: [Double] = []
@@ -109,6 +113,7 @@ extension ShellCommands {
                         }
                     }
                     let meanNoise = noise.isEmpty ? Double.nan : noise.reduce(0, +) / Double(noise.count)
+                    if !noise.isEmpty { noiseByLabel[label] = meanNoise }
                     let av = avgVal.isEmpty ? Double.nan : avgVal.reduce(0, +) / Double(avgVal.count)
                     let at = avgTest.isEmpty ? Double.nan : avgTest.reduce(0, +) / Double(avgTest.count)
                     cells += [Render.percent(av), Render.percent(at), Render.percent(meanNoise), String(seedsSeen.count)]
@@ -124,7 +129,8 @@ extension ShellCommands {
                     guard let baseline = selected[base] else {
                         throw inv.error("no run labelled '\(base)'; the labels are \(labels.joined(separator: ", "))", argument: "versus")
                     }
-                    inv.print(pairedTable(selected: selected, baseline: baseline, baseLabel: base, labels: labels))
+                    inv.print(pairedTable(selected: selected, baseline: baseline, baseLabel: base, labels: labels,
+                                                 noise: noiseByLabel))
                 }
                 return .list(values)
             })
@@ -144,7 +150,7 @@ extension ShellCommands {
 
     /// Paired differences (run − baseline) over the (held-out domain, seed) pairs both have.
     static func pairedTable(selected: [String: [PairKey: (Double, Double)]], baseline: [PairKey: (Double, Double)],
-                            baseLabel: String, labels: [String]) -> String {
+                            baseLabel: String, labels: [String], noise: [String: Double] = [:]) -> String {
         func stats(_ xs: [Double]) -> String {
             guard !xs.isEmpty else { return "—" }
             let (m, sd) = meanAndSampleStd(xs)
@@ -162,9 +168,29 @@ extension ShellCommands {
                 dv.append(value.0 - b.0)
                 dt.append(value.1 - b.1)
             }
-            rows.append([label, stats(dv), stats(dt), String(dt.count)])
+            let pairNoise = [noise[label], noise[baseLabel]].compactMap { $0 }.max()
+            rows.append([label, stats(dv), stats(dt), String(dt.count), verdict(dt, noise: pairNoise).rawValue])
         }
         return "paired against \(baseLabel) (same held-out domain and seed; mean ± standard error, points)\n"
-            + Render.table(["run", "Δ Val", "Δ Test", "pairs"], rows)
+            + Render.table(["run", "Δ Val", "Δ Test", "pairs", "OOD verdict"], rows)
+    }
+
+    public enum Verdict: String {
+        case ahead, behind, tie
+        case unknown = "—"
+    }
+
+    /// The study's rule for a paired difference: a tie unless |mean| exceeds both twice the standard
+    /// error over the pairs and the selection noise (the larger of the two runs'); with one pair there
+    /// is no standard error, and with neither there is nothing to judge by.
+    public static func verdict(_ differences: [Double], noise: Double?) -> Verdict {
+        guard !differences.isEmpty else { return .unknown }
+        let (m, sd) = meanAndSampleStd(differences)
+        let twoSE = sd.map { 2 * $0 / Double(differences.count).squareRoot() }
+        guard twoSE != nil || noise != nil else { return .unknown }
+        let threshold = max(twoSE ?? 0, noise ?? 0)
+        // Rounding guard: a difference equal to the threshold (e.g. both zero) is a tie.
+        if abs(m) <= threshold + 1e-12 { return .tie }
+        return m > 0 ? .ahead : .behind
     }
 }

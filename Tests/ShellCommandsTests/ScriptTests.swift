@@ -171,8 +171,56 @@ final class SummaryTests: XCTestCase {
         XCTAssertTrue(row.contains("+2.5 ± 1.0"), row)
         XCTAssertTrue(row.contains("+0.0 ± 0.4"), row)
 
+        // +2.5 exceeds 2 × 0.96 and there is no noise to exceed (one evaluation per run).
+        XCTAssertTrue(row.hasSuffix("ahead"), row)
+
         XCTAssertEqual(h.run("summary recs versus=\"c\""), 70)
         XCTAssertTrue(h.output.error.contains("no run labelled 'c'; the labels are a, b"), h.output.error)
+    }
+
+    /// The `OOD verdict` column: a paired Test difference is a tie unless it exceeds both twice its
+    /// standard error and the larger selection noise of the two runs.
+    func testPairedVerdictWeighsNoiseAndStandardError() throws {
+        let h = try ShellHarness()
+        // (label, Test offset from the baseline in points, noise in points): "up" and "down" have one
+        // evaluation per run (no noise); "noisy" has three, whose neighbours differ by 5 points from
+        // the selected one, so its constant +1 is within the noise.
+        let runs: [(label: String, offset: Double, jitter: Double?)] = [
+            ("base", 0, nil), ("up", 3, nil), ("down", -3, nil), ("noisy", 1, 5), ("scatter", 0, nil),
+        ]
+        for seed in 0..<3 {
+            for run in runs {
+                // "scatter" differs by −4, +5, −1: mean 0 — a tie by its standard error alone.
+                let offset = run.label == "scatter" ? [-4.0, 5, -1][seed] : run.offset
+                let test = 0.5 + Double(seed) * 0.02 + offset / 100
+                var lines: [String] = []
+                if let j = run.jitter {
+                    for (step, val, t) in [(10, 0.7, test - j / 100), (20, 0.8, test), (30, 0.7, test - j / 100)] {
+                        lines.append(EvalRecord(step: step, inAccuracy: [0: t, 1: 0.9], outAccuracy: [0: 0.1, 1: val], testDomains: [0],
+                                                    args: ["label": .string(run.label), "seed": .int(seed)]).jsonLine())
+                    }
+                } else {
+                    lines.append(EvalRecord(step: 10, inAccuracy: [0: test, 1: 0.9], outAccuracy: [0: 0.1, 1: 0.8], testDomains: [0],
+                                                args: ["label": .string(run.label), "seed": .int(seed)]).jsonLine())
+                }
+                let dir = h.directory.appendingPathComponent("recs/seed\(seed)")
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                try (lines.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("\(run.label).jsonl"), atomically: true, encoding: .utf8)
+            }
+        }
+        XCTAssertEqual(h.run("summary recs versus=\"base\""), 0, h.output.error)
+        func verdict(_ label: String) -> String? {
+            let paired = h.output.standardLines.drop { !$0.hasPrefix("paired against base") }
+            return paired.first { $0.hasPrefix(label + " ") }?.split(separator: " ").last.map(String.init)
+        }
+        XCTAssertEqual(verdict("up"), "ahead", h.output.standard)
+        XCTAssertEqual(verdict("down"), "behind", h.output.standard)
+        XCTAssertEqual(verdict("noisy"), "tie", h.output.standard)
+        XCTAssertEqual(verdict("scatter"), "tie", h.output.standard)
+
+        XCTAssertEqual(ShellCommands.verdict([0.02], noise: nil), .unknown)
+        XCTAssertEqual(ShellCommands.verdict([0.02], noise: 0.01), .ahead)
+        XCTAssertEqual(ShellCommands.verdict([0.02, 0.04], noise: 0.05), .tie)
     }
 
     /// `plot bits from=`: per seed the mean over held-out domains, then mean ± std over seeds; the FP
