@@ -60,9 +60,9 @@ extension ShellCommands {
             domain and seed (same starting checkpoint and batches in the paper scripts) and prints the mean
             difference of Val and Test, its standard error over the pairs (sample std / sqrt(pairs)) and the
             number of pairs. The `OOD verdict` column applies the study's rule: the Test difference is a tie
-            unless it exceeds both twice its standard error and the larger noise of the two runs; then the
-            run is `ahead` or `behind` the baseline (`—` when neither can be measured: one pair of runs
-            with one evaluation each).
+            unless it exceeds both its 95% t-interval half-width (t(0.975, pairs − 1) standard errors) and
+            the larger noise of the two runs; then the run is `ahead` or `behind` the baseline (`—` when
+            neither can be measured: one pair of runs with one evaluation each).
             """,
             group: "training",
             positionals: [ArgSpec("folder", .path, required: true, help: "folder with records (searched recursively)")],
@@ -180,17 +180,28 @@ extension ShellCommands {
         case unknown = "—"
     }
 
-    /// The study's rule for a paired difference: a tie unless |mean| exceeds both twice the standard
-    /// error over the pairs and the selection noise (the larger of the two runs'); with one pair there
-    /// is no standard error, and with neither there is nothing to judge by.
+    /// The study's rule for a paired difference: a tie unless |mean| exceeds both the half-width of
+    /// its two-sided 95% t-interval (t(0.975, pairs − 1) standard errors: 12.7 with 2 pairs, 2.36
+    /// with 8, 2.20 with 12) and the selection noise (the larger of the two runs'). With one pair
+    /// there is no standard error, and with neither there is nothing to judge by.
     public static func verdict(_ differences: [Double], noise: Double?) -> Verdict {
         guard !differences.isEmpty else { return .unknown }
         let (m, sd) = meanAndSampleStd(differences)
-        let twoSE = sd.map { 2 * $0 / Double(differences.count).squareRoot() }
-        guard twoSE != nil || noise != nil else { return .unknown }
-        let threshold = max(twoSE ?? 0, noise ?? 0)
+        let halfWidth = sd.map { studentT975(degreesOfFreedom: differences.count - 1) * $0 / Double(differences.count).squareRoot() }
+        guard halfWidth != nil || noise != nil else { return .unknown }
+        let threshold = max(halfWidth ?? 0, noise ?? 0)
         // Rounding guard: a difference equal to the threshold (e.g. both zero) is a tie.
         if abs(m) <= threshold + 1e-12 { return .tie }
         return m > 0 ? .ahead : .behind
+    }
+
+    /// The 0.975 quantile of Student's t with `df` degrees of freedom (tabulated to 30; beyond, the
+    /// approximation 1.96 + 2.4 / df, within 0.003 of the exact value).
+    public static func studentT975(degreesOfFreedom df: Int) -> Double {
+        let table: [Double] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                               2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                               2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+        precondition(df >= 1, "Student's t needs at least one degree of freedom")
+        return df <= table.count ? table[df - 1] : 1.96 + 2.4 / Double(df)
     }
 }

@@ -171,15 +171,15 @@ final class SummaryTests: XCTestCase {
         XCTAssertTrue(row.contains("+2.5 ± 1.0"), row)
         XCTAssertTrue(row.contains("+0.0 ± 0.4"), row)
 
-        // +2.5 exceeds 2 × 0.96 and there is no noise to exceed (one evaluation per run).
-        XCTAssertTrue(row.hasSuffix("ahead"), row)
+        // +2.5 is within t(0.975, 3) × 0.96 = 3.05 (no noise: one evaluation per run), so a tie.
+        XCTAssertTrue(row.hasSuffix("tie"), row)
 
         XCTAssertEqual(h.run("summary recs versus=\"c\""), 70)
         XCTAssertTrue(h.output.error.contains("no run labelled 'c'; the labels are a, b"), h.output.error)
     }
 
-    /// The `OOD verdict` column: a paired Test difference is a tie unless it exceeds both twice its
-    /// standard error and the larger selection noise of the two runs.
+    /// The `OOD verdict` column: a paired Test difference is a tie unless it exceeds both its 95%
+    /// t-interval half-width and the larger selection noise of the two runs.
     func testPairedVerdictWeighsNoiseAndStandardError() throws {
         let h = try ShellHarness()
         // (label, Test offset from the baseline in points, noise in points): "up" and "down" have one
@@ -221,6 +221,15 @@ final class SummaryTests: XCTestCase {
         XCTAssertEqual(ShellCommands.verdict([0.02], noise: nil), .unknown)
         XCTAssertEqual(ShellCommands.verdict([0.02], noise: 0.01), .ahead)
         XCTAssertEqual(ShellCommands.verdict([0.02, 0.04], noise: 0.05), .tie)
+        // Mean 0.03, s.e. 0.01: two standard errors would call it; with one degree of freedom the 95%
+        // half-width is 12.7 standard errors.
+        XCTAssertEqual(ShellCommands.verdict([0.02, 0.04], noise: nil), .tie)
+        XCTAssertEqual(ShellCommands.verdict([0.02, 0.04, 0.02, 0.04, 0.02, 0.04, 0.02, 0.04], noise: nil), .ahead)
+        XCTAssertEqual(ShellCommands.studentT975(degreesOfFreedom: 1), 12.706)
+        XCTAssertEqual(ShellCommands.studentT975(degreesOfFreedom: 7), 2.365)
+        // Past the table the approximation joins it smoothly (exact t(0.975, 40) = 2.021, ∞: 1.960).
+        XCTAssertEqual(ShellCommands.studentT975(degreesOfFreedom: 40), 2.021, accuracy: 0.003)
+        XCTAssertEqual(ShellCommands.studentT975(degreesOfFreedom: 1000), 1.962, accuracy: 0.003)
     }
 
     /// `plot bits from=`: per seed the mean over held-out domains, then mean ± std over seeds; the FP
