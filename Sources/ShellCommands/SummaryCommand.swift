@@ -130,7 +130,7 @@ extension ShellCommands {
                         throw inv.error("no run labelled '\(base)'; the labels are \(labels.joined(separator: ", "))", argument: "versus")
                     }
                     inv.print(pairedTable(selected: selected, baseline: baseline, baseLabel: base, labels: labels,
-                                                 noise: noiseByLabel))
+                                          noise: noiseByLabel))
                 }
                 return .list(values)
             })
@@ -150,7 +150,7 @@ extension ShellCommands {
 
     /// Paired differences (run − baseline) over the (held-out domain, seed) pairs both have.
     static func pairedTable(selected: [String: [PairKey: (Double, Double)]], baseline: [PairKey: (Double, Double)],
-                            baseLabel: String, labels: [String], noise: [String: Double] = [:]) -> String {
+                            baseLabel: String, labels: [String], noise: [String: Double]) -> String {
         func stats(_ xs: [Double]) -> String {
             guard !xs.isEmpty else { return "—" }
             let (m, sd) = meanAndSampleStd(xs)
