@@ -85,7 +85,7 @@ final class CompleterTests: XCTestCase {
     func testRealFileSystem() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("completer-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("sub"), withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: directory.appendingPathComponent("one.fqs").path, contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: directory.appendingPathComponent("one.fqs").path, contents: Data()))
         defer { try? FileManager.default.removeItem(at: directory) }
         let real = Completer(registry: makeRegistry())
         let line = "source \(directory.path)/"
