@@ -120,8 +120,8 @@ final class GnuplotRenderTests: XCTestCase {
     func testLocateFindsGnuplotOnPath() throws {
         let fake = "\(folder!)/bin"
         try FileManager.default.createDirectory(atPath: fake, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: "\(fake)/gnuplot", contents: Data("#!/bin/sh\n".utf8),
-                                       attributes: [.posixPermissions: 0o755])
+        XCTAssertTrue(FileManager.default.createFile(atPath: "\(fake)/gnuplot", contents: Data("#!/bin/sh\n".utf8),
+                                       attributes: [.posixPermissions: 0o755]))
         let found = GnuplotProcess.locate(environment: ["PATH": "/nonexistent:\(fake)"])
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/gnuplot") {
             XCTAssertEqual(found, "/usr/bin/gnuplot", "the Debian path wins")

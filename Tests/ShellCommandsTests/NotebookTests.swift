@@ -16,8 +16,8 @@ final class NotebookTests: XCTestCase {
         recorder.attach(to: interpreter)
         recorder.title = "smoke study"
         let cwd = FileManager.default.currentDirectoryPath
-        FileManager.default.changeCurrentDirectoryPath(h.directory.path)
-        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        XCTAssertTrue(FileManager.default.changeCurrentDirectoryPath(h.directory.path))
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(cwd) }
         let status = interpreter.runScript(Source(name: "nb.fqs", text: """
             data style-fmnist test=fog per_domain=60 batch=4
             model new resnet8 width=0.5

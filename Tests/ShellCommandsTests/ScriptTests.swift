@@ -69,8 +69,8 @@ final class ShellHarness {
 
     func run(_ text: String, name: String = "<test>", arguments: [String] = []) -> Int32 {
         let cwd = FileManager.default.currentDirectoryPath
-        FileManager.default.changeCurrentDirectoryPath(directory.path)
-        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        precondition(FileManager.default.changeCurrentDirectoryPath(directory.path), "cannot enter \(directory.path)")
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(cwd) }
         return interpreter.runScript(Source(name: name, text: text), arguments: .parse(scriptName: name, arguments)).status
     }
 
