@@ -136,11 +136,12 @@ extension ShellCommands {
             })
     }
 
-    /// Mean and sample standard deviation (nil for fewer than two values), as the result tables use.
+    /// Mean and sample standard deviation (nil for fewer than two values), as the result tables use:
+    /// `SeedSummary`'s numbers, with "no spread" made explicit (and NaN for no values).
     static func meanAndSampleStd(_ xs: [Double]) -> (mean: Double, std: Double?) {
-        let m = xs.reduce(0, +) / Double(xs.count)
-        guard xs.count > 1 else { return (m, nil) }
-        return (m, (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot())
+        guard !xs.isEmpty else { return (.nan, nil) }
+        let summary = SeedSummary(xs)
+        return (summary.mean, summary.count > 1 ? summary.sampleStandardDeviation : nil)
     }
 
     struct PairKey: Hashable {
