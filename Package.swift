@@ -31,10 +31,12 @@ let package = Package(
 
         /// posix_spawn with a working directory and default signal state (Plot's Subprocess).
         .target(name: "CSpawn"),
+        /// cpuid/xgetbv: the CPU's instruction sets, for TensorCore's ComputeInfo.
+        .target(name: "CCPUInfo"),
 
         // MARK: Engine, lowest first
         /// Tensor (shape + contiguous Float storage), seeded RNG, gemm, im2col/col2im, kernels.
-        .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: numeric),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS", "CCPUInfo"], swiftSettings: numeric),
         /// Parameters, layers with hand-written backward, models, losses, safetensors.
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: numeric),
         /// LSQ and EWGS quantizers, range initialisation, placement, integer export.

@@ -7,7 +7,7 @@ and PyTorch's logits, loss, input gradient and every parameter gradient, in Batc
 The Swift test (Tests/NNTests/PyTorchFixtureTests.swift) rebuilds each network with Network.make,
 loads the weights and compares. It does not need torch; only regenerating the fixtures does:
 
-    python3 scripts/make_nn_fixture.py          # deterministic: seeds fixed, one CPU thread
+    python3 scripts/make_nn_fixture.py [resnet8_a] [resnet50_tiny]   # deterministic: seeds fixed
 
 Fixtures:
   resnet8_a.safetensors     CIFAR ResNet-8 (He et al. 2016, one BasicBlock per stage), width 0.5
@@ -28,15 +28,24 @@ Tensor names in each file:
 The loss is F.cross_entropy (mean over the batch).
 
 Reference values are computed in float64 from the float32 weights and input (the stored values), so
-they are the exact answer for the stored float32 data. A BN network in batch-statistics mode amplifies
-rounding (ill-conditioned at initialisation, more so when narrow and deep), so the metadata entry
-"torch_float32_error" records, per tensor, how far PyTorch's own float32 computation lands from that
-reference (max |f32 - f64| / max |f64|); the Swift test allows a small multiple of it.
+they are the exact answer for the stored float32 data. The metadata entry "torch_float32_error"
+records, per tensor, how far PyTorch's own float32 computation lands from that reference
+(max |f32 - f64| / max |f64|), as the worst of four summation orders (1 thread, 4 threads, channels-last
+convolutions, the batch reversed): a measure of how much float32 rounding the problem amplifies, whatever
+kernel does the sums. The Swift test allows a small multiple of it and requires it to be small.
+
+Conditioning. A BatchNorm network in batch-statistics mode can amplify float32 rounding enormously at
+initialisation (a narrow, deep net with channels that ReLU nearly kills: one PyTorch float32 run was 5%
+off the float64 gradient), and then a test passes or fails with the BLAS kernel's summation order. So
+the tiny ResNet-50 uses positive BatchNorm shifts (0.1 to 0.3: every ReLU stays alive at init) and the
+first model seed, counting from 1, whose every train-mode tensor has a float32 error of at most 1e-4
+over all four orders; the seed and the bound are in the metadata.
 """
 import copy
 import json
 import os
 import struct
+import sys
 
 import numpy as np
 import torch
@@ -178,14 +187,18 @@ def write_safetensors(path, tensors, metadata):
 
 # ---------------------------------------------------------------- fixture
 
-def randomise_norms(model, generator):
-    """Non-trivial gamma, beta and running statistics so every BN term is exercised."""
+def randomise_norms(model, generator, positive_shift=False):
+    """Non-trivial gamma, beta and running statistics so every BN term is exercised. With
+    `positive_shift`, beta is in [0.1, 0.3], so no ReLU after a BN starts nearly dead."""
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
                 c = m.num_features
                 m.weight.copy_(0.5 + torch.rand(c, generator=generator))
-                m.bias.copy_(0.2 * torch.randn(c, generator=generator))
+                if positive_shift:
+                    m.bias.copy_(0.1 + 0.2 * torch.rand(c, generator=generator))
+                else:
+                    m.bias.copy_(0.2 * torch.randn(c, generator=generator))
                 m.running_mean.copy_(0.3 * torch.randn(c, generator=generator))
                 m.running_var.copy_(0.5 + torch.rand(c, generator=generator))
 
@@ -199,69 +212,113 @@ def state_entries(model):
     return out
 
 
-def run_once(model, x, labels, training, prefix):
-    """Forward + backward; returns [(name, float64 array)] and leaves running stats updated in `model`."""
+def run_once(model, x, labels, training, prefix, reverse_batch=False, channels_last=False):
+    """Forward + backward; returns [(name, float64 array)] and leaves running stats updated in `model`.
+    `reverse_batch` feeds the batch in reverse order (results are put back in the original order) and
+    `channels_last` runs the convolutions on NHWC tensors: the same math, other summation orders."""
     model.train(training)
     model.zero_grad()
-    xi = x.clone().requires_grad_(True)
-    logits = model(xi)
-    loss = F.cross_entropy(logits, labels)
+    xs, ls = (x.flip(0), labels.flip(0)) if reverse_batch else (x, labels)
+    xi = xs.clone().requires_grad_(True)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        xi_in = xi.contiguous(memory_format=torch.channels_last)
+    else:
+        xi_in = xi
+    logits = model(xi_in)
+    loss = F.cross_entropy(logits, ls)
     loss.backward()
+    input_grad = xi.grad
+    if reverse_batch:
+        logits, input_grad = logits.flip(0), input_grad.flip(0)
     out = [(prefix + "logits", logits.detach()), (prefix + "loss", loss.detach().reshape(1)),
-           (prefix + "input_grad", xi.grad)]
+           (prefix + "input_grad", input_grad)]
     out += [(prefix + "grad." + name, p.grad) for name, p in model.named_parameters()]
     if training:
         out += [(prefix + "running." + name, b) for name, b in model.named_buffers()
                 if not name.endswith("num_batches_tracked")]
-    return [(n, t.double().numpy().copy()) for n, t in out]
+    return [(n, t.double().contiguous().numpy().copy()) for n, t in out]
+
+
+# Float32 runs whose worst error against the float64 reference is recorded: the same computation
+# summed in other orders (thread count, memory layout, batch order).
+FLOAT32_VARIANTS = [dict(threads=1), dict(threads=4), dict(threads=1, channels_last=True),
+                    dict(threads=1, reverse_batch=True)]
 
 
 def run(model, x, labels, training, prefix, errors, parameter_gradients=True):
-    """Float64 reference (stored as float32) and PyTorch-float32's scaled error against it."""
+    """Float64 reference (stored as float32) and PyTorch-float32's scaled error against it, the worst
+    over FLOAT32_VARIANTS."""
     reference = run_once(copy.deepcopy(model).double(), x.double(), labels, training, prefix)
     if not parameter_gradients:
         reference = [(n, a) for n, a in reference if not n.startswith(prefix + "grad.")]
-    single = dict(run_once(copy.deepcopy(model), x, labels, training, prefix))
-    for name, ref in reference:
-        scale = max(np.abs(ref).max(), 1e-30)
-        errors[name] = float(np.abs(single[name] - ref).max() / scale)
+    for variant in FLOAT32_VARIANTS:
+        torch.set_num_threads(variant["threads"])
+        single = dict(run_once(copy.deepcopy(model), x, labels, training, prefix,
+                               reverse_batch=variant.get("reverse_batch", False),
+                               channels_last=variant.get("channels_last", False)))
+        for name, ref in reference:
+            scale = max(np.abs(ref).max(), 1e-30)
+            errors[name] = max(errors.get(name, 0.0), float(np.abs(single[name] - ref).max() / scale))
+    torch.set_num_threads(1)
     return [(n, a.astype(np.float32)) for n, a in reference]
 
 
-def make(path, model, x, labels, metadata, eval_parameter_gradients=True):
+def make(path, model, x, labels, metadata, eval_parameter_gradients=True, positive_shift=False, write=True):
+    """Builds the fixture's tensors; writes them when `write`. Returns the train-mode float32 errors."""
     g = torch.Generator().manual_seed(1234)
-    randomise_norms(model, g)
+    randomise_norms(model, g, positive_shift)
     tensors = state_entries(model)
     tensors += [("input", x.numpy()), ("labels", labels.numpy().astype(np.int64))]
     errors = {}
     tensors += run(model, x, labels, False, "eval.", errors, eval_parameter_gradients)
     tensors += run(model, x, labels, True, "train.", errors)
-    metadata = dict(metadata, torch=torch.__version__, generator="scripts/make_nn_fixture.py",
-                    eval_parameter_gradients="1" if eval_parameter_gradients else "0",
-                    torch_float32_error=json.dumps(errors, sort_keys=True))
-    write_safetensors(path, tensors, metadata)
-    print(f"wrote {path}: {os.path.getsize(path)} bytes, {len(tensors)} tensors")
+    if write:
+        metadata = dict(metadata, torch=torch.__version__, generator="scripts/make_nn_fixture.py",
+                        eval_parameter_gradients="1" if eval_parameter_gradients else "0",
+                        torch_float32_error=json.dumps(errors, sort_keys=True))
+        write_safetensors(path, tensors, metadata)
+        print(f"wrote {path}: {os.path.getsize(path)} bytes, {len(tensors)} tensors, "
+              f"worst float32 error {max(errors.values()):.2e}")
+    return errors
+
+
+# The conditioning a fixture must have: every tensor's float32 error (worst order) at most this.
+CONDITIONING_BOUND = 1e-4
 
 
 def main():
     torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
     os.makedirs(OUT, exist_ok=True)
+    wanted = set(sys.argv[1:]) or {"resnet8_a", "resnet50_tiny"}
 
-    torch.manual_seed(0)
-    net = CifarResNet(8, 1, 10, 0.5, "A")
-    x = torch.randn(8, 1, 16, 16)
-    labels = torch.randint(0, 10, (8,))
-    make(os.path.join(OUT, "resnet8_a.safetensors"), net, x, labels,
-         {"architecture": "resnet8", "in_channels": "1", "classes": "10", "width": "0.5", "shortcut": "A"})
+    if "resnet8_a" in wanted:
+        torch.manual_seed(0)
+        net = CifarResNet(8, 1, 10, 0.5, "A")
+        x = torch.randn(8, 1, 16, 16)
+        labels = torch.randint(0, 10, (8,))
+        make(os.path.join(OUT, "resnet8_a.safetensors"), net, x, labels,
+             {"architecture": "resnet8", "in_channels": "1", "classes": "10", "width": "0.5", "shortcut": "A"})
 
-    torch.manual_seed(1)
-    net = TorchvisionResNet50(1, 5, 1 / 32)
-    x = torch.randn(8, 1, 64, 64)
-    labels = torch.randint(0, 5, (8,))
-    make(os.path.join(OUT, "resnet50_tiny.safetensors"), net, x, labels,
-         {"architecture": "resnet50", "in_channels": "1", "classes": "5", "width": "0.03125", "shortcut": "B"},
-         eval_parameter_gradients=False)  # keeps the two files under 1 MB together
+    if "resnet50_tiny" in wanted:
+        # The first seed whose problem is well-conditioned in float32 (see the docstring).
+        for seed in range(1, 100):
+            torch.manual_seed(seed)
+            net = TorchvisionResNet50(1, 5, 1 / 32)
+            x = torch.randn(8, 1, 64, 64)
+            labels = torch.randint(0, 5, (8,))
+            probe = copy.deepcopy(net)
+            worst = max(make(None, probe, x, labels, {}, eval_parameter_gradients=False,
+                             positive_shift=True, write=False).values())
+            print(f"resnet50_tiny seed {seed}: worst float32 error {worst:.2e}")
+            if worst <= CONDITIONING_BOUND:
+                break
+        else:
+            raise SystemExit("no well-conditioned seed below 100")
+        make(os.path.join(OUT, "resnet50_tiny.safetensors"), net, x, labels,
+             {"architecture": "resnet50", "in_channels": "1", "classes": "5", "width": "0.03125", "shortcut": "B",
+              "model_seed": str(seed), "bn_shift": "positive", "conditioning_bound": str(CONDITIONING_BOUND)},
+             eval_parameter_gradients=False, positive_shift=True)  # keeps the two files under 1 MB together
 
 
 if __name__ == "__main__":

@@ -203,11 +203,16 @@ extension ShellCommands {
 
     static func showCommand(_ s: Session) -> CommandSpec {
         CommandSpec(
-            name: "show", summary: "show settings, data, model, quantization, hyperparameters or the current run",
+            name: "show", summary: "show settings, data, model, quantization, hyperparameters, the current run or the compute path (system)",
             group: "shell",
-            positionals: [ArgSpec("what", .choice(["all", "settings", "data", "model", "quant", "hparams", "run"]), default: "all", help: "what to show")],
+            positionals: [ArgSpec("what", .choice(["all", "settings", "data", "model", "quant", "hparams", "run", "system"]), default: "all", help: "what to show (system: the BLAS library and kernel core, CPU instruction sets, threads)")],
             run: { inv in
                 let what = inv.string("what")
+                if what == "all" || what == "system" {
+                    let compute = ComputeInfo.current()
+                    inv.print(compute.line)
+                    if compute.genericCoreOnWideCPU { inv.print("  (generic BLAS kernels on a CPU with wide vector units: see docs/benchmarks.md, \"Which kernels run\")") }
+                }
                 if what == "all" || what == "settings" {
                     let st = s.settings
                     inv.print("settings: seed \(st.seed), threads \(st.threads), out \(st.out), progress \(st.progress), plot \(st.plot), trial_seed \(st.trialSeed)")

@@ -113,6 +113,10 @@ public final class Run {
         self.seed = seed
         self.trialSeed = trialSeed
         self.provenance = provenance
+        // What the records were computed on (BLAS library and core, CPU instruction sets, threads):
+        // float32 sums in another order move results, so a record says which order it came from.
+        // A resumed run states where it continues, not where it started.
+        self.provenance["compute"] = .object(ComputeInfo.current().recordFields.mapValues { .string($0) })
         self.traceRecentSteps = traceRecentSteps
         self.dataDescriptor = data
         self.modelDescriptor = model

@@ -26,6 +26,22 @@ struct Measurement {
     }
 }
 
+/// A JSON string literal (quotes, backslashes and control characters escaped).
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\t": out += "\\t"
+        default:
+            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+        }
+    }
+    return out + "\""
+}
+
 func now() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)
@@ -93,6 +109,8 @@ final class Bench {
     var stepCPUSeconds: [String: Double] = [:]
     /// Thread counts every workload runs at (`--threads 1,2`).
     var threadCounts: [Int] = [1, 2]
+    /// OpenBLAS runs a generic core on a CPU with AVX2/AVX-512: every measurement carries the flag.
+    var genericCore = false
 
     init(arguments: [String]) {
         json = arguments.contains("--json")
@@ -145,6 +163,7 @@ final class Bench {
 
     func emit(_ measurement: Measurement) {
         var m = measurement
+        if genericCore { m.extra["generic_blas_core"] = 1 }
         if let ips = m.imagesPerSecond, let torch = reference[referenceKey(m.workload, m.batch, m.threads)],
            !m.detail.contains("lsq-4bit") || m.workload != "eval" {
             m.extra["pytorch_images_per_second"] = torch
@@ -163,9 +182,20 @@ final class Bench {
     }
 
     func run() {
+        // The compute path first: every number below is only meaningful with it.
+        let compute = ComputeInfo.current()
         if !json {
-            print("fqat-bench — OPENBLAS_CORETYPE=\(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset"), cores \(ProcessInfo.processInfo.activeProcessorCount)")
+            print("fqat-bench — \(compute.line)")
+            if let warning = compute.genericCoreWarning {
+                print("FLAGGED: every number below ran on OpenBLAS's generic '\(compute.blas.core)' kernels, not this CPU's wide ones.")
+                print(warning)
+            }
+        } else {
+            var fields = compute.recordFields.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)): \(jsonString($0.value))" }
+            fields.append("\"generic_blas_core_on_wide_cpu\": \(compute.genericCoreOnWideCPU)")
+            print("{\"workload\": \"compute\", " + fields.joined(separator: ", ") + "}")
         }
+        genericCore = compute.genericCoreOnWideCPU
         var sgemmPeak: [Int: Double] = [:]
         if wants("sgemm") {
             for threads in threadCounts {

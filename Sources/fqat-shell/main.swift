@@ -30,7 +30,7 @@ while let first = argv.first, first.hasPrefix("-"), first != "-" {
     argv.removeFirst()
     switch first {
     case "-h", "--help": print(usage); exit(0)
-    case "--version": print(version); exit(0)
+    case "--version": print(version); print(SystemReport.computeLine()); exit(0)
     case "--check": checkOnly = true
     case "-c":
         guard !argv.isEmpty else { FileHandle.standardError.write(Data("fqat-shell: -c needs the commands to run\n".utf8)); exit(64) }
@@ -47,6 +47,12 @@ while let first = argv.first, first.hasPrefix("-"), first != "-" {
         exit(64)
     }
     if first == "--" { break }
+}
+
+// One warning at start of a REPL or batch run when OpenBLAS silently runs generic kernels on a CPU
+// with AVX2/AVX-512 (docs/benchmarks.md, "Which kernels run"). Not for --check: nothing computes.
+if !checkOnly, let warning = SystemReport.startupWarning() {
+    FileHandle.standardError.write(Data((warning + "\n").utf8))
 }
 
 let session = Session()
