@@ -200,10 +200,10 @@ final class Bench {
         if wants("sgemm") {
             for threads in threadCounts {
                 let n = quick ? 512 : 1024
-                let g = measureSgemm(threads: threads)
+                let (g, cpu) = measureSgemm(threads: threads)
                 sgemmPeak[threads] = g
                 emit(Measurement(workload: "sgemm", detail: "\(n)x\(n)x\(n)", batch: 0, threads: threads, gflops: g,
-                                 seconds: 2.0 * Double(n * n * n) / g / 1e9))
+                                 seconds: 2.0 * Double(n * n * n) / g / 1e9, extra: ["cpu_gflops": cpu]))
             }
         }
         runModelWorkloads(sgemmPeak: sgemmPeak)
