@@ -113,7 +113,7 @@ extension Bench {
         if wants("conv") {
             // The fraction-of-peak column needs sgemm at the same thread counts; measure it quietly
             // when the sgemm workload was filtered out.
-            for t in plan.threadCounts where peaks[t] == nil { peaks[t] = measureSgemm(threads: t) }
+            for t in plan.threadCounts where peaks[t] == nil { peaks[t] = measureSgemm(threads: t).wall }
             runConvolutionShapes(sgemmPeak: peaks)
         }
         if wants("erm") { runTraining(.erm) }
