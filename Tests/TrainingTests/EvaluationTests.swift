@@ -53,6 +53,11 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(hparams["lr"] as? Double, 1e-3)
         XCTAssertEqual(hparams["batch_size"] as? Double, 5)
         XCTAssertEqual((object["provenance"] as? [String: Any])?["weights"] as? String, "scratch")
+        // The compute path the record came from (BLAS core, CPU ISA, threads): docs/benchmarks.md.
+        let compute = try XCTUnwrap((object["provenance"] as? [String: Any])?["compute"] as? [String: String])
+        XCTAssertEqual(compute["blas_core"], ComputeInfo.current().blas.core)
+        XCTAssertEqual(compute["threads"], String(Parallel.threads))
+        XCTAssertEqual(compute["backend"], ComputeInfo.current().backend)
         // "loss" is the mean training loss since the previous evaluation; "epoch" is DomainBed's.
         XCTAssertEqual(object["loss"] as? Double ?? .nan, losses[0..<3].map(Double.init).reduce(0, +) / 3, accuracy: 1e-12)
         XCTAssertEqual(run.records[2].metrics["loss"], Double(losses[6]))
