@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference for Tests/QuantTests/Fixtures/lsq_conv_block.safetensors.
 
-An LSQ-quantized conv block, written from the LSQ definition (ALGORITHMS.md §1.2-1.3):
+An LSQ-quantized conv block, written from the LSQ definition (docs/quantization.md §1):
     x' = LSQ(x; s_a)  input, unsigned 4-bit, per tensor      [0, 15]
     w' = LSQ(W; s_w)  weight, signed 4-bit, per output channel [-8, 7]
     y  = ReLU(BN_eval(conv2d(x', w', bias, stride 1, padding 1)))

@@ -1,4 +1,4 @@
-// DomainBed / SAGM image transforms (ALGORITHMS.md §5.4), on Float H×W×3 images in [0, 1]:
+// DomainBed / SAGM image transforms (docs/data.md §5), on Float H×W×3 images in [0, 1]:
 //   train: RandomResizedCrop(size, scale (0.7, 1), ratio (3/4, 4/3)) → RandomHorizontalFlip(0.5)
 //          → ColorJitter(0.3, 0.3, 0.3, 0.3) → RandomGrayscale(0.1) → ToTensor → Normalize
 //   eval:  Resize((size, size)) ignoring aspect ratio → ToTensor → Normalize

@@ -1,6 +1,6 @@
 // Built-in multi-domain benchmarks made from Fashion-MNIST (or MNIST), deterministic from a seed.
 //
-// rotated-fmnist / rotated-mnist: DomainBed's RotatedMNIST recipe (ALGORITHMS.md §5.7) — the 70,000
+// rotated-fmnist / rotated-mnist: DomainBed's RotatedMNIST recipe (docs/data.md §4) — the 70,000
 //   train+test images are shuffled, domain i takes shuffled images i, i+6, i+12, … and rotates them
 //   by angle[i] ∈ {0, 15, 30, 45, 60, 75}° counter-clockwise (Pillow bilinear, fill 0), to [0, 1].
 //   DomainBed shuffles with torch.randperm under the run seed, which cannot be replicated without

@@ -1,4 +1,4 @@
-// DomainBed image folders: `<root>/<Dataset>/<domain>/<class>/<image>` (ALGORITHMS.md §5.5).
+// DomainBed image folders: `<root>/<Dataset>/<domain>/<class>/<image>` (docs/data.md §2).
 //
 // Order matters, because DomainBed's 80/20 split indexes examples by position:
 // - domains are the sub-folders of the data-set folder, sorted (Python `sorted`, i.e. by code

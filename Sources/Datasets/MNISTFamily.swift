@@ -1,6 +1,6 @@
 // Fashion-MNIST (Debian's dataset-fashion-mnist) and MNIST (a user folder) as 70,000 images:
 // the 60,000 training images followed by the 10,000 test images, as DomainBed's MNIST recipe
-// concatenates them (ALGORITHMS.md §5.7). Decoded sets are cached per process and folder, so
+// concatenates them (docs/data.md §4). Decoded sets are cached per process and folder, so
 // building several benchmarks costs one gunzip.
 import Foundation
 

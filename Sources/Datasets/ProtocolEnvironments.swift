@@ -1,4 +1,4 @@
-// Which domains train and which are held out (ALGORITHMS.md §5.1, §5.6):
+// Which domains train and which are held out (docs/data.md §6, Environments):
 // - leave-one-domain-out (PACS, OfficeHome, the built-in benchmarks): one run per test domain;
 //   DomainBed also allows several test domains in one run (`--test_envs 0 1`);
 // - leave-one-group-out (DomainNet, following Yu et al. 2024b as FQAT does): groups

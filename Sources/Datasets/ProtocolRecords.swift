@@ -1,4 +1,4 @@
-// Results records, model selection and the across-seed summary (ALGORITHMS.md §5.2).
+// Results records, model selection and the across-seed summary (docs/data.md §6).
 //
 // A record is one line of DomainBed's results.jsonl, written at each evaluation:
 //   {"args": {..., "test_envs": [k], "trial_seed": 0, ...}, "env0_in_acc": 0.91, "env0_out_acc": 0.9,

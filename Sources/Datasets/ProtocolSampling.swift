@@ -1,4 +1,4 @@
-// Training batches and evaluation sets (ALGORITHMS.md §5.3).
+// Training batches and evaluation sets (docs/data.md §6, Training batches).
 //
 // DomainBed keeps one InfiniteDataLoader per training domain over that domain's in-split, with
 // RandomSampler(replacement=True) + BatchSampler(drop_last=True): every batch is `batch`

@@ -1,4 +1,4 @@
-// DomainBed's per-domain in/out split, reproduced bit for bit (ALGORITHMS.md §5.2):
+// DomainBed's per-domain in/out split, reproduced bit for bit (docs/data.md §6):
 //   out, in = split_dataset(env, int(len(env) * holdout_fraction), seed_hash(trial_seed, env_i))
 //   seed_hash(*args) = int(hashlib.md5(str(args).encode("utf-8")).hexdigest(), 16) % 2**31
 //   split_dataset: keys = list(range(n)); np.random.RandomState(seed).shuffle(keys);

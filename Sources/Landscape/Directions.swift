@@ -1,4 +1,4 @@
-// Directions in parameter space for loss landscapes (Li et al. 2018; ALGORITHMS.md §6).
+// Directions in parameter space for loss landscapes (Li et al. 2018; docs/landscape.md).
 //
 // Random directions: one N(0,1) tensor per state entry, drawn in state order from RNG(seed) (the x
 // direction first, then y, like the original drawing both from one torch stream). Each entry is

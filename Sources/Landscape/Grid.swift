@@ -1,5 +1,5 @@
 // The α / β axes of a landscape: numpy-style linspace, as the original scripts' `--x=xmin:xmax:num`
-// (ALGORITHMS.md §6.1). Points are evaluated in the original's flat order: k runs over
+// (docs/landscape.md). Points are evaluated in the original's flat order: k runs over
 // meshgrid(x, y).ravel(), so x varies fastest and k ↦ z[k / nx][k % nx] (row = y index).
 import Foundation
 

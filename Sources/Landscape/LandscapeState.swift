@@ -5,7 +5,7 @@
 import NN
 import TensorCore
 
-/// What an entry of the state is; decides its direction treatment (ALGORITHMS.md §6).
+/// What an entry of the state is; decides its direction treatment (docs/landscape.md).
 public enum StateEntryKind: String, Codable, Hashable, Sendable {
     case weight, bias, normWeight, normBias, scale, buffer
 

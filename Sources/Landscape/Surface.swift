@@ -1,4 +1,4 @@
-// Loss landscapes on demand (Li et al. 2018; ALGORITHMS.md §6): 1-D lines, 2-D planes and the
+// Loss landscapes on demand (Li et al. 2018; docs/landscape.md): 1-D lines, 2-D planes and the
 // interpolation line between two models, evaluated through whatever model is given (the
 // fake-quantized one when quantizers are attached: their step sizes are parameters, so they either
 // stay fixed or move with the directions, and quantization is re-applied in every forward pass).

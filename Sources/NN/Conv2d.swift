@@ -1,6 +1,6 @@
 // 2-D convolution layer with optional fake-quantizers on its weight and its input.
 //
-// Forward (FQAT §5.1, ALGORITHMS.md §1.5: quantize the weight and the input right before the conv):
+// Forward (paper §5.1; docs/quantization.md §3: quantize the weight and the input right before the conv):
 //   x' = Qa(x), w' = Qw(W), y = conv(x', w') + b
 // Backward: the convolution's gradients with respect to x' and w' (TensorCore.convolution2dBackward)
 // are passed back through the quantizers: W.grad += Qw.backward(dL/dw'), dL/dx = Qa.backward(dL/dx').

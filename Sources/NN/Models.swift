@@ -2,7 +2,7 @@
 // labels line up:
 //   CIFAR ResNet-6n+2 (He et al. 2016 §4.2): conv1 3×3 (16w) - bn1 - relu - layer1..3 of n BasicBlocks
 //     at 16w, 32w, 64w channels (stride 2 entering layers 2 and 3) - global average pool - fc.
-//   MNIST_CNN (DomainBed networks.py, ALGORITHMS.md §5.7): conv1..conv4 3×3 with bias, each followed by
+//   MNIST_CNN (DomainBed networks.py, docs/data.md §4): conv1..conv4 3×3 with bias, each followed by
 //     ReLU then GroupNorm(8, ·) named bn0..bn3; global average pool; fc Linear(128, classes).
 //   torchvision ResNet-18 / ResNet-50: conv1 7×7/2 - bn1 - relu - maxpool 3×3/2 - layer1..4 - avgpool - fc,
 //     with torchvision's state-dict names (layer1.0.conv1, layer2.0.downsample.0, ...).

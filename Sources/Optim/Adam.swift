@@ -12,7 +12,7 @@
 // Float for the element loop, which is written in PyTorch's operation order.
 //
 // [1] D. P. Kingma, J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
-// SAGM's base optimizer is torch.optim.Adam (ALGORITHMS §3.1); FQAT adds a scale-factor group
+// SAGM's base optimizer is torch.optim.Adam (docs/fqat.md, Optimizers); FQAT adds a scale-factor group
 // with its own fixed learning rate and weight decay 0 (§3.2).
 import Foundation
 import NN
@@ -55,7 +55,7 @@ public final class Adam: Optimizer {
                   beta1: beta1, beta2: beta2, epsilon: epsilon)
     }
 
-    /// FQAT's two groups (ALGORITHMS §3.2 [CHOICE]): "model" (every non-scale parameter, the
+    /// FQAT's two groups (our choice, docs/fqat.md, Optimizers): "model" (every non-scale parameter, the
     /// DomainBed lr and weight decay) and "scales" (quantizer step sizes, a fixed lr, no decay).
     public convenience init(weights: [Parameter], scales: [Parameter], learningRate: Double, weightDecay: Double,
                             scaleLearningRate: Double) {

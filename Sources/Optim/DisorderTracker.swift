@@ -1,4 +1,4 @@
-// Gradient disorder of quantizer scale factors (FQAT Definition 4.1, Eq. 4; ALGORITHMS §4.1).
+// Gradient disorder of quantizer scale factors (FQAT Definition 4.1, Eq. 4; docs/fqat.md, Gradient disorder).
 //
 // Over a window of K steps with gradients g_{t−K+1} … g_t of one scale factor, A = (g_{t−K+1} …
 // g_{t−1}) and B = (g_{t−K+2} … g_t), and
@@ -9,12 +9,12 @@
 // the indicator is averaged over elements too: D = flips / (M·(K−1)) [CHOICE: the paper's
 // mechanism is layer-wise].
 //
-// Zeros [CHOICE]: by default a flip needs A·B < 0, so a zero gradient never flips. With
+// Zeros (our choice, docs/fqat.md, Gradient disorder): by default a flip needs A·B < 0, so a zero gradient never flips. With
 // `zeroCountsAsFlip` the literal reading sgn(A) ≠ sgn(B) is used: 0 against ±1 counts, 0 against 0
 // does not.
 //
 // Incremental form: per element the last sign (Int8) and a flip counter; K−1 pairs per window, the
-// first gradient of a window pairs with nothing (windows do not overlap, ALGORITHMS §4.2). Cost is
+// first gradient of a window pairs with nothing (windows do not overlap, docs/fqat.md, Gradient disorder). Cost is
 // O(#scale elements) per step and O(#scale elements) memory. The tracker measures whatever it is
 // fed; FQAT feeds g_QAT of every factor at every step, frozen or not.
 import TensorCore

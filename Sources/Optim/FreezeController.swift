@@ -1,5 +1,5 @@
 // Disorder-guided freezing of the QAT gradient of quantizer scale factors (FQAT §4.2–4.3,
-// Table 4 ablations; ALGORITHMS §4.2–4.3), plus manual overrides addressed by name pattern.
+// Table 4 ablations; docs/fqat.md, Freeze policies), plus manual overrides addressed by name pattern.
 //
 // Each step the controller receives g_QAT and g_flat of every scale factor and returns the
 // gradient to apply to it (or "skip": no optimizer update at all), using the frozen set decided at
@@ -15,7 +15,7 @@
 //   alternate     never (no test)                       odd steps 0.5·g_QAT, even steps 0.5·g_flat
 //
 // Steps are 1-based; nothing is frozen during steps 1…K; the first decision is made at step K.
-// The 0.5 factors keep SAGM's averaging (ALGORITHMS §4 open question 4 [CHOICE]).
+// The 0.5 factors keep SAGM's averaging (our choice, docs/fqat.md, Freeze policies).
 //
 // With a single-pass step (plain QAT, no g_flat), unfrozen factors get g_QAT (factor 1, ERM) and
 // frozen ones are skipped (no gradient is left); alternate applies g_QAT on odd steps and skips even ones.
@@ -274,7 +274,7 @@ public struct FreezeController: Codable, Equatable, Sendable {
                                               qat: g.qat, flat: g.flat))
         }
 
-        // Disorder of g_QAT, recorded whether frozen or not (ALGORITHMS §4.2 [RECON]).
+        // Disorder of g_QAT, recorded whether frozen or not (docs/fqat.md, Freeze policies).
         let window = tracker.record(gradients.map(\.qat))
         stepsTaken = step
 

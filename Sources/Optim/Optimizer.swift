@@ -6,7 +6,7 @@
 // parameter's first update and keyed by the parameter's stable name, so checkpoints address state
 // by name. A parameter that is skipped in a step (or not trainable) is left completely alone, state
 // included — the equivalent of `p.grad = None` in PyTorch. FQAT's Freeze Both uses this
-// (ALGORITHMS §4.3).
+// (docs/fqat.md, Freeze policies).
 import NN
 import TensorCore
 

@@ -1,9 +1,9 @@
 // The gradient computation of one training step: plain (single pass; ERM / QAT) or SAGM [1]
-// (two passes), full precision or quantized (FQAT Appendix A; ALGORITHMS §3.1–3.2).
+// (two passes), full precision or quantized (FQAT Appendix A; docs/fqat.md, The SAGM step).
 //
 // SAGM step on weights w (every non-scale trainable parameter) and quantizer scales s:
 //   pass 1 at (w, s):          g1 = ∂L/∂w,  g_QAT(s) = ∂L/∂s,  loss L1 (the reported training loss)
-//   n  = ‖g1‖₂ over the weights only (scale gradients excluded, ALGORITHMS §3.2 [RECON])
+//   n  = ‖g1‖₂ over the weights only (scale gradients excluded, docs/fqat.md, The SAGM step)
 //   e  = (ρ/(n + 1e-12) − α)·g1      = ρ·g1/‖g1‖ − α·g1, applied to the weights only; s is never perturbed
 //   pass 2 at (w + e, s):      g2 = ∂L/∂w,  g_flat(s) = ∂L/∂s
 //   w  restored bit-exactly from a saved copy (SAGM's code subtracts e; SAM restores a copy — the

@@ -104,7 +104,7 @@ struct FactorMatrix {
 }
 
 /// Gradient disorder of each scale factor per window, colour in [0, 1] (FQAT paper Fig. 3;
-/// ALGORITHMS.md §4). An optional threshold τ is marked on the colour bar.
+/// docs/fqat.md, Gradient disorder). An optional threshold τ is marked on the colour bar.
 public struct DisorderHeatmapPlot: PlotSpec {
     public var title: String
     public var factors: [String]

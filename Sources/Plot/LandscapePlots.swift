@@ -1,9 +1,9 @@
-// 2-D loss-landscape figures after Li et al. 2018 (`plot_2D.py`, `h52vtp.py`; ALGORITHMS.md §6.1):
+// 2-D loss-landscape figures after Li et al. 2018 (`plot_2D.py`, `h52vtp.py`; docs/landscape.md):
 // contour lines with labels, a filled heatmap, and a 3-D surface with optional clipping and log(z + 0.1).
 import Foundation
 
 /// Values on a rectangular grid: `z[j][i]` is the value at (x[i], y[j]), as the loss-landscape code
-/// stores it (Z[row = y index][col = x index], ALGORITHMS.md §6.1). NaN marks a missing value (a diverged
+/// stores it (Z[row = y index][col = x index], docs/landscape.md). NaN marks a missing value (a diverged
 /// evaluation); gnuplot leaves that cell out.
 public struct Grid: Equatable, Sendable {
     public var x: [Double]

@@ -1,5 +1,5 @@
 // Line plots with several named series: the general kind, and the 1-D loss landscape built on it
-// (Li et al. 2018 `plot_1D.py`: loss on the left axis, accuracy on the right; ALGORITHMS.md §6.1).
+// (Li et al. 2018 `plot_1D.py`: loss on the left axis, accuracy on the right; docs/landscape.md).
 import Foundation
 
 /// One named curve of a `LinePlot`.

@@ -8,7 +8,7 @@ import Foundation
 
 /// A CSV table: a header line, then rows of already formatted cells.
 ///
-/// Grids for `splot` need a blank line after each scan line (gnuplot's grid format, ALGORITHMS.md §6.1:
+/// Grids for `splot` need a blank line after each scan line (gnuplot's grid format, docs/landscape.md:
 /// Z[row = y index][col = x index]); CSV readers such as pandas skip blank lines, so the file stays valid CSV.
 public struct DataTable: Equatable, Sendable {
     public var header: [String]

@@ -1,4 +1,4 @@
-// Range calibration of a quantized model (ALGORITHMS §1.4) and the per-layer quantization report.
+// Range calibration of a quantized model (docs/quantization.md §2) and the per-layer quantization report.
 //
 // Weights: each weight quantizer runs its estimator once on the current weight tensor.
 // Activations (QC quantization/utils.py `pass_data_for_range_estimation`): the model runs in eval

@@ -1,4 +1,4 @@
-// EWGS δ re-estimation from a Hessian-trace estimate (ALGORITHMS §2.1 "Hessian variant", adapted).
+// EWGS δ re-estimation from a Hessian-trace estimate (docs/quantization.md §4, adapted).
 //
 // EWGS (Lee et al. 2021, ImageNet/utils.py) sets, per quantized tensor x_q with gradient G,
 //     δ = (Tr(∇²_{x_q} L)/numel(x_q)) / (3·std(G)),

@@ -1,4 +1,4 @@
-// Where quantizers go (ALGORITHMS §1.5, paper §5.1): every Conv2d quantizes its weight and its
+// Where quantizers go (docs/quantization.md §3, paper §5.1): every Conv2d quantizes its weight and its
 // input right before the convolution; the first convolution (the stem) quantizes only its input
 // (signed: a normalised image); the classifier (and any Linear) stays full precision. On top of
 // the paper's layout: a keep-full-precision list, per-layer bit overrides by name pattern,
@@ -42,7 +42,7 @@ public struct QuantizationConfig: Sendable, Equatable {
     public var keepFullPrecision: [String]
     /// Applied in order; a later match overrides an earlier one.
     public var bitOverrides: [LayerBitOverride]
-    /// EWGS δ for every quantizer (EWGS "fixed" setting, ALGORITHMS §2.1).
+    /// EWGS δ for every quantizer (EWGS "fixed" setting, docs/quantization.md §4).
     public var ewgsDelta: Float
 
     public init(method: QuantizationMethod = .lsq, weightBits: Int = 4, activationBits: Int = 4,

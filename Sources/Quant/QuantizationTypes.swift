@@ -1,6 +1,6 @@
 // The vocabulary shared by quantizers, range initialisation, placement and export:
 // integer ranges, methods, granularity, roles and the typed user errors.
-// Ranges follow docs/ALGORITHMS.md §1.1 (LSQF config: weights [−2^(b−1), 2^(b−1)−1]).
+// Ranges follow docs/quantization.md §1 (LSQF config: weights [−2^(b−1), 2^(b−1)−1]).
 
 /// Which integers a quantizer may produce for a bit width b.
 public enum QuantizationRange: String, Codable, Sendable, CaseIterable {
@@ -26,7 +26,7 @@ public enum QuantizationRange: String, Codable, Sendable, CaseIterable {
 public enum QuantizationMethod: String, Codable, Sendable, CaseIterable {
     /// Learned step size (Esser et al. 2019): straight-through estimator for x.
     case lsq
-    /// Element-wise gradient scaling (Lee et al. 2021) on the LSQ quantizer (ALGORITHMS §2.2).
+    /// Element-wise gradient scaling (Lee et al. 2021) on the LSQ quantizer (docs/quantization.md §1).
     case ewgs
 }
 

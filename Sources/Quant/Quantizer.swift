@@ -1,4 +1,4 @@
-// The LSQ / EWGS fake quantizer (ALGORITHMS §1.2–1.3, §2.2): one class for both methods, plugged
+// The LSQ / EWGS fake quantizer (docs/quantization.md §1): one class for both methods, plugged
 // into a Conv2d's `weightQuantizer` or `inputQuantizer` slot. Forward and backward share
 // `QuantizerCache` (one Float per element: the rounding residual, or a sentinel outside the range).
 // The fused kernels live in QuantizerKernels.swift.
@@ -89,7 +89,7 @@ public final class Quantizer: TensorQuantizer {
         cache = nil
     }
 
-    /// LSQ gradient scale g = 1/sqrt(Qp·N), N = elements of the whole tensor (ALGORITHMS §1.3, LSQF).
+    /// LSQ gradient scale g = 1/sqrt(Qp·N), N = elements of the whole tensor (docs/quantization.md §1, LSQF).
     public func gradientScale(elementCount: Int) -> Float {
         Float(1.0 / (Double(highest) * Double(elementCount)).squareRoot())
     }
@@ -203,7 +203,7 @@ public final class Quantizer: TensorQuantizer {
 
     // MARK: - Range initialisation and calibration (RangeEstimation.swift holds the estimators)
 
-    /// Sets s from one tensor (a weight, or any sample), ALGORITHMS §1.4.
+    /// Sets s from one tensor (a weight, or any sample), docs/quantization.md §2.
     public func initializeScale(from x: Tensor, method initMethod: RangeInitMethod,
                                 options: MSESearchOptions = MSESearchOptions()) {
         checkShape(x)

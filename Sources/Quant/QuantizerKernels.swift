@@ -6,11 +6,11 @@
 // block, so the inner loops see one constant s and partial sums are reduced in a fixed order:
 // results do not depend on the thread count.
 //
-// Forward, per element (ALGORITHMS §1.2):  v = x/s;  c = clamp(v, Qn, Qp);  q = round½even(c);  y = q·s
+// Forward, per element (docs/quantization.md §1):  v = x/s;  c = clamp(v, Qn, Qp);  q = round½even(c);  y = q·s
 // and, in the same pass, the one Float backward needs (the "residual" cache):
 //   r = q − v          if Qn ≤ v ≤ Qp   (|r| ≤ 0.5)
 //   r = −1 / +1        if v < Qn / v > Qp (sentinels: |r| > 0.5 marks "outside")
-// Backward, per element (ALGORITHMS §1.3, §2.2), in one pass:
+// Backward, per element (docs/quantization.md §1), in one pass:
 //   dx = dy                          inside (LSQ, straight-through), 0 outside
 //   dx = dy − δ'·|dy|·r               inside (EWGS: dy·(1 + δ'·sign(dy)·(v − q))), 0 outside
 //   ∂y/∂s = r inside, Qn below, Qp above;   partial[b] += Σ dy·∂y/∂s

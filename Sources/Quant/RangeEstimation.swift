@@ -1,4 +1,4 @@
-// Step-size initialisation (ALGORITHMS §1.4): the LSQ rule, min-max, and the MSE grid search of
+// Step-size initialisation (docs/quantization.md §2): the LSQ rule, min-max, and the MSE grid search of
 // Nagel et al. 2021 ("A White Paper on Neural Network Quantization", §3.4; QC range_estimators.py
 // MSE_Estimator, grid method). Estimators accumulate over several batches and return one step
 // size per channel (1 for per-tensor), never below `Quantizer.minimumScale`.
@@ -10,7 +10,7 @@ public enum RangeInitMethod: String, Codable, Sendable, CaseIterable {
     case lsq
     /// The smallest s that represents the observed [min, max] without clipping.
     case minMax
-    /// Grid search for the threshold minimising Σ(x − Q(x))² (ALGORITHMS §1.4).
+    /// Grid search for the threshold minimising Σ(x − Q(x))² (docs/quantization.md §2).
     case mse
 }
 

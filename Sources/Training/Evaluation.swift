@@ -1,4 +1,4 @@
-// Evaluation of every domain's in and out splits in eval mode (DomainBed protocol, ALGORITHMS.md §5.2):
+// Evaluation of every domain's in and out splits in eval mode (DomainBed protocol, docs/data.md §6):
 // Val (I.D) = mean out-split accuracy over training domains; Test (OOD) = accuracy on each test
 // domain's in split.
 import Datasets

@@ -31,7 +31,7 @@ public struct Hyperparameters: Codable, Equatable, Sendable {
     /// compute are the same either way; with 5 training domains it is about 3× less evaluation work.
     public var evaluateTrainingInSplits: Bool = true
     /// BatchNorm frozen (running statistics fixed, affine trained) as DomainBed/SAGM's freeze_bn.
-    /// `defaults(for:)` turns it on for the quantized methods (ALGORITHMS §5.3 [CHOICE]) and off for
+    /// `defaults(for:)` turns it on for the quantized methods (our choice, docs/fqat.md, "Quantizing a model, and BatchNorm during QAT") and off for
     /// the full-precision ones, which train from scratch here.
     public var frozenBatchNorm: Bool = false
     /// Dropout on the features before the classifier (DomainBed resnet_dropout; paper: 0).
@@ -39,7 +39,7 @@ public struct Hyperparameters: Codable, Equatable, Sendable {
     /// Augment training batches (DomainBed transforms; only image-folder data augments).
     public var augment: Bool = true
     /// Re-estimate the EWGS δ of every quantizer from a Hessian-trace estimate every this many steps
-    /// (ALGORITHMS §2.1 "Hessian variant", §2.2); 0 keeps δ fixed (EWGS "fixed" setting).
+    /// (docs/quantization.md §4 and §1); 0 keeps δ fixed (EWGS "fixed" setting).
     public var ewgsHessianEvery: Int = 0
     /// Hutchinson iterations at most per re-estimate (EWGS: 50; each costs two forward+backward passes).
     public var ewgsHessianIterations: Int = 50
@@ -47,7 +47,7 @@ public struct Hyperparameters: Codable, Equatable, Sendable {
     public init() {}
 
     /// The defaults for one method. Quantized methods fine-tune a trained full-precision model: BN is
-    /// frozen (ALGORITHMS §5.3 [CHOICE], the SAGM fork's freeze_bn; open question 9) and the model lr
+    /// frozen (our choice after the SAGM fork's freeze_bn, docs/fqat.md, Quantizing a model, and BatchNorm during QAT) and the model lr
     /// is 10× smaller than from-scratch training. Full-precision methods train from scratch on the
     /// built-in benchmarks, so BN must learn its statistics (frozen BN would normalise with the
     /// initial mean 0 / variance 1 forever).

@@ -1,4 +1,4 @@
-// Building a quantized model the standard way (paper §5.1, ALGORITHMS §1.4–1.5): attach LSQ/EWGS
+// Building a quantized model the standard way (paper §5.1, docs/quantization.md §2–3): attach LSQ/EWGS
 // quantizers to a (trained) full-precision network and MSE-calibrate every step size from a few
 // batches of training images. The calibration batches are drawn deterministically from the
 // training domains' in-splits (never from validation or test data) by `calibrationBatches`.

@@ -204,7 +204,7 @@ public final class Run {
     }
 
     /// Re-estimates the EWGS δ of every EWGS quantizer on the run's fixed Hessian batch (EWGS's
-    /// Hessian variant, ALGORITHMS §2.1; Quant's `estimateEWGSDeltas`). All quantizers are probed so
+    /// Hessian variant, docs/quantization.md §4; Quant's `estimateEWGSDeltas`). All quantizers are probed so
     /// that LSQ ones downstream freeze their rounding too; only EWGS ones receive δ, and only a
     /// finite estimate. Deterministic: the batch comes from the seed and the Rademacher vectors from
     /// (seed, step). The forward runs with `training: false` (no dropout draw, BN on running

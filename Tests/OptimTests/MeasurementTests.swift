@@ -12,7 +12,7 @@ final class MeasurementTests: XCTestCase {
         return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
     }
 
-    /// ResNet-50's quantizer layout (ALGORITHMS §1.5): 52 per-channel weight scales (one element
+    /// ResNet-50's quantizer layout (docs/quantization.md §3): 52 per-channel weight scales (one element
     /// per output channel) and 53 per-tensor activation scales.
     func resnet50ScaleSizes() -> [(String, Int)] {
         var out: [(String, Int)] = [("conv1.a.s", 1)]

@@ -1,4 +1,4 @@
-// The SAGM step (ALGORITHMS §3.1–3.2) on a quadratic model with a hand-written gradient, checked
+// The SAGM step (docs/fqat.md, The SAGM step) on a quadratic model with a hand-written gradient, checked
 // against the same computation done by hand in Double.
 import NN
 import TensorCore
