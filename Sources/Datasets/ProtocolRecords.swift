@@ -2,8 +2,9 @@
 //
 // A record is one line of DomainBed's results.jsonl, written at each evaluation:
 //   {"args": {..., "test_envs": [k], "trial_seed": 0, ...}, "env0_in_acc": 0.91, "env0_out_acc": 0.9,
-//    ..., "epoch": 1.2, "hparams": {...}, "loss": 0.3, "step": 300, "step_time": 0.1, ...}
-// with keys sorted (json.dumps(sort_keys=True)). We add "provenance": where the starting weights
+//    ..., "epoch": 1.2, "hparams": {...}, "loss": 0.3, "step": 299, "steps_done": 300, ...}
+// with keys sorted (json.dumps(sort_keys=True)). "step" is DomainBed's 0-based index of the step
+// just taken; "steps_done" (ours) is the count, which `EvalRecord.step` holds. We add "provenance": where the starting weights
 // came from (the FQAT paper traces a published disagreement to pretraining leakage).
 //
 // Selection (DomainBed model_selection.py):
@@ -110,7 +111,10 @@ public struct EvalRecord: Equatable, Sendable {
         for (k, v) in metrics { o[k] = .double(v) }
         for (d, v) in inAccuracy { o["env\(d)_in_acc"] = .double(v) }
         for (d, v) in outAccuracy { o["env\(d)_out_acc"] = .double(v) }
-        o["step"] = .int(step)
+        // DomainBed's "step" is the 0-based index of the step just taken (train.py's loop variable);
+        // `step` here counts steps done, written as "steps_done" so a reader gets it back exactly.
+        o["step"] = .int(step - 1)
+        o["steps_done"] = .int(step)
         var a = args
         a["test_envs"] = .array(testDomains.map { .int($0) })
         o["args"] = .object(a)
@@ -144,14 +148,17 @@ public struct EvalRecord: Equatable, Sendable {
         guard case .array(let envs)? = args["test_envs"], envs.allSatisfy({ $0.number != nil }) else {
             throw DatasetError.malformedRecord(line: lineNumber, reason: "no args.test_envs list")
         }
-        var record = EvalRecord(step: Int(stepValue), inAccuracy: [:], outAccuracy: [:],
+        // Records written since the sweep work carry "steps_done" (and "step" = steps_done − 1, as
+        // DomainBed); older records and DomainBed's own have "step" only, read as it stands.
+        let stepsDone = object["steps_done"]?.number ?? stepValue
+        var record = EvalRecord(step: Int(stepsDone), inAccuracy: [:], outAccuracy: [:],
                                 testDomains: envs.map { Int($0.number!) })
         var restArgs = args
         restArgs["test_envs"] = nil
         record.args = restArgs
         if case .object(let h)? = object["hparams"] { record.hparams = h }
         if case .object(let p)? = object["provenance"] { record.provenance = p }
-        for (key, value) in object where !["step", "args", "hparams", "provenance"].contains(key) {
+        for (key, value) in object where !["step", "steps_done", "args", "hparams", "provenance"].contains(key) {
             guard let number = value.number else { continue }
             if let (domain, part) = accuracyKey(key) {
                 if part == .in { record.inAccuracy[domain] = number } else { record.outAccuracy[domain] = number }

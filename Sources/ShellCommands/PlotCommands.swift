@@ -244,7 +244,8 @@ extension ShellCommands {
         var table: [Double?: [Double: [Int: [Double]]]] = [:]
         var keys = Set<String>()
         for r in runs where pattern.matches(r.label) {
-            guard let first = r.records.first, first.args["algorithm"].map({ $0 == .string("erm") }) != true else { continue }
+            // The training method: args.method (args.algorithm in records written before it held the label).
+            guard let first = r.records.first, (first.args["method"] ?? first.args["algorithm"]).map({ $0 == .string("erm") }) != true else { continue }
             keys.formUnion(first.hparams.keys)
             guard let xv = hparam(r, x) else { continue }
             var line: Double?

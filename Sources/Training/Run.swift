@@ -75,9 +75,10 @@ public final class Run {
     public var step: Int { stepper.stepsTaken }
     public var scales: [Parameter] { stepper.scales }
 
-    /// DomainBed's steps_per_epoch: the smallest training in-split over the images per domain and step.
+    /// DomainBed's steps_per_epoch: min over ALL domains' in-splits (held-out ones included, as
+    /// train.py's `min(len(env) / batch_size for env, _ in in_splits)`) of the images per step.
     public var stepsPerEpoch: Double {
-        let smallest = environments.trainingDomains.map { splits[$0].inIndices.count }.min() ?? 0
+        let smallest = splits.map { $0.inIndices.count }.min() ?? 0
         return Double(smallest) / Double(hyperparameters.batchPerDomain)
     }
 
@@ -138,6 +139,10 @@ public final class Run {
                                   traceRecentSteps: traceRecentSteps)
         recordArgs = ["dataset": .string(dataset.name), "algorithm": .string(method.rawValue),
                       "seed": .int(Int(truncatingIfNeeded: seed)), "trial_seed": .int(trialSeed),
+                      // DomainBed's args keys its tools read (collect_results groups by
+                      // hparams_seed; one fixed hyperparameter set here, so 0). `steps` is the run's
+                      // planned length, updated by every `train` call (docs/sweeps.md).
+                      "hparams_seed": .int(0), "holdout_fraction": .double(0.2), "task": .string("domain_generalization"),
                       // Runs are bit-identical for a seed at a given thread count (weight gradients'
                       // partial sums are grouped per thread), so the count is part of the record.
                       "threads": .int(Parallel.threads)]
@@ -265,8 +270,9 @@ public final class Run {
         record.hparams = hp
         record.provenance = provenance
         if stepsSinceEvaluation > 0 { record.metrics["loss"] = lossSinceEvaluation / Double(stepsSinceEvaluation) }
+        // DomainBed's epoch: the 0-based index of the step just taken (its "step") over steps_per_epoch.
         let perEpoch = stepsPerEpoch
-        if perEpoch > 0 { record.metrics["epoch"] = Double(step) / perEpoch }
+        if perEpoch > 0 { record.metrics["epoch"] = Double(max(step - 1, 0)) / perEpoch }
         if method.isQuantized {
             // How many scale factors have g_QAT frozen for the next step (policy and manual overrides),
             // so sweeps over τ and K can be read from records alone (`plot sensitivity`).
@@ -288,6 +294,7 @@ public final class Run {
     public func train(steps: Int, evaluateAtEnd: Bool = true, shouldStop: () -> Bool = { false },
                       onEvent: (RunEvent) -> Void = { _ in }) throws -> TrainSummary {
         precondition(steps >= 0, "steps must be ≥ 0")
+        recordArgs["steps"] = .int(step + steps)
         let t0 = Date()
         var lossSum = 0.0, last: Float = .nan, ran = 0
         var interrupted = false

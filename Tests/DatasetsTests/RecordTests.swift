@@ -32,7 +32,10 @@ final class RecordTests: XCTestCase {
         let keys = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
         XCTAssertEqual(Set(keys.keys), ["args", "env0_in_acc", "env0_out_acc", "env1_in_acc", "env1_out_acc", "env2_in_acc",
                                         "env2_out_acc", "env3_in_acc", "env3_out_acc", "epoch", "hparams", "loss", "mem_gb",
-                                        "provenance", "step", "step_time"])
+                                        "provenance", "step", "step_time", "steps_done"])
+        // Written as DomainBed's 0-based step index, read back as the count of steps done.
+        XCTAssertTrue(line.contains("\"step\":299,"), line)
+        XCTAssertTrue(line.contains("\"steps_done\":300"), line)
     }
 
     func testMalformedLinesAreReportedWithTheirNumber() {

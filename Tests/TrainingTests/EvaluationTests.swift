@@ -41,7 +41,9 @@ final class EvaluationTests: XCTestCase {
             XCTAssertNotNil(object["env\(d)_out_acc"] as? Double, line)
             XCTAssertNotNil(object["env\(d)_out_loss"] as? Double, line)
         }
-        XCTAssertEqual(object["step"] as? Int, 3)
+        // DomainBed's "step" is the 0-based index of the step just taken; "steps_done" the count.
+        XCTAssertEqual(object["step"] as? Int, 2)
+        XCTAssertEqual(object["steps_done"] as? Int, 3)
         let args = try XCTUnwrap(object["args"] as? [String: Any])
         XCTAssertEqual(args["test_envs"] as? [Int], [2])
         XCTAssertEqual(args["algorithm"] as? String, "erm")
@@ -61,7 +63,11 @@ final class EvaluationTests: XCTestCase {
         // "loss" is the mean training loss since the previous evaluation; "epoch" is DomainBed's.
         XCTAssertEqual(object["loss"] as? Double ?? .nan, losses[0..<3].map(Double.init).reduce(0, +) / 3, accuracy: 1e-12)
         XCTAssertEqual(run.records[2].metrics["loss"], Double(losses[6]))
-        XCTAssertEqual(object["epoch"] as? Double ?? .nan, 3.0 / (Double(run.splits.map(\.inIndices.count).min()!) / 5), accuracy: 1e-12)
+        // DomainBed's epoch: step index / (min over every domain's in split, held-out included, / batch).
+        XCTAssertEqual(object["epoch"] as? Double ?? .nan, 2.0 / (Double(run.splits.map(\.inIndices.count).min()!) / 5), accuracy: 1e-12)
+        XCTAssertEqual(args["hparams_seed"] as? Int, 0)
+        XCTAssertEqual(args["holdout_fraction"] as? Double, 0.2)
+        XCTAssertEqual(args["steps"] as? Int, 7, "the planned length of the run")
         // Keys are sorted as json.dumps(sort_keys=True) writes them, and the line parses back.
         let keys = object.keys.sorted()
         XCTAssertEqual(line.components(separatedBy: "\"env0_in_acc\"").count, 2)
