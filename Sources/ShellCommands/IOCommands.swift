@@ -196,6 +196,12 @@ extension ShellCommands {
             })
     }
 
+    /// `set threads=N` from outside a script (`fqat-shell --threads N`).
+    public static func setThreads(_ n: Int, session s: Session) {
+        s.settings.threads = n
+        applyThreads(s)
+    }
+
     static func applyThreads(_ s: Session) {
         BLAS.setThreads(s.settings.threads)
         Parallel.threads = s.settings.threads

@@ -64,6 +64,18 @@ public final class Session {
     public var lastFigure: String?
     /// The label of the current run (for plot file names).
     public var runLabel: String?
+    /// When set (`fqat-shell --records FILE`, as a sweep task runs), every run's records append to
+    /// this one file (DomainBed's `<run>/results.jsonl`) instead of `<out>/<label>.jsonl`.
+    public var recordsFile: String?
+    /// Extra or replaced record args (`fqat-shell --record-arg key=value`, e.g. a sweep's task id,
+    /// hparams_seed, or the DomainBed dataset name; a replaced `dataset` is kept as `benchmark`).
+    public var recordArgOverrides: [String: RecordValue] = [:]
+    /// `--record-arg key=value`: the value read as JSON (a number, list, quoted text…), else as text.
+    public func setRecordArg(_ key: String, text: String) {
+        recordArgOverrides[key] = (try? JSONDecoder().decode(RecordValue.self, from: Data(text.utf8))) ?? .string(text)
+    }
+    /// Where SIGTERM saves the session (`fqat-shell --autosave PATH`; default `<out>/autosave.fqsession`).
+    public var autosavePath: String?
 
     public init() {}
 

@@ -20,18 +20,40 @@ extension ShellCommands {
             throw CommandError("cannot read the folder '\(folder)'")
         }
         var runs: [RunRecords] = []
-        for case let rel as String in walker where rel.hasSuffix(".jsonl") {
+        // A sweep folder (docs/sweeps.md) is read as DomainBed reads it: <task>/results.jsonl, one
+        // per task, each holding every run of its task (the per-label copies under <task>/out are
+        // not read again). A results file may hold several runs: they are told apart by label, seed and held-out domains.
+        let isSweep = SweepFolder.isSweep(folder)
+        let files: [String]
+        if isSweep {
+            let subs = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
+            files = subs.map { ($0 as NSString).appendingPathComponent("results.jsonl") }
+                .filter { FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent($0)) }
+        } else {
+            files = walker.compactMap { $0 as? String }.filter { $0.hasSuffix(".jsonl") }
+        }
+        for rel in files {
             let path = (folder as NSString).appendingPathComponent(rel)
             let text = try String(contentsOfFile: path, encoding: .utf8)
-            let records: [EvalRecord]
-            do { records = try EvalRecord.parse(jsonLines: text) } catch {
+            let all: [EvalRecord]
+            do { all = try EvalRecord.parse(jsonLines: text) } catch {
                 throw CommandError("\(path): \(error)")
             }
-            guard let first = records.first else { continue }
-            let label = first.args["label"].flatMap { if case .string(let s) = $0 { return s } else { return nil } }
-                ?? ((rel as NSString).lastPathComponent as NSString).deletingPathExtension
-            let seed = first.args["seed"].flatMap { $0.number }.map { Int($0) } ?? 0
-            runs.append(RunRecords(label: label, seed: seed, testDomains: first.testDomains, records: records))
+            func labelOf(_ r: EvalRecord) -> String? { r.args["label"].flatMap { if case .string(let s) = $0 { return s } else { return nil } } }
+            var order: [String] = []
+            var byLabel: [String: [EvalRecord]] = [:]
+            for r in all {
+                let key = isSweep ? "\(labelOf(r) ?? "")|\(r.args["seed"]?.description ?? "")|\(r.testDomains)" : ""
+                if byLabel[key] == nil { order.append(key) }
+                byLabel[key, default: []].append(r)
+            }
+            for key in order {
+                let records = byLabel[key]!
+                guard let first = records.first else { continue }
+                let label = labelOf(first) ?? ((rel as NSString).lastPathComponent as NSString).deletingPathExtension
+                let seed = first.args["seed"].flatMap { $0.number }.map { Int($0) } ?? 0
+                runs.append(RunRecords(label: label, seed: seed, testDomains: first.testDomains, records: records))
+            }
         }
         return runs.sorted { ($0.label, $0.testDomains.first ?? 0, $0.seed) < ($1.label, $1.testDomains.first ?? 0, $1.seed) }
     }

@@ -74,6 +74,14 @@ extension ShellCommands {
         let label = inv.has("label") ? inv.string("label") : (!isNew ? s.runLabel : nil) ?? defaultLabel(method, s)
         s.runLabel = label
         run.recordArgs["label"] = .string(label)
+        // DomainBed's tools make one table row per args.algorithm, so it holds the run label (one row
+        // per method × quantizer × bits, as `summary`); the training method itself is args.method.
+        run.recordArgs["algorithm"] = .string(label)
+        run.recordArgs["method"] = .string(method.rawValue)
+        for (key, value) in s.recordArgOverrides {
+            if key == "dataset", let own = run.recordArgs["dataset"], run.recordArgs["benchmark"] == nil { run.recordArgs["benchmark"] = own }
+            run.recordArgs[key] = value
+        }
         let steps = inv.int("steps")
         let progress = Progress(mode: Progress.mode(setting: s.settings.progress), total: steps, label: label) {
             inv.output.write($0, to: .standard)
@@ -101,6 +109,9 @@ extension ShellCommands {
                     progress.update(done, status)
                 case .evaluation(let record, _):
                     appendRecord(record, to: recordsPath)
+                    // `fqat-shell --records FILE` (a sweep task): every run's records also go to one
+                    // DomainBed results.jsonl, which the task runner clears before each attempt.
+                    if let file = s.recordsFile { appendRecord(record, to: file) }
                     progress.note(evalLine(record, s: s, loss: record.metrics["loss"]))
                 }
             }

@@ -1,0 +1,227 @@
+// Sweeps (docs/sweeps.md): the task list of a grid, task states from markers, the Slurm script,
+// and a smoke sweep of examples/paper/table1.fqs run by the local launcher, its DomainBed layout
+// and its collected table.
+import Datasets
+import Foundation
+import Plot
+@testable import ShellCommands
+import XCTest
+
+final class SweepTests: XCTestCase {
+    func spec(_ options: [(String, String)], grid: [String] = [], each: [String] = []) -> SweepSpec {
+        var s = SweepSpec(script: "examples/paper/table1.fqs")
+        s.options = options.map { SweepOption($0.0, $0.1) }
+        s.listAxes = grid
+        s.scalarAxes = each
+        return s
+    }
+
+    func testAGridBecomesOneTaskPerCombinationWithStableIDs() throws {
+        let s = spec([("seeds", "[0,23]"), ("domains", "[fog, clean]"), ("lr", "[1e-3,1e-4]"), ("per_domain", "60")],
+                     grid: ["seeds", "domains"], each: ["lr"])
+        let tasks = try SweepPlan.tasks(s, scriptPath: "/x/table1.fqs")
+        XCTAssertEqual(tasks.count, 8)
+        XCTAssertEqual(tasks.map(\.index), Array(0..<8))
+        XCTAssertEqual(tasks[0].commandLineOptions, ["--seeds=[0]", "--domains=[fog]", "--lr=1e-3", "--per_domain=60"])
+        XCTAssertEqual(tasks[7].commandLineOptions, ["--seeds=[23]", "--domains=[clean]", "--lr=1e-4", "--per_domain=60"])
+        XCTAssertEqual(Set(tasks.map(\.id)).count, 8)
+        XCTAssertTrue(tasks.allSatisfy { $0.id.count == 32 && $0.out == $0.id + "/out" && $0.after.isEmpty })
+        // DomainBed: repetitions are trials, hyperparameter choices are hparams_seeds.
+        XCTAssertEqual(tasks.map { $0.recordArgs["trial_seed"] }, [0, 0, 0, 0, 1, 1, 1, 1].map { .int($0) })
+        XCTAssertEqual(tasks.map { $0.recordArgs["hparams_seed"] }, [0, 1, 0, 1, 0, 1, 0, 1].map { .int($0) })
+        // The id depends on the script as given and the options only: the same grid elsewhere gives the same ids.
+        XCTAssertEqual(try SweepPlan.tasks(s, scriptPath: "/elsewhere/table1.fqs").map(\.id), tasks.map(\.id))
+        XCTAssertEqual(tasks[0].id, SweepPlan.taskID(script: s.script, options: tasks[0].options))
+        XCTAssertNotEqual(SweepPlan.taskID(script: s.script, options: [SweepOption("seeds", "[0]")]),
+                          SweepPlan.taskID(script: s.script, options: [SweepOption("seeds", "[1]")]))
+    }
+
+    func testAPrepareStageIsComputedOnceAndReusedWithExplicitDependencies() throws {
+        var s = spec([("seeds", "[0,23]"), ("bits", "[3,4,5]"), ("ewgs", "false")], grid: ["seeds", "bits"])
+        s.prepare = [SweepOption("bits", "[]")]
+        s.reuse = [SweepOption("reuse_fp", "true")]
+        let tasks = try SweepPlan.tasks(s, scriptPath: "/x/table1.fqs")
+        XCTAssertEqual(tasks.count, 2 + 6)
+        let prepare = tasks.filter { $0.stage == 0 }, reuse = tasks.filter { $0.stage == 1 }
+        XCTAssertEqual(prepare.map(\.commandLineOptions), [["--seeds=[0]", "--ewgs=false", "--bits=[]"], ["--seeds=[23]", "--ewgs=false", "--bits=[]"]])
+        for t in reuse {
+            XCTAssertTrue(t.commandLineOptions.contains("--reuse_fp=true"))
+            let seed = t.commandLineOptions[0]
+            let p = try XCTUnwrap(prepare.first { $0.commandLineOptions[0] == seed })
+            XCTAssertEqual(t.after, [p.id], "a task depends on the prepare task of its seed")
+            XCTAssertEqual(t.out, p.out, "and reads the checkpoint from its folder")
+        }
+        XCTAssertEqual(prepare.map { $0.recordArgs["sweep_stage"] }, [.string("prepare"), .string("prepare")])
+    }
+
+    func testBadGridsAreExplained() {
+        func message(_ s: SweepSpec) -> String {
+            do { _ = try SweepPlan.tasks(s, scriptPath: "/x"); return "" } catch { return "\(error)" }
+        }
+        XCTAssertTrue(message(spec([("seeds", "[0]")], grid: ["domains"])).contains("the axis 'domains' has no values; give them as --domains=[v1,v2,…]"))
+        XCTAssertTrue(message(spec([("seeds", "[]")], grid: ["seeds"])).contains("empty list"))
+        XCTAssertTrue(message(spec([("seeds", "[0,0]")], grid: ["seeds"])).contains("repeats a value"))
+        XCTAssertTrue(message(spec([("seeds", "[0]"), ("seeds", "[1]")])).contains("given twice"))
+        var r = spec([("seeds", "[0]")], grid: ["seeds"])
+        r.reuse = [SweepOption("reuse_fp", "true")]
+        XCTAssertTrue(message(r).contains("--reuse needs a --prepare stage"))
+        var t = spec([("seeds", "[0]")], grid: ["seeds"])
+        t.trialAxis = "domains"
+        XCTAssertTrue(message(t).contains("--trial domains is not an axis"))
+    }
+
+    func testTaskStatesComeFromTheMarkers() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fqat-sweep-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let tasks = try SweepPlan.tasks(spec([("seeds", "[0,1,2,3,4]")], grid: ["seeds"]), scriptPath: "/x/t.fqs")
+        let sweep = SweepFolder(dir)
+        try sweep.write(tasks)
+        XCTAssertTrue(SweepFolder.isSweep(dir))
+        XCTAssertEqual(try sweep.read(), tasks)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: sweep.file(tasks[0], "args.json")), "args.json written with the list")
+        try "1.0 s\n".write(toFile: sweep.file(tasks[1], "done"), atomically: true, encoding: .utf8)
+        try "exit 70: t.fqs:3:1: error: no data\n".write(toFile: sweep.file(tasks[2], "failed"), atomically: true, encoding: .utf8)
+        try "{}\n".write(toFile: sweep.file(tasks[3], "results.jsonl"), atomically: true, encoding: .utf8)
+        try "\(getpid()) \(SweepFolder.hostName) 0\n".write(toFile: sweep.file(tasks[4], "running"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(tasks.map { sweep.state($0) }, [.pending, .done, .failed("exit 70: t.fqs:3:1: error: no data"),
+                                                      .failed("half-written: records but no done marker"),
+                                                      .running("pid \(getpid()) on \(SweepFolder.hostName)")])
+        // A running marker of a process that is gone is a failure, not a task running forever.
+        try "999999999 \(SweepFolder.hostName) 0\n".write(toFile: sweep.file(tasks[4], "running"), atomically: true, encoding: .utf8)
+        guard case .failed = sweep.state(tasks[4]) else { return XCTFail("stale running marker: \(sweep.state(tasks[4]))") }
+        // The list never changes under a sweep.
+        let other = try SweepPlan.tasks(spec([("seeds", "[7]")], grid: ["seeds"]), scriptPath: "/x/t.fqs")
+        XCTAssertThrowsError(try sweep.write(other)) { XCTAssertTrue("\($0)".contains("already holds a different task list"), "\($0)") }
+        XCTAssertNoThrow(try sweep.write(tasks))
+    }
+
+    func testTheSbatchScriptIsOneArrayWithTheSettings() {
+        XCTAssertEqual(SweepRunner.arraySpec([0, 1, 2, 5, 7, 8]), "0-2,5,7-8")
+        var settings = SweepRunner.SlurmSettings()
+        settings.cpusPerTask = 2
+        settings.time = "02:00:00"
+        settings.memory = "4G"
+        settings.partition = "cpu"
+        settings.parallel = 10
+        settings.extra = ["--account=proj", "--dependency=afterok:123"]
+        let script = SweepRunner.sbatchScript(sweep: SweepFolder("/s/w"), indices: [2, 3, 4], settings: settings, stage: 1)
+        for line in ["#!/bin/bash", "#SBATCH --array=2-4%10", "#SBATCH --cpus-per-task=2", "#SBATCH --time=02:00:00",
+                     "#SBATCH --mem=4G", "#SBATCH --partition=cpu", "#SBATCH --account=proj", "#SBATCH --dependency=afterok:123",
+                     "#SBATCH --requeue", "#SBATCH --output=/s/w/slurm/%A_%a.out"] {
+            XCTAssertTrue(script.contains(line + "\n"), "\(line) in\n\(script)")
+        }
+        XCTAssertTrue(script.contains("sweep task /s/w \"$SLURM_ARRAY_TASK_ID\" --threads 2\n"), script)
+    }
+
+    func testTheCommandLineRejectsBadInputWithAReason() {
+        var errors: [String] = []
+        func run(_ argv: [String]) -> Int32 { SweepCLI.main(argv, print: { _ in }, printError: { errors.append($0) }) }
+        XCTAssertEqual(run(["launch"]), 64)
+        XCTAssertTrue(errors.last?.contains("unknown subcommand 'launch'") == true)
+        XCTAssertEqual(run(["list", "/nonexistent/sweep"]), 65)
+        XCTAssertTrue(errors.last?.contains("is not a sweep (no sweep.tasks)") == true, errors.last ?? "")
+        XCTAssertEqual(run(["create", "/tmp/x", "/nonexistent.fqs"]), 65)
+        XCTAssertTrue(errors.last?.contains("cannot read the script") == true)
+        XCTAssertEqual(run(["run", "/tmp/x", "--workers", "zero"]), 65)
+    }
+
+    /// The smoke sweep: table1.fqs at smoke size over 2 held-out domains, with the FP checkpoint as a
+    /// prepare stage, run by the local launcher with 2 workers; then a re-run, a failed task and collect.
+    func testASmokeSweepRunsLocallyInDomainBedLayout() throws {
+        let binary = repositoryRoot.appendingPathComponent(".build/debug/fqat-shell").path
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "fqat-shell is not built")
+        try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST is not installed")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fqat-sweep-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func shell(_ args: [String]) throws -> (Int32, String) {
+            let p = try Subprocess(executable: binary, arguments: args, workingDirectory: repositoryRoot.path,
+                                   stdin: .null, stdout: .pipe, stderr: .standardOutput)
+            let data = p.output!.readDataToEndOfFile()
+            return (p.wait().status, String(decoding: data, as: UTF8.self))
+        }
+        let (created, createText) = try shell(["sweep", "create", dir, "examples/paper/table1.fqs", "--grid", "domains",
+                                               "--domains=[fog,clean]", "--seeds=[0]", "--per_domain=60", "--erm_steps=3",
+                                               "--qat_steps=2", "--eval_every=2", "--bits=[4]", "--ewgs=false",
+                                               "--prepare", "bits=[]", "--reuse", "reuse_fp=true", "--domainbed-dataset", "PACS"])
+        XCTAssertEqual(created, 0, createText)
+        XCTAssertTrue(createText.contains("4 tasks (2 prepare tasks first)"), createText)
+        let sweep = SweepFolder(dir)
+        let tasks = try sweep.read()
+        XCTAssertEqual(tasks.map { sweep.state($0) }, Array(repeating: .pending, count: 4))
+
+        let (ran, runText) = try shell(["sweep", "run", dir, "--workers", "2", "--threads", "1"])
+        XCTAssertEqual(ran, 0, runText)
+        XCTAssertEqual(tasks.map { sweep.state($0) }, Array(repeating: .done, count: 4), runText)
+        // DomainBed's layout and keys.
+        var labels: [String] = []
+        for t in tasks {
+            let text = try String(contentsOfFile: sweep.file(t, "results.jsonl"), encoding: .utf8)
+            let lines = text.split(separator: "\n")
+            XCTAssertFalse(lines.isEmpty)
+            for line in lines {
+                let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                let args = try XCTUnwrap(object["args"] as? [String: Any])
+                for key in ["dataset", "algorithm", "test_envs", "hparams_seed", "trial_seed", "seed", "holdout_fraction", "steps"] {
+                    XCTAssertNotNil(args[key], "args.\(key) in \(line)")
+                }
+                XCTAssertEqual(args["dataset"] as? String, "PACS")
+                XCTAssertEqual(args["benchmark"] as? String, "style-fmnist")
+                XCTAssertEqual(args["sweep_task"] as? String, t.id)
+                XCTAssertEqual(args["algorithm"] as? String, args["label"] as? String)
+                let step = try XCTUnwrap(object["step"] as? Int), done = try XCTUnwrap(object["steps_done"] as? Int)
+                XCTAssertEqual(step, done - 1, "DomainBed's step is the index of the step just taken")
+                labels.append(args["label"] as! String)
+            }
+            XCTAssertTrue(FileManager.default.fileExists(atPath: sweep.file(t, "done")))
+            XCTAssertTrue(FileManager.default.fileExists(atPath: sweep.file(t, "args.json")))
+        }
+        XCTAssertEqual(Set(labels), ["fp-erm", "fp-control", "lsq-4bit", "lsq+sagm-4bit", "fqat-lsq-4bit"])
+
+        // The table: our summary of the sweep folder reads each task's results.jsonl once.
+        let (collected, table) = try shell(["sweep", "collect", dir])
+        XCTAssertEqual(collected, 0, table)
+        for label in ["fp-erm", "fp-control", "lsq-4bit", "lsq+sagm-4bit", "fqat-lsq-4bit"] {
+            XCTAssertEqual(table.components(separatedBy: "\n").filter { $0.contains("│ \(label) ") || $0.hasPrefix(label + " ") || $0.contains(" \(label) ") }.count, 1, "\(label) once in\n\(table)")
+        }
+
+        // Re-running skips done tasks; a task whose markers say failed runs again.
+        let (again, againText) = try shell(["sweep", "run", dir])
+        XCTAssertEqual(again, 0, againText)
+        XCTAssertTrue(againText.contains("0 of 4 tasks to run"), againText)
+        try FileManager.default.removeItem(atPath: sweep.file(tasks[3], "done"))
+        XCTAssertEqual(sweep.state(tasks[3]), .failed("half-written: records but no done marker"))
+        let (rerun, rerunText) = try shell(["sweep", "run", dir, "--workers", "1"])
+        XCTAssertEqual(rerun, 0, rerunText)
+        XCTAssertTrue(rerunText.contains("1 of 4 tasks to run"), rerunText)
+        XCTAssertEqual(sweep.state(tasks[3]), .done)
+        let (_, table2) = try shell(["sweep", "collect", dir])
+        XCTAssertEqual(table2, table, "same seed, same table")
+
+        // `list` shows the states.
+        let (_, listed) = try shell(["sweep", "list", dir])
+        XCTAssertTrue(listed.contains("4 done, 0 running, 0 failed, 0 pending"), listed)
+    }
+
+    func testAFailingTaskIsMarkedWithItsLastErrorLine() throws {
+        let binary = repositoryRoot.appendingPathComponent(".build/debug/fqat-shell").path
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "fqat-shell is not built")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fqat-sweep-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = (dir as NSString).appendingPathComponent("bad.fqs")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try "let n = option \"n\" 1\nif n > 1 {\n    train erm steps=1\n}\nprint n\n".write(toFile: script, atomically: true, encoding: .utf8)
+        let sweepDir = (dir as NSString).appendingPathComponent("sweep")
+        var out: [String] = [], err: [String] = []
+        XCTAssertEqual(SweepCLI.main(["create", sweepDir, script, "--each", "n", "--n=[1,2]"], print: { out.append($0) }, printError: { err.append($0) }), 0, "\(err)")
+        let sweep = SweepFolder(sweepDir)
+        let tasks = try sweep.read()
+        let p = try Subprocess(executable: binary, arguments: ["sweep", "run", sweepDir, "--workers", "2"], stdin: .null, stdout: .pipe, stderr: .standardOutput)
+        let text = String(decoding: p.output!.readDataToEndOfFile(), as: UTF8.self)
+        XCTAssertEqual(p.wait().status, 70, text)
+        XCTAssertEqual(sweep.state(tasks[0]), .done)
+        guard case .failed(let why) = sweep.state(tasks[1]) else { return XCTFail("\(sweep.state(tasks[1]))") }
+        XCTAssertTrue(why.hasPrefix("exit 70: "), why)
+        XCTAssertTrue(why.contains("error"), why)
+        XCTAssertTrue(text.contains("1 not done"), text)
+    }
+}
