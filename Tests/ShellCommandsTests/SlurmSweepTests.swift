@@ -32,12 +32,15 @@ final class SlurmSweepTests: XCTestCase {
         return (status, text)
     }
 
+    let testStart = Date()
+
     func waitFor(_ what: String, limit: Double, _ condition: () throws -> Bool) throws {
         let start = Date()
         while try !condition() {
             guard Date().timeIntervalSince(start) < limit else { throw SweepError("timed out after \(Int(limit)) s waiting for \(what)") }
             Thread.sleep(forTimeInterval: 0.25)
         }
+        print(String(format: "SlurmSweepTests: %.1f s: %@", Date().timeIntervalSince(testStart), what))
     }
 
     func testASweepRunsAsASlurmArrayAndSurvivesATerminatedTask() throws {
@@ -66,7 +69,7 @@ final class SlurmSweepTests: XCTestCase {
         // The same smoke sweep twice: on Slurm and with the local launcher. 20 ERM steps leave time to
         // stop a task while it trains.
         let grid = ["examples/paper/table1.fqs", "--grid", "domains", "--domains=[fog,clean]", "--seeds=[0]",
-                    "--per_domain=60", "--erm_steps=20", "--qat_steps=2", "--eval_every=5", "--bits=[4]", "--ewgs=false",
+                    "--per_domain=60", "--arch=resnet8", "--erm_steps=20", "--qat_steps=2", "--eval_every=5", "--bits=[4]", "--ewgs=false",
                     "--domainbed-dataset", "PACS"]
         let slurmDir = (root as NSString).appendingPathComponent("slurm-sweep")
         let localDir = (root as NSString).appendingPathComponent("local-sweep")
@@ -97,6 +100,7 @@ final class SlurmSweepTests: XCTestCase {
             return !state.contains("JobState=RUNNING") && !state.contains("JobState=COMPLETING")
         }
         try sh(["scontrol", "requeue", "\(job)_0"])
+        try waitFor("the requeued task 0 to run again", limit: 300) { sweep.state(tasks[0]).name == "running" }
         try waitFor("every task to be done", limit: 400) { tasks.allSatisfy { sweep.state($0) == .done } }
         let (_, listed) = try sh([binary, "sweep", "list", slurmDir])
         XCTAssertTrue(listed.contains("2 done, 0 running, 0 failed, 0 pending"), listed)
@@ -106,8 +110,10 @@ final class SlurmSweepTests: XCTestCase {
             XCTAssertEqual(records.count, 8, "a re-run task starts its results over: \(records.joined(separator: "\n"))")
         }
 
+        for t in tasks { print("SlurmSweepTests: task \(t.index) done: \((try? String(contentsOfFile: sweep.file(t, "done"), encoding: .utf8)) ?? "")") }
         // The local launcher gives the identical table.
         try sh([binary, "sweep", "run", localDir, "--workers", "2", "--threads", "1"])
+        print(String(format: "SlurmSweepTests: %.1f s: the local launcher ran the same sweep", Date().timeIntervalSince(testStart)))
         let (_, slurmTable) = try sh([binary, "sweep", "collect", slurmDir])
         let (_, localTable) = try sh([binary, "sweep", "collect", localDir])
         XCTAssertTrue(slurmTable.contains("fqat-lsq-4bit"), slurmTable)
