@@ -74,6 +74,10 @@ public final class Session {
     public func setRecordArg(_ key: String, text: String) {
         recordArgOverrides[key] = (try? JSONDecoder().decode(RecordValue.self, from: Data(text.utf8))) ?? .string(text)
     }
+    /// A session saved when an earlier attempt of this script was stopped (`fqat-shell --resume-from`,
+    /// as a re-run sweep task passes its autosave): the `train` that starts the run it was in
+    /// continues that run from the saved state instead of from zero (docs/sweeps.md).
+    public var resumeFrom: String?
     /// Where SIGTERM saves the session (`fqat-shell --autosave PATH`; default `<out>/autosave.fqsession`).
     public var autosavePath: String?
 

@@ -30,10 +30,12 @@ public enum SweepRunner {
     }
 
     /// The script's command line for a task (after the executable).
-    public static func arguments(_ t: SweepTask, sweep: SweepFolder, threads: Int?) -> [String] {
+    public static func arguments(_ t: SweepTask, sweep: SweepFolder, threads: Int?, resume: Bool = false) -> [String] {
         var args: [String] = []
         if let threads { args += ["--threads", String(threads)] }
         args += ["--records", sweep.file(t, "results.jsonl"), "--autosave", sweep.file(t, "autosave.fqsession")]
+        // A stopped attempt left its session: the run it was in continues from there.
+        if resume { args += ["--resume-from", sweep.file(t, "autosave.fqsession")] }
         var recordArgs = t.recordArgs
         recordArgs["sweep_task"] = .string(t.id)
         for key in recordArgs.keys.sorted() {
@@ -75,7 +77,9 @@ public enum SweepRunner {
         forwardTermination()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments(t, sweep: sweep, threads: threads)
+        let autosave = sweep.file(t, "autosave.fqsession")
+        process.arguments = arguments(t, sweep: sweep, threads: threads,
+                                      resume: fm.fileExists(atPath: autosave) && fm.fileExists(atPath: autosave + ".run"))
         guard fm.createFile(atPath: sweep.file(t, "out.txt"), contents: nil), fm.createFile(atPath: sweep.file(t, "err.txt"), contents: nil),
               let outFile = FileHandle(forWritingAtPath: sweep.file(t, "out.txt")),
               let errFile = FileHandle(forWritingAtPath: sweep.file(t, "err.txt")) else {
@@ -97,6 +101,8 @@ public enum SweepRunner {
         let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
         if status == 0 && !terminated {
             let seconds = String(format: "%.1f", Date().timeIntervalSince(start))
+            // A finished task needs no resume point: a later forced re-run starts from zero.
+            for name in ["autosave.fqsession", "autosave.fqsession.run"] { try? fm.removeItem(atPath: sweep.file(t, name)) }
             try "\(seconds) s on \(SweepFolder.hostName)\n".write(toFile: sweep.file(t, "done"), atomically: true, encoding: .utf8)
         } else {
             let why = status == 143 || terminated ? "terminated (SIGTERM)" : "exit \(status)"

@@ -69,9 +69,23 @@ extension ShellCommands {
     static func train(_ inv: Invocation, _ s: Session) throws -> Value {
         applyHyperparameters(inv, s)
         let method = try TrainingMethod(named: inv.string("method"))
-        let (run, isNew) = try s.runFor(method: method, forceNew: inv.bool("new"))
+        var (run, isNew) = try s.runFor(method: method, forceNew: inv.bool("new"))
         // A continued run keeps its label (and records file) unless a new one is given.
         let label = inv.has("label") ? inv.string("label") : (!isNew ? s.runLabel : nil) ?? defaultLabel(method, s)
+        var steps = inv.int("steps")
+        var resumed = false
+        if isNew, let saved = try resumableRun(s, label: label, method: method, candidate: run, steps: steps) {
+            // A re-run sweep task (`fqat-shell --resume-from`): this is the run its killed attempt was
+            // in; the saved session continues it exactly, for the steps it had left.
+            try SessionFile.load(s, from: saved)
+            s.resumeFrom = nil
+            guard let r = s.run else { throw CommandError("the session '\(saved)' has no run to resume") }
+            inv.print("\(label): resumed at step \(r.step) of \(steps) from \(saved)")
+            steps -= r.step
+            run = r
+            resumed = true
+            if let file = s.recordsFile { for record in r.records { appendRecord(record, to: file) } }
+        }
         s.runLabel = label
         run.recordArgs["label"] = .string(label)
         // DomainBed's tools make one table row per args.algorithm, so it holds the run label (one row
@@ -82,17 +96,17 @@ extension ShellCommands {
             if key == "dataset", let own = run.recordArgs["dataset"], run.recordArgs["benchmark"] == nil { run.recordArgs["benchmark"] = own }
             run.recordArgs[key] = value
         }
-        let steps = inv.int("steps")
         let progress = Progress(mode: Progress.mode(setting: s.settings.progress), total: steps, label: label) {
             inv.output.write($0, to: .standard)
         }
-        if isNew {
+        if resumed {
+        } else if isNew {
             inv.print("\(label): new \(method.rawValue) run — \(runDescription(run))")
         } else {
             inv.print("\(label): continuing at step \(run.step)")
         }
         let recordsPath = try recordsFile(s, label: label)
-        if isNew, let moved = try setAsideEarlierRecords(recordsPath) {
+        if isNew, !resumed, let moved = try setAsideEarlierRecords(recordsPath) {
             inv.print("\(label): earlier records in \(recordsPath) moved to \(moved) (a new run starts a new file)")
         }
         var done = 0
@@ -135,6 +149,22 @@ extension ShellCommands {
             throw Interrupted()
         }
         return trainValue(run, summary: summary, label: label)
+    }
+
+    /// The session file to resume this new run from (`s.resumeFrom`, set by `fqat-shell
+    /// --resume-from`): only when its run has this label and method, the same data, seed and
+    /// hyperparameters as the run about to start, and fewer steps than asked; else nil (the run
+    /// starts afresh, as any run before the one that was stopped).
+    static func resumableRun(_ s: Session, label: String, method: TrainingMethod, candidate: Run, steps: Int) throws -> String? {
+        guard let path = s.resumeFrom, FileManager.default.fileExists(atPath: path + ".run") else { return nil }
+        let probe = Session()
+        probe.plotter = s.plotter
+        do { try SessionFile.load(probe, from: path) } catch { return nil }
+        guard let saved = probe.run, saved.recordArgs["label"] == .string(label), saved.method == method,
+              saved.step < steps, saved.seed == candidate.seed, saved.trialSeed == candidate.trialSeed,
+              saved.hyperparameters == candidate.hyperparameters, saved.environments == candidate.environments,
+              probe.dataDescriptor == s.dataDescriptor else { return nil }
+        return path
     }
 
     static func defaultLabel(_ method: TrainingMethod, _ s: Session) -> String {

@@ -23,6 +23,7 @@ options:
   --record-arg K=V add or replace an args key of every record (V is JSON, else text; a replaced
                    `dataset` is kept as `benchmark`)
   --autosave PATH  where SIGTERM saves the session (default <out>/autosave.fqsession)
+  --resume-from F  a session saved when this script was stopped: the run it was in continues from it
   sweep …          sweeps over a script's options: `fqat-shell sweep --help` (docs/sweeps.md)
   -h, --help       this help;  --version  the version
 Inside the shell: `help`, `help train`, `train?`. Exit codes: 0 ok, 65 static error, 66 no input,
@@ -67,6 +68,7 @@ var threads: Int?
 var recordsFile: String?
 var recordArgs: [(String, String)] = []
 var autosavePath: String?
+var resumeFrom: String?
 var checkOnly = false
 var notebookDir: String?
 while let first = argv.first, first.hasPrefix("-"), first != "-" {
@@ -90,6 +92,9 @@ while let first = argv.first, first.hasPrefix("-"), first != "-" {
     case "--record-arg":
         guard let v = argv.first, let eq = v.firstIndex(of: "="), eq != v.startIndex else { failUsage("--record-arg needs KEY=VALUE") }
         argv.removeFirst(); recordArgs.append((String(v[..<eq]), String(v[v.index(after: eq)...])))
+    case "--resume-from":
+        guard let v = argv.first else { failUsage("--resume-from needs a session file") }
+        argv.removeFirst(); resumeFrom = v
     case "--autosave":
         guard let v = argv.first else { failUsage("--autosave needs a file") }
         argv.removeFirst(); autosavePath = v
@@ -114,6 +119,7 @@ let session = Session()
 let registry = ShellCommands.makeRegistry(session: session)
 if let threads { ShellCommands.setThreads(threads, session: session) }
 session.autosavePath = autosavePath
+session.resumeFrom = resumeFrom
 if let file = recordsFile {
     let dir = (file as NSString).deletingLastPathComponent
     if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }

@@ -202,6 +202,61 @@ final class SweepTests: XCTestCase {
         XCTAssertTrue(listed.contains("4 done, 0 running, 0 failed, 0 pending"), listed)
     }
 
+    /// A task stopped with SIGTERM mid-run (as Slurm preempts) and run again continues the run it was
+    /// in from its saved session, and its records equal those of a task that was never stopped.
+    func testAStoppedTaskResumesItsRunExactly() throws {
+        let binary = repositoryRoot.appendingPathComponent(".build/debug/fqat-shell").path
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "fqat-shell is not built")
+        try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST is not installed")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("fqat-sweep-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func shell(_ args: [String]) throws -> (Int32, String) {
+            let p = try Subprocess(executable: binary, arguments: args, workingDirectory: repositoryRoot.path,
+                                   stdin: .null, stdout: .pipe, stderr: .standardOutput)
+            let data = p.output!.readDataToEndOfFile()
+            return (p.wait().status, String(decoding: data, as: UTF8.self))
+        }
+        let grid = ["examples/paper/table1.fqs", "--grid", "domains", "--domains=[fog]", "--seeds=[0]", "--per_domain=60",
+                    "--arch=resnet8", "--erm_steps=40", "--qat_steps=2", "--eval_every=5", "--bits=[4]", "--ewgs=false"]
+        let stopped = (root as NSString).appendingPathComponent("stopped"), straight = (root as NSString).appendingPathComponent("straight")
+        XCTAssertEqual(try shell(["sweep", "create", stopped] + grid).0, 0)
+        XCTAssertEqual(try shell(["sweep", "create", straight] + grid).0, 0)
+        let sweep = SweepFolder(stopped)
+        let task = try XCTUnwrap(try sweep.read().first)
+
+        let job = try Subprocess(executable: binary, arguments: ["sweep", "task", stopped, "0", "--threads", "1"],
+                                 workingDirectory: repositoryRoot.path, stdin: .null, stdout: .null, stderr: .null)
+        let start = Date()
+        // Stop it once fp-erm has evaluated at least once (records exist) and is still training.
+        while !(((try? String(contentsOfFile: sweep.file(task, "results.jsonl"), encoding: .utf8)) ?? "").contains("\"steps_done\":5")) {
+            guard Date().timeIntervalSince(start) < 120, job.wait(timeout: 0) == nil else { job.send(signal: SIGKILL); return XCTFail("the task did not start training") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        job.send(signal: SIGTERM)
+        XCTAssertEqual(job.wait(timeout: 60), .exited(143))
+        guard case .failed(let why) = sweep.state(task) else { return XCTFail("\(sweep.state(task))") }
+        XCTAssertTrue(why.hasPrefix("terminated (SIGTERM)"), why)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: sweep.file(task, "autosave.fqsession.run")), "the run's exact-resume state")
+
+        let (again, againText) = try shell(["sweep", "run", stopped, "--workers", "1", "--threads", "1"])
+        XCTAssertEqual(again, 0, againText)
+        XCTAssertEqual(sweep.state(task), .done)
+        let log = try String(contentsOfFile: sweep.file(task, "out.txt"), encoding: .utf8)
+        XCTAssertTrue(log.contains("fp-erm: resumed at step "), log)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: sweep.file(task, "autosave.fqsession")), "a done task keeps no resume point")
+
+        XCTAssertEqual(try shell(["sweep", "run", straight, "--workers", "1", "--threads", "1"]).0, 0)
+        func records(_ dir: String) throws -> [EvalRecord] {
+            let r = try EvalRecord.parse(jsonLines: String(contentsOfFile: SweepFolder(dir).file(task, "results.jsonl"), encoding: .utf8))
+            // Everything but provenance, which names the (different) folders of the checkpoints.
+            return r.map { var x = $0; x.provenance = [:]; return x }
+        }
+        let a = try records(stopped), b = try records(straight)
+        XCTAssertEqual(a.count, b.count)
+        XCTAssertEqual(a, b, "a resumed task writes the records of one never stopped")
+        XCTAssertEqual(try shell(["sweep", "collect", stopped]).1, try shell(["sweep", "collect", straight]).1)
+    }
+
     func testAFailingTaskIsMarkedWithItsLastErrorLine() throws {
         let binary = repositoryRoot.appendingPathComponent(".build/debug/fqat-shell").path
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "fqat-shell is not built")
