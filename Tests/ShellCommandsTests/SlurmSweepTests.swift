@@ -110,6 +110,8 @@ final class SlurmSweepTests: XCTestCase {
             XCTAssertEqual(records.count, 8, "a re-run task starts its results over: \(records.joined(separator: "\n"))")
         }
 
+        let log0 = try String(contentsOfFile: sweep.file(tasks[0], "out.txt"), encoding: .utf8)
+        XCTAssertTrue(log0.contains("fp-erm: resumed at step "), "the requeued task continues its run: \(log0)")
         for t in tasks { print("SlurmSweepTests: task \(t.index) done: \((try? String(contentsOfFile: sweep.file(t, "done"), encoding: .utf8)) ?? "")") }
         // The local launcher gives the identical table.
         try sh([binary, "sweep", "run", localDir, "--workers", "2", "--threads", "1"])
