@@ -2,26 +2,28 @@
 // Foundation only: the Plot module takes plain arrays of Double/String and knows nothing of tensors.
 import Foundation
 
-/// Quotes `text` as a gnuplot double-quoted string literal.
+/// Quotes `text` as a gnuplot string expression that gnuplot shows literally and never executes.
 ///
-/// gnuplot interprets backslash escapes inside double quotes (`\n`, `\t`, `\"`, octal), so backslashes and
-/// quotes are escaped, newlines and tabs become `\n`/`\t`, and other control characters (which gnuplot
-/// cannot show and which would end a script line) are dropped. Terminals are set `noenhanced`, so `_`, `^`,
-/// `{`, `}`, `@` and `&` in layer names such as `layer1.0.conv_1` print literally.
+/// gnuplot runs backquoted text inside double-quoted strings as a shell command (command-line substitution
+/// happens on the whole input line before parsing; only single-quoted strings are exempt). So the text is
+/// written as a single-quoted string, where a quote is doubled (`''`) and nothing else is special — no
+/// backslash escapes, no backquote substitution, no `@` macros. Newlines and tabs, which a single-quoted
+/// string cannot hold, are joined in as `."\n".` / `."\t".` (gnuplot's string concatenation); other control
+/// characters (which gnuplot cannot show and which would end a script line) are dropped. Terminals are set
+/// `noenhanced`, so `_`, `^`, `{`, `}`, `@` and `&` in layer names such as `layer1.0.conv_1` print literally.
 public func gnuplotString(_ text: String) -> String {
-    var quoted = "\""
+    var quoted = "'"
     for scalar in text.unicodeScalars {
         switch scalar {
-        case "\\": quoted += "\\\\"
-        case "\"": quoted += "\\\""
-        case "\n": quoted += "\\n"
-        case "\t": quoted += "\\t"
+        case "'": quoted += "''"
+        case "\n": quoted += "'.\"\\n\".'"
+        case "\t": quoted += "'.\"\\t\".'"
         default:
             if scalar.value < 0x20 || scalar.value == 0x7F { continue }
             quoted.unicodeScalars.append(scalar)
         }
     }
-    return quoted + "\""
+    return quoted + "'"
 }
 
 /// A number as gnuplot and CSV readers parse it: integers without a fraction, otherwise the shortest

@@ -54,6 +54,25 @@ final class GnuplotRenderTests: XCTestCase {
         XCTAssertEqual(result.dataFiles, ["\(folder!)/nasty dir/fig.csv"])
     }
 
+    /// Issue 17 S1: gnuplot runs backquoted text in double-quoted strings as a shell command. No title,
+    /// label, series name or file name may run one; the text still shows literally in the figure.
+    func testBackquotesInTextNeverRunACommand() throws {
+        let plotter = try gnuplot()
+        let witness = "\(folder!)/PWNED"
+        let payload = "x`touch \(witness)`y"
+        let plot = LinePlot(title: "title " + payload, xLabel: "step " + payload, yLabel: "it's " + payload,
+                            series: [LineSeries(name: "series " + payload, x: [0, 1, 2], y: [1, 0.5, 0.25])],
+                            xTics: [(label: "tic " + payload, value: 1)])
+        let path = "\(folder!)/dir `touch \(witness)2` 'q'/fig.svg"
+        let result = try plotter.render(plot, to: .svg(path: path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: witness), "a backquoted command ran")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: witness + "2"), "a backquoted command in a path ran")
+        XCTAssertEqual(result.outputPath, path)
+        let svg = try String(contentsOfFile: path, encoding: .utf8)
+        XCTAssertTrue(svg.contains("`touch"), "the backquoted text is shown literally")
+        XCTAssertEqual(result.messages, "", "gnuplot warned: \(result.messages)")
+    }
+
     func testEmptyLinePlotRenders() throws {
         let path = "\(folder!)/empty.png"
         _ = try gnuplot().render(LinePlot(title: "nothing yet", xLabel: "step", yLabel: "loss", series: []), to: .png(path: path))

@@ -16,11 +16,11 @@ func assertHasText(_ script: String, _ text: String, file: StaticString = #fileP
 
 final class EscapingTests: XCTestCase {
     func testGnuplotStringEscapesQuotesBackslashesAndLineBreaks() {
-        XCTAssertEqual(gnuplotString(#"say "hi""#), #""say \"hi\"""#)
-        XCTAssertEqual(gnuplotString(#"C:\runs\a"#), #""C:\\runs\\a""#)
-        XCTAssertEqual(gnuplotString("two\nlines\tand\u{07}bell"), #""two\nlines\tandbell""#)
-        XCTAssertEqual(gnuplotString("layer1.0.conv_1 α^2 {x} @&~"), "\"layer1.0.conv_1 α^2 {x} @&~\"")
-        XCTAssertEqual(gnuplotString(""), "\"\"")
+        XCTAssertEqual(gnuplotString(#"say "hi" it's"#), #"'say "hi" it''s'"#)
+        XCTAssertEqual(gnuplotString(#"C:\runs\a"#), #"'C:\runs\a'"#)
+        XCTAssertEqual(gnuplotString("two\nlines\tand\u{07}bell"), #"'two'."\n".'lines'."\t".'andbell'"#)
+        XCTAssertEqual(gnuplotString("layer1.0.conv_1 α^2 {x} @&~"), "'layer1.0.conv_1 α^2 {x} @&~'")
+        XCTAssertEqual(gnuplotString(""), "''")
     }
 
     func testNumbersAreShortAndReadable() {
@@ -42,10 +42,10 @@ final class EscapingTests: XCTestCase {
         let plot = LinePlot(title: #"loss of "best" run \ seed 0"#, xLabel: "step", yLabel: #"loss "CE""#,
                             series: [LineSeries(name: #"run "a""#, x: [0, 1], y: [1, 0.5])])
         let script = plot.script(target: .svg(path: #"/tmp/we"ird.svg"#), dataStem: "/tmp/d").text
-        assertHasLine(script, #"set title "loss of \"best\" run \\ seed 0""#)
-        assertHasLine(script, #"set ylabel "loss \"CE\"""#)
-        assertHasLine(script, #"set output "/tmp/we\"ird.svg""#)
-        assertHasText(script, #"title "run \"a\"""#)
+        assertHasLine(script, #"set title 'loss of "best" run \ seed 0'"#)
+        assertHasLine(script, #"set ylabel 'loss "CE"'"#)
+        assertHasLine(script, #"set output '/tmp/we"ird.svg'"#)
+        assertHasText(script, #"title 'run "a"'"#)
     }
 
     func testPaletteInterpolatesBetweenStops() {
@@ -78,20 +78,20 @@ final class ScriptTests: XCTestCase {
         XCTAssertEqual(result.dataFiles, ["/out/fig.csv"])
         let lines = script.split(separator: "\n").map(String.init)
         XCTAssertEqual(Array(lines[2...5]), ["reset", "set encoding utf8",
-                                             "set terminal pngcairo size 640,480 font \"Serif,9\" noenhanced",
-                                             "set output \"/out/fig.png\""])
+                                             "set terminal pngcairo size 640,480 font 'Serif,9' noenhanced",
+                                             "set output '/out/fig.png'"])
         XCTAssertEqual(lines.last, "unset output")
         assertHasLine(script, "set datafile separator comma")
         assertHasLine(script, "set datafile columnheaders")
-        assertHasLine(script, "set title \"Loss\"")
-        assertHasLine(script, "set xlabel \"step\"")
-        assertHasLine(script, "set ylabel \"loss\"")
-        assertHasLine(script, "set y2label \"accuracy (%)\"")
+        assertHasLine(script, "set title 'Loss'")
+        assertHasLine(script, "set xlabel 'step'")
+        assertHasLine(script, "set ylabel 'loss'")
+        assertHasLine(script, "set y2label 'accuracy (%)'")
         assertHasLine(script, "set y2tics")
         assertHasLine(script, "set logscale y")
         assertHasLine(script, "set yrange [0.1:10]")
-        assertHasLine(script, "plot \"/out/fig.csv\" using 2:($1==0 ? $3 : NaN) with lines lw 2 lc rgb \"#1f77b4\" title \"train\", \\")
-        assertHasLine(script, "     \"\" using 2:($1==1 ? $3 : NaN) with linespoints lw 2 pt 7 ps 0.8 lc rgb \"#ff7f0e\" dt 2 axes x1y2 title \"val acc\"")
+        assertHasLine(script, "plot '/out/fig.csv' using 2:($1==0 ? $3 : NaN) with lines lw 2 lc rgb \"#1f77b4\" title 'train', \\")
+        assertHasLine(script, "     \"\" using 2:($1==1 ? $3 : NaN) with linespoints lw 2 pt 7 ps 0.8 lc rgb \"#ff7f0e\" dt 2 axes x1y2 title 'val acc'")
         XCTAssertEqual(files, [DataFile(path: "/out/fig.csv", contents: """
         series_index,x,y,series
         0,0,2,train
@@ -106,12 +106,12 @@ final class ScriptTests: XCTestCase {
         let plot = Landscape1DPlot(title: "1-D", alphas: [-1, 0, 1],
                                    curves: [LandscapeCurve(name: "FQAT", loss: [2, 0.5, 2], accuracy: [40, 90, 40])])
         let (script, files, _) = try record(plot)
-        assertHasLine(script, "set xlabel \"α (filter-normalised direction)\"")
+        assertHasLine(script, "set xlabel 'α (filter-normalised direction)'")
         assertHasLine(script, "set yrange [0:5]")
         assertHasLine(script, "set y2range [0:100]")
-        assertHasLine(script, "set y2label \"accuracy (%)\"")
-        assertHasText(script, "axes x1y2 title \"FQAT accuracy\"")
-        assertHasText(script, "title \"FQAT loss\"")
+        assertHasLine(script, "set y2label 'accuracy (%)'")
+        assertHasText(script, "axes x1y2 title 'FQAT accuracy'")
+        assertHasText(script, "title 'FQAT loss'")
         XCTAssertTrue(files[0].contents.hasPrefix("series_index,x,y,series\n0,-1,2,FQAT loss\n0,0,0.5,FQAT loss\n"))
     }
 
@@ -119,10 +119,10 @@ final class ScriptTests: XCTestCase {
         let grid = Grid(x: [-1, 0, 1], y: [-1, 1], z: [[3, 1, 3], [4, 2, 4]])
         let plot = ContourPlot(title: "Contour", grid: grid, levels: ContourLevels(start: 0.1, end: 10, step: 0.5))
         let (script, files, _) = try record(plot)
-        assertHasLine(script, "set title \"Contour\"")
-        assertHasLine(script, "set xlabel \"α (direction 1)\"")
-        assertHasLine(script, "set ylabel \"β (direction 2)\"")
-        assertHasLine(script, "set cblabel \"loss\" offset 1,0")
+        assertHasLine(script, "set title 'Contour'")
+        assertHasLine(script, "set xlabel 'α (direction 1)'")
+        assertHasLine(script, "set ylabel 'β (direction 2)'")
+        assertHasLine(script, "set cblabel 'loss' offset 1,0")
         assertHasLine(script, "set contour base")
         assertHasLine(script, "unset surface")
         assertHasLine(script, "set view map")
@@ -130,38 +130,38 @@ final class ScriptTests: XCTestCase {
         // The colour range stops at the first level at or above the data maximum (4 -> 4.1).
         assertHasLine(script, "set cbrange [0.1:4.1]")
         assertHasLine(script, "set cntrlabel format \"%.1f\" font \",8\" start 5 interval 60")
-        assertHasLine(script, "splot \"/out/fig.csv\" using 1:2:3 with lines lw 1.5 palette notitle, \"\" using 1:2:3 with labels boxed notitle")
+        assertHasLine(script, "splot '/out/fig.csv' using 1:2:3 with lines lw 1.5 palette notitle, \"\" using 1:2:3 with labels boxed notitle")
         // Grid format: x fastest, a blank line after each y row.
         XCTAssertEqual(files[0].contents, "x,y,z\n-1,-1,3\n0,-1,1\n1,-1,3\n\n-1,1,4\n0,1,2\n1,1,4\n\n")
         let unlabelled = ContourPlot(title: "C", grid: grid, labels: false)
         let plain = try record(unlabelled).script
-        assertHasLine(plain, "splot \"/out/fig.csv\" using 1:2:3 with lines lw 1.5 palette notitle")
+        assertHasLine(plain, "splot '/out/fig.csv' using 1:2:3 with lines lw 1.5 palette notitle")
     }
 
     func testHeatmapScriptUsesPm3dMapAndColourRange() throws {
         let plot = HeatmapPlot(title: "Heat", grid: Examples.landscapeGrid(points: 5), zRange: 0.1...6,
                                axes: LandscapeAxes(x: "δ", y: "η", z: "test loss"))
         let (script, files, _) = try record(plot, target: .svg(path: "/out/fig.svg", size: PixelSize(width: 500, height: 400)))
-        assertHasLine(script, "set terminal svg size 500,400 font \"Sans,11\" noenhanced background \"white\"")
-        assertHasLine(script, "set output \"/out/fig.svg\"")
+        assertHasLine(script, "set terminal svg size 500,400 font 'Sans,11' noenhanced background \"white\"")
+        assertHasLine(script, "set output '/out/fig.svg'")
         assertHasLine(script, "set pm3d map corners2color mean")
         assertHasLine(script, "set cbrange [0.1:6]")
-        assertHasLine(script, "set cblabel \"test loss\" offset 1,0")
-        assertHasLine(script, "set xlabel \"δ\"")
-        assertHasLine(script, "splot \"/out/fig.csv\" using 1:2:3 with pm3d notitle")
+        assertHasLine(script, "set cblabel 'test loss' offset 1,0")
+        assertHasLine(script, "set xlabel 'δ'")
+        assertHasLine(script, "splot '/out/fig.csv' using 1:2:3 with pm3d notitle")
         XCTAssertEqual(files[0].contents.split(separator: "\n").count, 1 + 25, "header + 5x5 rows")
     }
 
     func testSurfaceClipsAndTakesTheLogInTheUsingClause() throws {
         let plot = SurfacePlot(title: "Surface", grid: Examples.landscapeGrid(points: 4), zMax: 10, logarithmic: true)
         let (script, _, _) = try record(plot)
-        assertHasLine(script, "splot \"/out/fig.csv\" using 1:2:(log(($3 > 10 ? 10 : $3) + 0.1)) with pm3d notitle")
-        assertHasLine(script, "set zlabel \"log(loss + 0.1)\" rotate parallel offset -1,0")
+        assertHasLine(script, "splot '/out/fig.csv' using 1:2:(log(($3 > 10 ? 10 : $3) + 0.1)) with pm3d notitle")
+        assertHasLine(script, "set zlabel 'log(loss + 0.1)' rotate parallel offset -1,0")
         assertHasLine(script, "set view 55,35,0.9")
         assertHasLine(script, "set hidden3d front")
         assertHasLine(script, "set pm3d depthorder border lc rgb \"#303030\" lw 0.3")
         let raw = SurfacePlot(title: "S", grid: Examples.landscapeGrid(points: 4))
-        assertHasLine(try record(raw).script, "splot \"/out/fig.csv\" using 1:2:($3) with pm3d notitle")
+        assertHasLine(try record(raw).script, "splot '/out/fig.csv' using 1:2:($3) with pm3d notitle")
         XCTAssertEqual(plot.transform(100), log(10.1), accuracy: 1e-12)
         XCTAssertEqual(plot.transform(1), log(1.1), accuracy: 1e-12)
     }
@@ -178,39 +178,39 @@ final class ScriptTests: XCTestCase {
     func testGradientComparisonIsSmallMultiples() throws {
         let plot = Examples.gradients()
         let (script, files, _) = try record(plot)
-        assertHasLine(script, "set multiplot layout 2,2 title \"g_QAT vs g_flat per scale factor\" font \",13\"")
+        assertHasLine(script, "set multiplot layout 2,2 title 'g_QAT vs g_flat per scale factor' font \",13\"")
         assertHasLine(script, "unset multiplot")
         XCTAssertEqual(script.components(separatedBy: "\nreset\n").count - 1, 4, "one reset at the top and before panels 2-4")
         for factor in ["layer1.0.conv1.w_scale", "layer2.0.conv2.w_scale", "layer4.0.conv1.w_scale", "layer4.2.conv1.w_scale"] {
-            assertHasLine(script, "set title \"\(factor)\"")
+            assertHasLine(script, "set title '\(factor)'")
         }
-        assertHasText(script, "using 2:($1==0 ? $3 : NaN) with lines lw 1 lc rgb \"#e69f00\" title \"g_flat\"")
-        assertHasText(script, "using 2:($1==1 ? $3 : NaN) with lines lw 1 lc rgb \"#1f77b4\" title \"g_QAT\"")
+        assertHasText(script, "using 2:($1==0 ? $3 : NaN) with lines lw 1 lc rgb \"#e69f00\" title 'g_flat'")
+        assertHasText(script, "using 2:($1==1 ? $3 : NaN) with lines lw 1 lc rgb \"#1f77b4\" title 'g_QAT'")
         assertHasLine(script, "set arrow from 1000, graph 0 to 1000, graph 1 nohead dt 2 lc rgb \"#555555\"")
         assertHasLine(script, "set xtics 500")
         XCTAssertEqual(script.components(separatedBy: "unset key").count - 1, 3, "key in the first panel only")
         XCTAssertEqual(files.map(\.path), ["/out/fig-1.csv", "/out/fig-2.csv", "/out/fig-3.csv", "/out/fig-4.csv"])
-        assertHasText(script, "plot \"/out/fig-3.csv\" using")
+        assertHasText(script, "plot '/out/fig-3.csv' using")
         XCTAssertEqual(files[0].contents.split(separator: "\n").count, 1 + 400, "header + 2 series x 200 steps")
 
         let single = GradientComparisonPlot(title: "Fig. 2", traces: [Examples.gradients().traces[0]])
         let one = try record(single).script
         XCTAssertFalse(one.contains("multiplot"))
-        assertHasLine(one, "set title \"Fig. 2: layer1.0.conv1.w_scale\"")
+        assertHasLine(one, "set title 'Fig. 2: layer1.0.conv1.w_scale'")
     }
 
     func testDisorderHeatmapNamesRowsAndSpansWindows() throws {
         let plot = DisorderHeatmapPlot(title: "Disorder", factors: ["a.w_scale", #"b "odd""#], steps: [100, 200, 300],
                                        disorder: [[0.9, 0.8, 0.7], [0.5, 0.3, .nan]], threshold: 0.3)
         let (script, files, _) = try record(plot)
-        assertHasLine(script, #"set ytics ("a.w_scale" 0, "b \"odd\"" 1) nomirror"#)
+        assertHasLine(script, #"set ytics ('a.w_scale' 0, 'b "odd"' 1) nomirror"#)
         assertHasLine(script, "set yrange [1.5:-0.5]")
         assertHasLine(script, "set xrange [0:300]")
         assertHasLine(script, "set cbrange [0:1]")
-        assertHasLine(script, "set cbtics add (\"τ = 0.3\" 0.3)")
-        assertHasLine(script, "set xlabel \"training step\"")
+        assertHasLine(script, "set cbtics add ('τ = 0.3' 0.3)")
+        assertHasLine(script, "set xlabel 'training step'")
         assertHasLine(script, "set ylabel \"scale factor\"")
-        assertHasLine(script, "plot \"/out/fig.csv\" using 1:4:2:3:($4-0.5):($4+0.5):5 with boxxyerror fs solid 1.0 noborder lc palette notitle")
+        assertHasLine(script, "plot '/out/fig.csv' using 1:4:2:3:($4-0.5):($4+0.5):5 with boxxyerror fs solid 1.0 noborder lc palette notitle")
         // Each window is the K steps that end at its step.
         XCTAssertEqual(files[0].contents, """
         step,step_low,step_high,row,disorder,factor
@@ -229,11 +229,11 @@ final class ScriptTests: XCTestCase {
                                  frozen: [[false, true], [true, true], [false, false]])
         XCTAssertEqual(plot.counts, [1, 2])
         let (script, files, _) = try record(plot)
-        assertHasLine(script, "set multiplot layout 2,1 title \"Freezing\" font \",13\"")
+        assertHasLine(script, "set multiplot layout 2,1 title 'Freezing' font \",13\"")
         assertHasLine(script, "set cbtics (\"active\" 0.25, \"frozen\" 0.75) scale 0")
         assertHasLine(script, "set palette maxcolors 2")
-        assertHasLine(script, "set title \"number of frozen scale factors\"")
-        assertHasLine(script, "set ylabel \"frozen factors\"")
+        assertHasLine(script, "set title 'number of frozen scale factors'")
+        assertHasLine(script, "set ylabel 'frozen factors'")
         assertHasLine(script, "set yrange [0:3]")
         // Both panels share the x range and margins so the count lines up under the map.
         XCTAssertEqual(script.components(separatedBy: "set xrange [100:300]").count - 1, 2)
@@ -260,24 +260,24 @@ final class ScriptTests: XCTestCase {
             AccuracyCurve(name: "OOD", steps: [0, 2], accuracy: [10, 70], outOfDistribution: true),
         ])
         let (script, files, _) = try record(plot)
-        assertHasLine(script, "set ylabel \"training loss\"")
-        assertHasLine(script, "set y2label \"accuracy (%)\"")
+        assertHasLine(script, "set ylabel 'training loss'")
+        assertHasLine(script, "set y2label 'accuracy (%)'")
         assertHasLine(script, "set y2range [0:100]")
-        assertHasLine(script, "set xlabel \"training step\"")
-        assertHasText(script, "dt 2 axes x1y2 title \"ID accuracy\"")
-        assertHasText(script, "lc rgb \"#ff7f0e\" axes x1y2 title \"OOD accuracy\"")
+        assertHasLine(script, "set xlabel 'training step'")
+        assertHasText(script, "dt 2 axes x1y2 title 'ID accuracy'")
+        assertHasText(script, "lc rgb \"#ff7f0e\" axes x1y2 title 'OOD accuracy'")
         XCTAssertTrue(files[0].contents.hasSuffix("1,0,10,ID accuracy\n1,2,90,ID accuracy\n2,0,10,OOD accuracy\n2,2,70,OOD accuracy\n"))
     }
 
     func testBitWidthPlotDrawsErrorBarsDodgedApart() throws {
         let (script, files, _) = try record(Examples.bitWidth())
-        assertHasLine(script, "set xtics (\"3-bit\" 3, \"4-bit\" 4, \"5-bit\" 5)")
+        assertHasLine(script, "set xtics ('3-bit' 3, '4-bit' 4, '5-bit' 5)")
         assertHasLine(script, "set xrange [2.5:5.5]")
         assertHasText(script, "using ($2-0.06):($1==0 ? $3 : NaN):4 with yerrorlines")
         assertHasText(script, "using 2:($1==1 ? $3 : NaN):4 with yerrorlines")
         assertHasText(script, "using ($2+0.06):($1==2 ? $3 : NaN):4 with yerrorlines")
-        assertHasText(script, "dt 2 title \"full precision\"")
-        assertHasLine(script, "set ylabel \"OOD accuracy (%)\"")
+        assertHasText(script, "dt 2 title 'full precision'")
+        assertHasLine(script, "set ylabel 'OOD accuracy (%)'")
         let csv = files[0].contents.split(separator: "\n").map(String.init)
         XCTAssertEqual(csv[0], "series_index,x,y,y_error,series")
         XCTAssertEqual(csv[1], "0,3,71.2,1.1,LSQ")
@@ -288,14 +288,14 @@ final class ScriptTests: XCTestCase {
         let figure = Figure(title: "Side by side", columns: 2, specs: [Examples.surface(title: "left"), Examples.contour()])
         XCTAssertEqual(figure.rows, 1)
         let (script, files, _) = try record(figure, target: .png(path: "/out/fig.png"))
-        assertHasLine(script, "set terminal pngcairo size 1120,460 font \"Sans,11\" noenhanced")
-        assertHasLine(script, "set multiplot layout 1,2 title \"Side by side\" font \",13\"")
-        assertHasText(script, "splot \"/out/fig-1.csv\" using 1:2:(log")
-        assertHasText(script, "splot \"/out/fig-2.csv\" using 1:2:3 with lines")
+        assertHasLine(script, "set terminal pngcairo size 1120,460 font 'Sans,11' noenhanced")
+        assertHasLine(script, "set multiplot layout 1,2 title 'Side by side' font \",13\"")
+        assertHasText(script, "splot '/out/fig-1.csv' using 1:2:(log")
+        assertHasText(script, "splot '/out/fig-2.csv' using 1:2:3 with lines")
         XCTAssertEqual(files.map(\.path), ["/out/fig-1.csv", "/out/fig-2.csv"])
         // No setting of the surface (view, hidden3d) may leak into the contour: a reset sits between them.
         let second = script.components(separatedBy: "\nreset\n").last!
-        XCTAssertTrue(second.hasPrefix("set datafile separator comma\nset datafile columnheaders\nset title \"Loss contours"))
+        XCTAssertTrue(second.hasPrefix("set datafile separator comma\nset datafile columnheaders\nset title 'Loss contours"))
     }
 
     func testNiceTicSteps() {
@@ -313,12 +313,12 @@ final class ScriptTests: XCTestCase {
         let plotter = RecordingPlotter()
         let result = try plotter.render(Examples.linePlot(), to: .png(path: "runs/a/fig.png"))
         XCTAssertEqual(result.dataFiles, ["runs/a/fig.csv"])
-        assertHasText(plotter.scripts[0], "plot \"runs/a/fig.csv\" using")
+        assertHasText(plotter.scripts[0], "plot 'runs/a/fig.csv' using")
     }
 
     func testSixelTargetWritesToStandardOutput() throws {
         let (script, _, result) = try record(Examples.linePlot(), target: .sixel(size: PixelSize(width: 600, height: 400)))
-        assertHasLine(script, "set terminal sixelgd size 600,400 font \"Sans,11\" noenhanced truecolor")
+        assertHasLine(script, "set terminal sixelgd size 600,400 font 'Sans,11' noenhanced truecolor")
         assertHasLine(script, "unset output")
         XCTAssertNil(result.outputPath)
     }

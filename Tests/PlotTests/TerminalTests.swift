@@ -134,7 +134,7 @@ final class TextTargetTests: XCTestCase {
         let result = try plotter.render(Examples.frozenSet(), to: .text(columns: 100, lines: 30, color: .none), dataStem: "/tmp/x/f")
         XCTAssertEqual(plotter.scripts.count, 1, "only the count panel goes to gnuplot")
         assertHasLine(plotter.scripts[0], "set terminal dumb size 100,30 noenhanced mono")
-        assertHasText(plotter.scripts[0], "plot \"/tmp/x/f-2.csv\" using")
+        assertHasText(plotter.scripts[0], "plot '/tmp/x/f-2.csv' using")
         XCTAssertEqual(plotter.dataFiles[0].map(\.path), ["/tmp/x/f-1.csv", "/tmp/x/f-2.csv"], "all data written first")
         XCTAssertTrue(plotter.dataFiles[1].isEmpty, "the panel render does not rewrite data")
         let text = result.terminalOutput
