@@ -359,7 +359,12 @@ public final class Checker {
         case .unary(let op, let operand, _):
             let value = checkExpression(operand).value
             switch (op, value) {
-            case (.negate, .int(let i)?): return .known(.int(-i), bareWords: [])
+            case (.negate, .int(let i)?):
+                guard i != Int.min else {
+                    report(.error("integer overflow: -(\(i)) is beyond the largest integer \(Int.max)", at: expression.range))
+                    return .unknown
+                }
+                return .known(.int(-i), bareWords: [])
             case (.negate, .number(let d)?): return .known(.number(-d), bareWords: [])
             default: return .unknown
             }

@@ -64,16 +64,32 @@ public struct Diagnostic: Error, CustomStringConvertible {
     /// The source line and a caret/underline under the range (clipped to the first line).
     static func snippet(_ range: SourceRange) -> String {
         let start = range.startLocation
-        let line = range.source.lineText(start.line)
-        let lineScalars = Array(line.unicodeScalars)
+        var line = range.source.lineText(start.line)
+        var lineScalars = Array(line.unicodeScalars)
+        var startColumn = start.column
+        // A very long line is shown as a window around the caret.
+        let window = 160
+        var clippedEnd = false
+        if lineScalars.count > window {
+            let from = max(0, min(start.column - 1 - 40, lineScalars.count - window))
+            let to = min(lineScalars.count, from + window)
+            clippedEnd = to < lineScalars.count
+            var shown = String.UnicodeScalarView()
+            if from > 0 { shown.append(contentsOf: "…".unicodeScalars) }
+            shown.append(contentsOf: lineScalars[from..<to])
+            if clippedEnd { shown.append(contentsOf: "…".unicodeScalars) }
+            startColumn = start.column - from + (from > 0 ? 1 : 0)
+            line = String(shown)
+            lineScalars = Array(shown)
+        }
         // Keep tabs so the caret lines up under the text whatever the tab width.
         var caret = ""
-        for index in 0..<max(0, min(start.column - 1, lineScalars.count)) {
+        for index in 0..<max(0, min(startColumn - 1, lineScalars.count)) {
             caret.append(lineScalars[index] == "\t" ? "\t" : " ")
         }
         let end = range.endLocation
-        let lastColumn = end.line == start.line ? end.column : lineScalars.count + 1
-        let width = max(1, lastColumn - start.column)
+        let lastColumn = end.line == start.line ? end.column - (start.column - startColumn) : lineScalars.count + 1
+        let width = max(1, min(lastColumn, lineScalars.count + 1) - startColumn)
         caret += "^" + String(repeating: "~", count: width - 1)
         return line + "\n" + caret + "\n"
     }
@@ -90,9 +106,40 @@ extension Diagnostic {
             }
             return Int.max
         }
-        return diagnostics.enumerated()
+        return capped(diagnostics.enumerated()
             .sorted { (key($0.element), $0.offset) < (key($1.element), $1.offset) }
-            .map(\.element)
+            .map(\.element))
+    }
+
+    /// At most this many diagnostics per source line and per script are shown.
+    public static let maxPerLine = 3
+    public static let maxPerFile = 50
+
+    /// Keeps the first `maxPerLine` diagnostics of each line and `maxPerFile` in all; what was left out is
+    /// counted in one last diagnostic (an error when an error was left out), so a line of 5,000 bad escapes
+    /// prints a few lines, not megabytes.
+    public static func capped(_ diagnostics: [Diagnostic]) -> [Diagnostic] {
+        guard diagnostics.count > maxPerLine else { return diagnostics }
+        var perLine: [String: Int] = [:]
+        var kept: [Diagnostic] = []
+        var dropped = 0
+        var droppedError = false
+        for d in diagnostics {
+            let lineKey = d.range.map { "\($0.source.name):\($0.startLocation.line)" } ?? ""
+            let onLine = perLine[lineKey, default: 0]
+            if kept.count >= maxPerFile || (!lineKey.isEmpty && onLine >= maxPerLine) {
+                dropped += 1
+                if d.severity == .error { droppedError = true }
+                continue
+            }
+            perLine[lineKey] = onLine + 1
+            kept.append(d)
+        }
+        if dropped > 0 {
+            let text = "\(dropped) more problem\(dropped == 1 ? "" : "s") not shown (at most \(maxPerLine) per line and \(maxPerFile) in all); fix these first"
+            kept.append(droppedError ? .error(text, at: nil) : .warning(text, at: nil))
+        }
+        return kept
     }
 }
 

@@ -52,6 +52,16 @@ public struct ScriptArguments {
         self.options = options
     }
 
+    /// Why options cannot become variables: a keyword (`--let=1`) or the reserved `args` (`--args=7`
+    /// would replace the positional arguments).
+    public func optionProblems() -> [String] {
+        options.compactMap { option in
+            let name = option.name
+            guard Keyword(rawValue: name) != nil || name == "args" else { return nil }
+            return "option '--\(name)' names a reserved word; a script option cannot be called '\(name)' (choose another name)"
+        }
+    }
+
     /// `--name=value` -> option; `--flag` -> true; `--no-flag` -> false; `--` ends options; anything
     /// else (including `-1`) is positional.
     public static func parse(scriptName: String, _ argv: [String]) -> ScriptArguments {
@@ -141,8 +151,15 @@ public final class Interpreter {
         return runScript(source, arguments: arguments)
     }
 
-    /// Binds the arguments, then checks the whole script and runs it if it has no errors.
+    /// Binds the arguments, then checks the whole script and runs it if it has no errors. An option
+    /// whose name is a keyword, `args`, or not a variable name is refused before anything runs.
     public func runScript(_ source: Source, arguments: ScriptArguments) -> RunResult {
+        let problems = arguments.optionProblems()
+        if !problems.isEmpty {
+            let diagnostics = problems.map { Diagnostic.error($0, at: nil) }
+            for d in diagnostics { output.write(d.rendered(), to: .error) }
+            return RunResult(status: ExitStatus.staticError, diagnostics: diagnostics, exitRequested: false)
+        }
         bind(arguments)
         return run(source)
     }
@@ -305,7 +322,7 @@ public final class Interpreter {
             throw RuntimeError("cannot source '\(text)': \(error)", at: pathExpression.range)
         }
         let parsed = Parser.parse(file)
-        let errors = (parsed.diagnostics + makeChecker().check(parsed.program)).filter { $0.severity == .error }
+        let errors = Diagnostic.capped((parsed.diagnostics + makeChecker().check(parsed.program)).filter { $0.severity == .error })
         if !errors.isEmpty { throw DiagnosticList(errors) }
         sourceStack.append(file)
         defer { sourceStack.removeLast() }
@@ -460,8 +477,10 @@ public final class Interpreter {
                 throw RuntimeError("script argument $\(index) is not given (the script got \(scriptArguments.positional.count))", at: range)
             }
             return scriptArguments.positional[index - 1]
-        case .list(let items, _):
-            return .list(try items.map { try evaluate($0, argumentContext: argumentContext) })
+        case .list(let items, let range):
+            let result = Value.list(try items.map { try evaluate($0, argumentContext: argumentContext) })
+            try Interpreter.checkSize(result, at: range)
+            return result
         case .unary(let op, let operand, let range):
             let value = try evaluate(operand, argumentContext: false)
             switch (op, value) {
@@ -572,9 +591,13 @@ public final class Interpreter {
             default: return .bool(order >= 0)
             }
         case .add:
-            if case .string = l { return .string(l.inlineString + r.inlineString) }
-            if case .string = r { return .string(l.inlineString + r.inlineString) }
-            if case .list(let a) = l, case .list(let b) = r { return .list(a + b) }
+            if case .string = l { return .string(try Interpreter.boundedString(l, r, at: range)) }
+            if case .string = r { return .string(try Interpreter.boundedString(l, r, at: range)) }
+            if case .list(let a) = l, case .list(let b) = r {
+                let result = Value.list(a + b)
+                try Interpreter.checkSize(result, at: range)
+                return result
+            }
             fallthrough
         case .subtract, .multiply, .divide:
             if op != .divide, case .int(let a) = l, case .int(let b) = r {
@@ -588,14 +611,19 @@ public final class Interpreter {
                 return .int(result)
             }
             guard let a = l.doubleValue, let b = r.doubleValue else { throw mismatch() }
+            let result: Double
             switch op {
-            case .add: return .number(a + b)
-            case .subtract: return .number(a - b)
-            case .multiply: return .number(a * b)
+            case .add: result = a + b
+            case .subtract: result = a - b
+            case .multiply: result = a * b
             default:
                 if b == 0 { throw RuntimeError("division by zero", at: range) }
-                return .number(a / b)
+                result = a / b
             }
+            if !result.isFinite, a.isFinite, b.isFinite {
+                throw RuntimeError("number overflow in '\(op.rawValue)': the result is beyond ±1.8e308", at: range)
+            }
+            return .number(result)
         case .and, .or:
             preconditionFailure("'and'/'or' short-circuit before apply")
         }
@@ -609,6 +637,42 @@ public final class Interpreter {
             return a.count == b.count && zip(a, b).allSatisfy { equal($0, $1) }
         default:
             return l == r
+        }
+    }
+}
+
+extension Interpreter {
+    /// Largest string a script may build (characters, as UTF-8 bytes).
+    public static let maxStringBytes = 16 << 20
+    /// Most values a list may hold, counting the elements of nested lists.
+    public static let maxListValues = 1 << 20
+
+    static func boundedString(_ l: Value, _ r: Value, at range: SourceRange) throws -> String {
+        try checkSize(l, at: range)
+        try checkSize(r, at: range)
+        let a = l.inlineString, b = r.inlineString
+        if a.utf8.count + b.utf8.count > maxStringBytes {
+            throw RuntimeError("string too long: \(a.utf8.count + b.utf8.count) bytes, the limit is \(maxStringBytes) (16 MiB)", at: range)
+        }
+        return a + b
+    }
+
+    /// Refuses a value holding more than `maxListValues` values in all (nested lists counted with their
+    /// elements, however often the same list is repeated) or a string over `maxStringBytes`.
+    static func checkSize(_ value: Value, at range: SourceRange) throws {
+        var count = 0
+        var stack = [value]
+        while let v = stack.popLast() {
+            count += 1
+            if count > maxListValues {
+                throw RuntimeError("list too large: more than \(maxListValues) values (nested lists counted in full)", at: range)
+            }
+            switch v {
+            case .list(let items): stack.append(contentsOf: items)
+            case .string(let text) where text.utf8.count > maxStringBytes:
+                throw RuntimeError("string too long: \(text.utf8.count) bytes, the limit is \(maxStringBytes) (16 MiB)", at: range)
+            default: break
+            }
         }
     }
 }

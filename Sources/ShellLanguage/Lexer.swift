@@ -327,10 +327,10 @@ public struct Lexer {
         let text = source.slice(start, position).replacingOccurrences(of: "_", with: "")
         if isInteger, let value = Int(text) {
             add(.integer(value), from: start)
-        } else if let value = Double(text) {
+        } else if let value = Double(text), value.isFinite {
             add(.number(value), from: start)
         } else {
-            error("number '\(text)' is too large", start, position)
+            error("number '\(text)' is too large (numbers must be within ±1.8e308)", start, position)
             add(.integer(0), from: start)
         }
     }
@@ -365,7 +365,7 @@ public struct Lexer {
             case "0": value.append("\0")
             case "\n": break  // a backslash-newline inside a string joins the lines
             case "u":
-                if peek() == "{", let close = scalars[position...].firstIndex(of: "}"),
+                if peek() == "{", let close = scalars[position..<min(position + 10, scalars.count)].firstIndex(of: "}"),
                    let code = UInt32(source.slice(position + 1, close), radix: 16), let scalar = Unicode.Scalar(code) {
                     value.append(scalar)
                     position = close + 1
@@ -384,7 +384,13 @@ public struct Lexer {
     mutating func lexDollar(start: Int) {
         if let c = peek(), Lexer.isDigit(c) {
             while let d = peek(), Lexer.isDigit(d) { position += 1 }
-            add(.scriptArgument(Int(source.slice(start + 1, position)) ?? 0), from: start)
+            let digits = source.slice(start + 1, position)
+            guard let index = Int(digits), index <= 1_000_000 else {
+                error("script argument '$\(digits)' is out of range (at most $1000000)", start, position)
+                add(.scriptArgument(0), from: start)
+                return
+            }
+            add(.scriptArgument(index), from: start)
         } else if let c = peek(), Lexer.isLetter(c) {
             let name = scanWord()
             add(.variable(name), from: start)

@@ -21,6 +21,19 @@ public struct Parser {
     /// parentheses stay on one line). Empty at statement level.
     var newlineSkipping: [Bool] = []
     var lastConsumed: Token?
+    /// Depth of the tree being built: brackets, parentheses, blocks, unary operators and each operator of
+    /// a chain (`1 + 1 + …` is a tree as deep as it is long). Bounded so that no later recursive phase
+    /// (checker, interpreter, printing, freeing the tree) can run out of stack.
+    var depth = 0
+    /// The nesting limit (Lua allows 200 C levels, CPython 200 parenthesis levels).
+    public static let maxDepth = 200
+
+    mutating func descend() throws {
+        depth += 1
+        if depth > Parser.maxDepth {
+            throw errorHere("nesting too deep: more than \(Parser.maxDepth) levels of brackets, blocks or chained operators in one statement; split it into several statements with `let`")
+        }
+    }
 
     public static func parse(_ source: Source) -> ParseResult {
         let lexed = Lexer.tokenize(source)
@@ -339,6 +352,9 @@ public struct Parser {
     }
 
     mutating func parseBlock(after what: String) throws -> Block {
+        let saved = depth
+        defer { depth = saved }
+        try descend()
         let open = try expect(.leftBrace, "'{' after \(what)")
         let statements = parseStatements(untilBrace: true)
         guard check(.rightBrace) else {
@@ -369,12 +385,18 @@ public struct Parser {
     /// In `argumentMode` (a command argument), a negative literal after an operand starts the next
     /// argument (`print x -1` is two arguments); elsewhere it subtracts (`let y = x -1`).
     mutating func parseExpression(argumentMode: Bool) throws -> ExpressionNode {
-        try parseOr(argumentMode)
+        let saved = depth
+        defer { depth = saved }
+        try descend()
+        return try parseOr(argumentMode)
     }
 
     mutating func parseOr(_ mode: Bool) throws -> ExpressionNode {
+        let saved = depth
+        defer { depth = saved }
         var left = try parseAnd(mode)
         while match(.keyword(.or)) {
+            try descend()
             let right = try parseAnd(mode)
             left = .binary(.or, left, right, left.range.union(right.range))
         }
@@ -382,8 +404,11 @@ public struct Parser {
     }
 
     mutating func parseAnd(_ mode: Bool) throws -> ExpressionNode {
+        let saved = depth
+        defer { depth = saved }
         var left = try parseNot(mode)
         while match(.keyword(.and)) {
+            try descend()
             let right = try parseNot(mode)
             left = .binary(.and, left, right, left.range.union(right.range))
         }
@@ -392,6 +417,9 @@ public struct Parser {
 
     mutating func parseNot(_ mode: Bool) throws -> ExpressionNode {
         if check(.keyword(.not)) {
+            let saved = depth
+            defer { depth = saved }
+            try descend()
             let notToken = advance()
             let operand = try parseNot(mode)
             return .unary(.not, operand, notToken.range.union(operand.range))
@@ -423,16 +451,21 @@ public struct Parser {
     }
 
     mutating func parseAdditive(_ mode: Bool) throws -> ExpressionNode {
+        let saved = depth
+        defer { depth = saved }
         var left = try parseMultiplicative(mode)
         while true {
             if match(.plus) {
+                try descend()
                 let right = try parseMultiplicative(mode)
                 left = .binary(.add, left, right, left.range.union(right.range))
             } else if match(.minus) {
+                try descend()
                 let right = try parseMultiplicative(mode)
                 left = .binary(.subtract, left, right, left.range.union(right.range))
             } else if !mode, token.isNegativeLiteral {
                 // `x -1` where only one expression can stand: a subtraction.
+                try descend()
                 let right = try parseMultiplicative(mode)
                 left = .binary(.add, left, right, left.range.union(right.range))
             } else {
@@ -442,11 +475,14 @@ public struct Parser {
     }
 
     mutating func parseMultiplicative(_ mode: Bool) throws -> ExpressionNode {
+        let saved = depth
+        defer { depth = saved }
         var left = try parseUnary(mode)
         while true {
             let op: BinaryOperator
             if check(.star) { op = .multiply } else if check(.slash) { op = .divide } else { return left }
             advance()
+            try descend()
             let right = try parseUnary(mode)
             left = .binary(op, left, right, left.range.union(right.range))
         }
@@ -454,6 +490,9 @@ public struct Parser {
 
     mutating func parseUnary(_ mode: Bool) throws -> ExpressionNode {
         if check(.minus) {
+            let saved = depth
+            defer { depth = saved }
+            try descend()
             let minusToken = advance()
             let operand = try parseUnary(mode)
             return .unary(.negate, operand, minusToken.range.union(operand.range))
