@@ -44,8 +44,17 @@ public enum IDX {
     public static func parse(_ raw: [UInt8], path: String) throws -> IDXArray {
         var bytes = raw
         if raw.count >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+            // The header (at most 4 + 4·255 bytes) first: its dimensions bound what the data may inflate to,
+            // so a small file declaring gigabytes is refused before anything large is allocated.
             do {
-                bytes = try Zlib.decompress(raw, format: .gzip)
+                let head = try Zlib.decompress(raw, format: .gzip, limit: 4 + 4 * 255, truncating: true)
+                let expected: Int
+                do { expected = try dataLength(head, path: path, complete: false) } catch {
+                    // A bad header may come from a damaged stream: say so when the stream itself is bad.
+                    try Zlib.verify(raw, format: .gzip)
+                    throw error
+                }
+                bytes = try Zlib.decompress(raw, format: .gzip, limit: expected)
             } catch let failure as Zlib.Failure {
                 throw DatasetError.corruptCompressedFile(path: path, reason: failure.message)
             }
@@ -94,6 +103,30 @@ public enum IDX {
             throw DatasetError.malformedIDX(path: path, reason: "\(body - total) bytes after the \(total) data bytes that dimensions \(dimensions) describe")
         }
         return IDXArray(dimensions: dimensions, bytes: Array(bytes[headerLength...]))
+    }
+
+    /// Header length plus data bytes that an IDX header declares (the file size it must have), checked
+    /// against `maximumElements`. `complete: false` accepts a prefix of the file.
+    static func dataLength(_ bytes: [UInt8], path: String, complete: Bool) throws -> Int {
+        guard bytes.count >= 4 else {
+            throw DatasetError.malformedIDX(path: path, reason: "the file has \(bytes.count) bytes, shorter than the 4-byte header")
+        }
+        guard bytes[0] == 0, bytes[1] == 0 else { throw DatasetError.badIDXMagic(path: path, found: Array(bytes[0..<4])) }
+        let rank = Int(bytes[3])
+        let headerLength = 4 + 4 * rank
+        guard bytes.count >= headerLength else {
+            throw DatasetError.malformedIDX(path: path, reason: "truncated header: rank \(rank) needs \(headerLength) bytes, the file has \(bytes.count)")
+        }
+        var total = 1
+        for i in 0..<rank {
+            let o = 4 + 4 * i
+            let d = Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3])
+            total = total.multipliedReportingOverflow(by: max(d, 0)).overflow ? Int.max : total * max(d, 0)
+            guard total <= maximumElements else {
+                throw DatasetError.malformedIDX(path: path, reason: "the header's dimensions describe more than 2^31 elements")
+            }
+        }
+        return headerLength + total
     }
 
     static func readFile(_ path: String) throws -> [UInt8] {

@@ -34,10 +34,22 @@ public enum Zlib {
 
     /// Inflates `data`. With `format == nil` the header is detected (gzip or zlib, windowBits 15+32).
     /// Concatenated gzip members are inflated one after another, as `gunzip` does.
-    public static func decompress(_ data: [UInt8], format: Format? = nil) throws -> [UInt8] {
+    /// With `limit`, at most `limit` bytes are produced: `truncating` true returns the first `limit`
+    /// bytes (to read a header without inflating the rest), false throws once the output would exceed it.
+    /// Inflates the whole stream and checks it (CRC, length) without keeping the output: constant memory,
+    /// for telling a corrupt file from a well-formed one whose content is wrong.
+    public static func verify(_ data: [UInt8], format: Format? = nil) throws {
+        _ = try decompress(data, format: format, limit: Int.max, truncating: false, keep: false)
+    }
+
+    public static func decompress(_ data: [UInt8], format: Format? = nil, limit: Int = Int.max, truncating: Bool = false) throws -> [UInt8] {
+        try decompress(data, format: format, limit: limit, truncating: truncating, keep: true)
+    }
+
+    static func decompress(_ data: [UInt8], format: Format?, limit: Int, truncating: Bool, keep: Bool) throws -> [UInt8] {
         if data.isEmpty { throw Failure(code: Z_BUF_ERROR, message: "empty input") }
         var output = [UInt8]()
-        output.reserveCapacity(max(data.count * 4, 1024))
+        if keep { output.reserveCapacity(min(max(data.count * 4, 1024), limit)) }
         var stream = z_stream()
         let bits = format?.windowBits ?? (15 + 32)
         var status = inflateInit2_(&stream, bits, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
@@ -56,7 +68,15 @@ public enum Zlib {
                     status = inflate(&stream, Z_NO_FLUSH)
                     return chunk - Int(stream.avail_out)
                 }
-                output.append(contentsOf: scratch[0..<produced])
+                if output.count + produced > limit {
+                    if truncating {
+                        output.append(contentsOf: scratch[0..<(limit - output.count)])
+                        return
+                    }
+                    throw Failure(code: Z_DATA_ERROR, message: "the data inflates to more than \(limit) bytes")
+                }
+                if keep { output.append(contentsOf: scratch[0..<produced]) }
+                if truncating && output.count == limit { return }
                 if status == Z_STREAM_END {
                     // Another gzip member may follow (concatenated .gz files).
                     if stream.avail_in > 0 && (format == nil || format == .gzip) {

@@ -16,6 +16,23 @@ final class IDXTests: XCTestCase {
         XCTAssertEqual(try Zlib.decompress(Zlib.compress(text) + Zlib.compress(text)), text + text)
     }
 
+    /// Issue 17 R2: a small gzip file must not inflate to gigabytes before its header is checked. A header
+    /// declaring more than the cap is refused from its first bytes; data longer than the header declares
+    /// stops inflating at the declared size.
+    func testGzipBombsAreRefusedBeforeInflating() throws {
+        // Header [2, 2^31] (more than the cap), followed by 64 MiB of zeros that compress to ~64 KB.
+        let tooBig: [UInt8] = [0, 0, 8, 2, 0, 0, 0, 2, 0x80, 0, 0, 0] + [UInt8](repeating: 0, count: 64 << 20)
+        XCTAssertThrowsError(try IDX.parse(Zlib.compress(tooBig), path: "big.gz")) { error in
+            XCTAssertTrue("\(error)".contains("more than 2^31 elements"), "\(error)")
+        }
+        // Header [16] and 64 MiB of data: refused once the output passes 20 bytes, not after 64 MiB.
+        let long: [UInt8] = [0, 0, 8, 1, 0, 0, 0, 16] + [UInt8](repeating: 0, count: 64 << 20)
+        XCTAssertThrowsError(try IDX.parse(Zlib.compress(long), path: "long.gz")) { error in
+            XCTAssertTrue("\(error)".contains("inflates to more than 24 bytes"), "\(error)")
+        }
+        XCTAssertEqual(try Zlib.decompress(Zlib.compress(long), limit: 8, truncating: true), Array(long.prefix(8)))
+    }
+
     func testParsesRawAndGzipIDX() throws {
         let array = IDXArray(dimensions: [3, 2, 4], bytes: (0..<24).map { UInt8($0 * 10) })
         let raw = array.encoded()
