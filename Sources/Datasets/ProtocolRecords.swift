@@ -139,20 +139,27 @@ public struct EvalRecord: Equatable, Sendable {
         } catch {
             throw DatasetError.malformedRecord(line: lineNumber, reason: "not a JSON object")
         }
-        guard let stepValue = object["step"]?.number else {
+        guard let stepNumber = object["step"]?.number else {
             throw DatasetError.malformedRecord(line: lineNumber, reason: "no numeric \"step\"")
+        }
+        guard Int(exactly: stepNumber) != nil else {
+            throw DatasetError.malformedRecord(line: lineNumber, reason: "\"step\" is \(stepNumber), not a whole number of steps")
         }
         guard case .object(let args)? = object["args"] else {
             throw DatasetError.malformedRecord(line: lineNumber, reason: "no \"args\" object")
         }
-        guard case .array(let envs)? = args["test_envs"], envs.allSatisfy({ $0.number != nil }) else {
-            throw DatasetError.malformedRecord(line: lineNumber, reason: "no args.test_envs list")
+        guard case .array(let envs)? = args["test_envs"],
+              envs.allSatisfy({ $0.number.flatMap { Int(exactly: $0) }.map { (0..<100_000).contains($0) } == true }) else {
+            throw DatasetError.malformedRecord(line: lineNumber, reason: "no args.test_envs list of domain numbers")
         }
         // Records written since the sweep work carry "steps_done" (and "step" = steps_done − 1, as
         // DomainBed); older records and DomainBed's own have "step" only, read as it stands.
-        let stepsDone = object["steps_done"]?.number ?? stepValue
-        var record = EvalRecord(step: Int(stepsDone), inAccuracy: [:], outAccuracy: [:],
-                                testDomains: envs.map { Int($0.number!) })
+        let stepsNumber = object["steps_done"]?.number ?? stepNumber
+        guard let stepsDone = Int(exactly: stepsNumber) else {
+            throw DatasetError.malformedRecord(line: lineNumber, reason: "\"steps_done\" is \(stepsNumber), not a whole number of steps")
+        }
+        var record = EvalRecord(step: stepsDone, inAccuracy: [:], outAccuracy: [:],
+                                testDomains: envs.map { Int(exactly: $0.number!)! })
         var restArgs = args
         restArgs["test_envs"] = nil
         record.args = restArgs

@@ -51,7 +51,10 @@ extension ShellCommands {
                 let records = byLabel[key]!
                 guard let first = records.first else { continue }
                 let label = labelOf(first) ?? ((rel as NSString).lastPathComponent as NSString).deletingPathExtension
-                let seed = first.args["seed"].flatMap { $0.number }.map { Int($0) } ?? 0
+                let seedNumber = first.args["seed"].flatMap { $0.number } ?? 0
+                guard let seed = Int(exactly: seedNumber) else {
+                    throw CommandError("\(path): args.seed is \(seedNumber), not a whole number; the records file is damaged or was edited")
+                }
                 runs.append(RunRecords(label: label, seed: seed, testDomains: first.testDomains, records: records))
             }
         }
