@@ -161,6 +161,29 @@ public final class Run {
         hyperparameters.window = settings.windowLength
     }
 
+    /// What overflowed and what helps. Pass 1 computes the gradient on the weights as they are before
+    /// the step, so this step's learning rate plays no part: the cause is the data, or weights (or
+    /// step sizes) that earlier steps already made too large. Pass 2 (SAGM's perturbed point) depends on ρ.
+    func divergenceAdvice(pass: Int, images: Tensor?) -> String {
+        if let images, let bad = images.data.firstIndex(where: { !$0.isFinite }) {
+            let perImage = images.shape.dropFirst().reduce(1, *)
+            return "the batch holds a non-finite pixel (\(images.data[bad]) in image \(bad / max(perImage, 1)) of the batch): the data is damaged, a lower learning rate cannot help; check or rebuild the data"
+        }
+        var largest: (name: String, value: Float) = ("", 0)
+        for p in network.parameters {
+            if let bad = p.value.data.first(where: { !$0.isFinite }) {
+                return "parameter '\(p.name)' already holds \(bad): the model was damaged before this step; load an earlier saved model or session"
+            }
+            let m = p.value.data.reduce(Float(0)) { max($0, abs($1)) }
+            if m > largest.value { largest = (p.name, m) }
+        }
+        let where_ = largest.name.isEmpty ? "" : " (largest weight: |\(largest.name)| = \(largest.value))"
+        if pass == 1 {
+            return "pass 1 differentiates the current weights before this step changes them, so lowering lr now gives the same failure at this batch\(where_); go back to an earlier saved model or session, or start the run again with a lower lr=, weight decay (wd=) or bn=train"
+        }
+        return "pass 2 evaluates the SAGM-perturbed weights\(where_); a smaller rho= (and lr=) usually helps"
+    }
+
     /// One training step on the next batch. Throws `TrainingError.diverged` on a non-finite loss or
     /// gradient and leaves the run exactly as after the previous step: weights, scales, optimizer,
     /// controller and trace (the stepper's guarantee), BatchNorm running statistics, the sampler and
@@ -179,8 +202,10 @@ public final class Run {
             network.clearCache()
         }
         let report: StepReport
+        var batchImages: Tensor?
         do {
             let batch = try sampler.next(from: dataset)
+            batchImages = batch.images
             report = try stepper.step { pass in
                 let ctx = ForwardContext(training: true, updateRunningStats: pass == 1, rng: dropoutRNG)
                 let logits = network.forward(batch.images, ctx)
@@ -190,11 +215,13 @@ public final class Run {
             }
         } catch let e as StepError {
             rollBack()
-            let message: String
+            var message: String
+            let pass: Int
             switch e {
-            case .nonFiniteLoss(let pass, let value): message = "the training loss is \(value) (pass \(pass))"
-            case .nonFiniteGradient(let pass, let name): message = "the gradient of '\(name)' is not finite (pass \(pass))"
+            case .nonFiniteLoss(let p, let value): message = "the training loss is \(value) (pass \(p))"; pass = p
+            case .nonFiniteGradient(let p, let name): message = "the gradient of '\(name)' is not finite (pass \(p))"; pass = p
             }
+            message += "; " + divergenceAdvice(pass: pass, images: batchImages)
             throw TrainingError.diverged(step: step + 1, message: message)
         } catch {
             rollBack()

@@ -23,7 +23,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case .invalidHyperparameter(let s):
             return s
         case .diverged(let step, let message):
-            return "training diverged at step \(step): \(message); the run is as it was after step \(step - 1) (weights, optimizer, BatchNorm statistics, data order). Lower the learning rate (lr=…) or check the data"
+            return "training diverged at step \(step): \(message); the run is as it was after step \(step - 1) (weights, optimizer, BatchNorm statistics, data order)"
         case .badCheckpoint(let s):
             return "cannot use checkpoint: \(s)"
         case .interrupted(let step):

@@ -143,7 +143,9 @@ final class ErrorTests: XCTestCase {
         guard case .diverged(let step, let message)? = failure else { return XCTFail("no divergence in 200 steps: \(String(describing: failure))") }
         XCTAssertEqual(run.step, step - 1)
         XCTAssertTrue(message.contains("not finite") || message.contains("loss is"), message)
-        XCTAssertTrue("\(failure!)".contains("Lower the learning rate"))
+        // The poisoned pixel is named as the cause: no advice to lower the learning rate (issue 17, D1).
+        XCTAssertTrue("\(failure!)".contains("non-finite pixel"), "\(failure!)")
+        XCTAssertFalse("\(failure!)".contains("Lower the learning rate"), "\(failure!)")
         XCTAssertGreaterThan(step, 1, "the poisoned image is drawn after some good steps")
 
         // The run is exactly a run that stopped after step − 1: weights, BN statistics (updated in pass 1
