@@ -49,6 +49,7 @@ extension ShellCommands {
                     if inv.has("size") { options.imageSize = inv.int("size") }
                     options.channels = inv.int("channels")
                     if inv.has("root") { options.sourceDirectory = inv.string("root") }
+                    try checkBuiltinDataMemory(source: source, perDomain: options.perDomain, size: options.imageSize, channels: options.channels)
                     dataset = try Benchmarks.make(source, options: options)
                 }
                 let testNames = inv.has("test") ? inv.strings("test") : [dataset.domainNames.last!]

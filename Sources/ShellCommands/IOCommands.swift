@@ -27,6 +27,15 @@ extension ShellCommands {
 /// the quantizers (bits, signed/unsigned ranges, granularity, method) exactly.
 enum ModelFile {
     static func save(_ s: Session, network: Network, to path: String) throws {
+        let (tensors, meta) = try contents(s, network: network)
+        let dir = (path as NSString).deletingLastPathComponent
+        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        try SafeTensors.write(tensors, metadata: meta, to: URL(fileURLWithPath: path))
+    }
+
+    /// The model file's tensors (state dict, `stateDictNames` order) and metadata; a session file holds
+    /// the same plus its own.
+    static func contents(_ s: Session, network: Network) throws -> (tensors: [(String, SafeTensorValue)], metadata: [String: String]) {
         var meta: [String: String] = ["format": "fqat-shell.model.v1", "fqat.architecture": network.architecture,
                                       "fqat.in_channels": String(network.inChannels), "fqat.classes": String(network.classes),
                                       "fqat.width": String(s.modelWidth)]
@@ -40,27 +49,68 @@ enum ModelFile {
         if let p = try? JSONEncoder().encode(s.modelProvenance.mapValues { $0.description }) {
             meta["fqat.provenance"] = String(decoding: p, as: UTF8.self)
         }
-        let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        try network.saveSafeTensors(to: URL(fileURLWithPath: path), metadata: meta)
+        let sd = network.stateDict()
+        return (network.stateDictNames.map { ($0, .float(sd[$0]!)) }, meta)
     }
+
+    /// Limits a model file's metadata must meet before anything is built (the same as `model new`'s).
+    static let widthRange = 0.0625...8.0
+    static let classesRange = 1...100_000
+    static let inChannelsRange = 1...64
 
     /// Loads a model saved by `save`; returns the network and its quantization label.
     static func load(_ path: String, seed: UInt64) throws -> (Network, Double, String?, LoadReport) {
-        let file = try SafeTensors.read(contentsOf: URL(fileURLWithPath: path))
+        try load(SafeTensors.read(contentsOf: URL(fileURLWithPath: path)), path: path, seed: seed)
+    }
+
+    /// Loads a model from file contents already read. The metadata is checked against limits first (a
+    /// hostile `fqat.classes` must not allocate terabytes), then the quantizers' and the tensors' step
+    /// sizes must be finite and positive, one quantizer per layer and role.
+    static func load(_ file: SafeTensorsFile, path: String, seed: UInt64) throws -> (Network, Double, String?, LoadReport) {
         let meta = file.metadata
         guard let arch = meta["fqat.architecture"], let inC = meta["fqat.in_channels"].flatMap(Int.init),
               let classes = meta["fqat.classes"].flatMap(Int.init) else {
             throw CommandError("'\(path)' has no fqat-shell model metadata; load plain checkpoints with `model load \(path) architecture=…`")
         }
-        let width = meta["fqat.width"].flatMap(Double.init) ?? 1
+        let widthText = meta["fqat.width"] ?? "1"
+        guard let width = Double(widthText), widthRange.contains(width) else {
+            throw CommandError("'\(path)': fqat.width is \(widthText), a model file's width must be between 0.0625 and 8 (as `model new width=`); the file is damaged or was edited")
+        }
+        guard classesRange.contains(classes) else {
+            throw CommandError("'\(path)': fqat.classes is \(classes), must be between 1 and \(classesRange.upperBound); the file is damaged or was edited")
+        }
+        guard inChannelsRange.contains(inC) else {
+            throw CommandError("'\(path)': fqat.in_channels is \(inC), must be between 1 and \(inChannelsRange.upperBound); the file is damaged or was edited")
+        }
+        guard Network.knownArchitectures.contains(arch.lowercased()) else {
+            throw CommandError("'\(path)': unknown architecture '\(arch)' (known: \(Network.knownArchitectures.joined(separator: ", ")))")
+        }
+        try ShellCommands.checkModelMemory(architecture: arch, width: width, classes: classes, inChannels: inC, context: "'\(path)'")
         let net = try Network.make(architecture: arch, inChannels: inC, classes: classes, width: width,
                                    shortcut: meta["fqat.shortcut"] == "B" ? .projection : .zeroPadding, seed: seed)
         if let q = meta["fqat.quantizers"] {
-            let states = try JSONDecoder().decode([QuantizerState].self, from: Data(q.utf8))
+            let states: [QuantizerState]
+            do { states = try JSONDecoder().decode([QuantizerState].self, from: Data(q.utf8)) } catch {
+                throw CommandError("'\(path)': the quantizer metadata is damaged (\(error)); the file cannot be loaded")
+            }
+            var seen = Set<String>()
+            for st in states {
+                let key = "\(st.layer).\(st.role.rawValue)"
+                guard seen.insert(key).inserted else {
+                    throw CommandError("'\(path)': quantizer '\(key)' appears twice in the metadata; the file is damaged or was edited")
+                }
+                if let bad = st.scale.first(where: { !($0.isFinite && $0 > 0) }) {
+                    throw CommandError("'\(path)': quantizer '\(key)' has step size \(bad); step sizes must be finite and positive (the file is damaged or was edited)")
+                }
+            }
             try restoreQuantizers(states, in: net)
         }
         let report = try net.load(stateDict: file.stateDict, strict: true)
+        for p in net.parameters where p.kind == .scale {
+            if let bad = p.value.data.first(where: { !($0.isFinite && $0 > 0) }) {
+                throw CommandError("'\(path)': step size '\(p.name)' holds \(bad); step sizes must be finite and positive (the file is damaged or was edited)")
+            }
+        }
         return (net, width, meta["fqat.quantization"], report)
     }
 }

@@ -22,6 +22,7 @@ extension ShellCommands {
                 let classes = inv.has("classes") ? inv.int("classes") : (s.dataset?.classCount ?? 10)
                 let inC = inv.has("in_channels") ? inv.int("in_channels") : (s.dataset?.imageShape.first ?? 1)
                 let arch = inv.string("architecture")
+                try checkModelMemory(architecture: arch, width: inv.double("width"), classes: classes, inChannels: inC, context: "model new")
                 let net = try Network.make(architecture: arch, inChannels: inC, classes: classes, width: inv.double("width"),
                                            shortcut: inv.string("shortcut") == "B" ? .projection : .zeroPadding,
                                            seed: UInt64(s.settings.seed))

@@ -135,8 +135,9 @@ public struct RunCheckpoint {
         return d
     }
 
-    /// Writes the file atomically (a reader never sees half a checkpoint).
-    public func write(to path: String) throws {
+    /// The checkpoint as safetensors contents: tensors in file order and string metadata.
+    /// A session file embeds these (under a prefix) so that a session is one file.
+    public func contents(source path: String = "<memory>") throws -> (tensors: [(String, SafeTensorValue)], metadata: [String: String]) {
         let json: Data
         do { json = try RunCheckpoint.encoder().encode(state) } catch {
             throw TrainingError.badCheckpoint("\(path): cannot encode the run state: \(error)")
@@ -145,6 +146,12 @@ public struct RunCheckpoint {
         for name in optimizerTensors.keys.sorted() { tensors.append((name, .float(optimizerTensors[name]!))) }
         let metadata = ["format": RunCheckpoint.format, "state": String(decoding: json, as: UTF8.self),
                         "architecture": state.architecture, "method": state.method.rawValue, "step": String(state.step)]
+        return (tensors, metadata)
+    }
+
+    /// Writes the file atomically (a reader never sees half a checkpoint).
+    public func write(to path: String) throws {
+        let (tensors, metadata) = try contents(source: path)
         do {
             try SafeTensors.write(tensors, metadata: metadata, to: URL(fileURLWithPath: path))
         } catch {
@@ -158,6 +165,12 @@ public struct RunCheckpoint {
         do { file = try SafeTensors.read(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw TrainingError.badCheckpoint("\(error)")
         }
+        return try decode(file, source: path)
+    }
+
+    /// Decodes checkpoint contents already read (a `.run` file, or the part a session file embeds);
+    /// anything malformed is `badCheckpoint` naming `path`.
+    public static func decode(_ file: SafeTensorsFile, source path: String) throws -> RunCheckpoint {
         guard let format = file.metadata["format"] else {
             throw TrainingError.badCheckpoint("\(path) is a safetensors file but not a run checkpoint (no \"format\" in its metadata); load model weights with `load` instead")
         }
