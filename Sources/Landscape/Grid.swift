@@ -11,6 +11,9 @@ public struct GridAxis: Codable, Hashable, Sendable, CustomStringConvertible {
 
     /// Throws `LandscapeError.invalidGrid` unless both ends are finite, minimum ≤ maximum and count ≥ 1
     /// (count 1 needs minimum == maximum).
+    /// Most points on one axis (a plane holds at most `maxCount`² points; the papers use 51).
+    public static let maxCount = 1001
+
     public init(_ minimum: Double, _ maximum: Double, count: Int) throws {
         guard minimum.isFinite, maximum.isFinite else {
             throw LandscapeError.invalidGrid("axis ends must be finite numbers, got \(minimum):\(maximum)")
@@ -20,6 +23,9 @@ public struct GridAxis: Codable, Hashable, Sendable, CustomStringConvertible {
         }
         guard count >= 1 else {
             throw LandscapeError.invalidGrid("an axis needs at least 1 point, got \(count)")
+        }
+        guard count <= GridAxis.maxCount else {
+            throw LandscapeError.invalidGrid("an axis has at most \(GridAxis.maxCount) points, got \(count); each point is a full evaluation (51 is the papers' grid)")
         }
         guard count > 1 || minimum == maximum else {
             throw LandscapeError.invalidGrid("an axis of 1 point needs minimum == maximum, got \(minimum):\(maximum); use at least 2 points")

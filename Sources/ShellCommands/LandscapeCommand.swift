@@ -77,6 +77,9 @@ extension ShellCommands {
         let splits = inv.string("split") == "both" ? ["id", "ood"] : [inv.string("split")]
         let x = try GridAxis(parsing: inv.string("x"))
         let y = kind == "plane" ? try GridAxis(parsing: inv.string("y")) : nil
+        if let y, x.count * y.count > 100_000 {
+            throw inv.error("a plane of \(x.count)×\(y.count) = \(x.count * y.count) points is more than 100000 evaluations; use fewer points per axis (the papers' 51×51 is 2601)", argument: "x")
+        }
         let options = DirectionOptions(seed: UInt64(inv.int("seed")), target: PerturbationTarget(rawValue: inv.string("target"))!,
                                        scales: ScaleDirection(rawValue: inv.string("scales"))!)
         var models: [(label: String, network: Network, description: String)] = []
@@ -132,7 +135,7 @@ extension ShellCommands {
                 inv.print("landscape \(m.label) on \(split): \(total) points, " + (result.cacheHit ? "from cache" : "\(result.evaluatedPoints) evaluated in \(Render.duration(result.seconds)) (\(Render.number(result.pointsPerSecond, "%.2f")) points/s)") + " on \(imageCount) images")
                 let dir = (s.settings.out as NSString).appendingPathComponent("plots")
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                let csv = (dir as NSString).appendingPathComponent("landscape-\(kind)-\(m.label)-\(split).csv")
+                let csv = (dir as NSString).appendingPathComponent(fileNameSafe("landscape-\(kind)-\(m.label)-\(split)") + ".csv")
                 try result.surface.writeCSV(to: URL(fileURLWithPath: csv))
                 surfaces.append((m.label, split, result.surface))
             }

@@ -13,7 +13,11 @@ extension ShellCommands {
     /// plot=auto, a view in the terminal too). A missing gnuplot is a warning: the CSV is still written.
     static func draw(_ spec: any PlotSpec, name: String, _ inv: Invocation, _ s: Session, format: String? = nil) throws -> Value {
         let dir = (s.settings.out as NSString).appendingPathComponent("plots")
-        let stem = (dir as NSString).appendingPathComponent(name)
+        let safeName = fileNameSafe(name)
+        if safeName != name {
+            inv.warn("note: plot name '\(name)' is not a plain file name; writing '\(safeName)' under \(dir) instead")
+        }
+        let stem = (dir as NSString).appendingPathComponent(safeName)
         let mode = format ?? s.settings.plot
         let interactive = isatty(1) != 0 && ProcessInfo.processInfo.environment["CI"] == nil
         var targets: [PlotTarget] = []

@@ -84,7 +84,7 @@ extension ShellCommands {
             steps -= r.step
             run = r
             resumed = true
-            if let file = s.recordsFile { for record in r.records { appendRecord(record, to: file) } }
+            if let file = s.recordsFile { for record in r.records { try appendRecord(record, to: file) } }
         }
         s.runLabel = label
         run.recordArgs["label"] = .string(label)
@@ -109,11 +109,13 @@ extension ShellCommands {
         if isNew, !resumed, let moved = try setAsideEarlierRecords(recordsPath) {
             inv.print("\(label): earlier records in \(recordsPath) moved to \(moved) (a new run starts a new file)")
         }
+        try checkRecordsWritable(recordsPath)
         var done = 0
         var lastLoss: Float = .nan
+        var recordFailure: RecordWriteError?
         let summary: TrainSummary
         do {
-            summary = try run.train(steps: steps, shouldStop: { inv.interrupt.isRequested }) { event in
+            summary = try run.train(steps: steps, shouldStop: { inv.interrupt.isRequested || recordFailure != nil }) { event in
                 switch event {
                 case .step(let report, _):
                     done += 1
@@ -122,10 +124,13 @@ extension ShellCommands {
                     if method.isQuantized && method.usesFlatnessPass { status += "  frozen \(report.frozen.count)/\(run.scales.count)" }
                     progress.update(done, status)
                 case .evaluation(let record, _):
-                    appendRecord(record, to: recordsPath)
                     // `fqat-shell --records FILE` (a sweep task): every run's records also go to one
                     // DomainBed results.jsonl, which the task runner clears before each attempt.
-                    if let file = s.recordsFile { appendRecord(record, to: file) }
+                    for file in [recordsPath] + (s.recordsFile.map { [$0] } ?? []) {
+                        do { try appendRecord(record, to: file) } catch let e as RecordWriteError {
+                            if recordFailure == nil { recordFailure = e }
+                        } catch {}
+                    }
                     progress.note(evalLine(record, s: s, loss: record.metrics["loss"]))
                 }
             }
@@ -137,6 +142,11 @@ extension ShellCommands {
             throw error
         }
         progress.finish()
+        if let failure = recordFailure {
+            // The run stopped at the step boundary after the failed write; its state and every record
+            // (in memory, with the run) are intact.
+            throw CommandError("could not append a record to '\(failure.path)': \(failure.reason). The run stopped at step \(run.step) with its state and records kept in the session; free space or `set out=…`, then `train \(method.rawValue) steps=…` continues (or `save session` keeps everything)")
+        }
         if let sel = summary.selected {
             let row = resultRow(label: label, method: method, run: run, selection: sel, s: s)
             s.results.removeAll { $0.label == label }
@@ -196,8 +206,7 @@ extension ShellCommands {
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
             throw CommandError("cannot create the output folder '\(dir)': \(error.localizedDescription); choose another with `set out=…`")
         }
-        let safe = label.map { $0.isLetter || $0.isNumber || "-_+.".contains($0) ? $0 : "_" }
-        return (dir as NSString).appendingPathComponent(String(safe) + ".jsonl")
+        return (dir as NSString).appendingPathComponent(fileNameSafe(label, fallback: "run") + ".jsonl")
     }
 
     /// A new run must not append to the records of an earlier run with the same label (a summary
@@ -216,13 +225,38 @@ extension ShellCommands {
         return target
     }
 
-    static func appendRecord(_ record: EvalRecord, to path: String) {
-        let line = record.jsonLine() + "\n"
-        if let h = FileHandle(forWritingAtPath: path) {
-            h.seekToEndOfFile(); h.write(Data(line.utf8)); try? h.close()
-        } else {
-            _ = FileManager.default.createFile(atPath: path, contents: Data(line.utf8))
+    /// Appends one JSON line to the records file. Every failure (no space, a read-only or pseudo file
+    /// system, a vanished folder) is thrown with the OS's reason: records are never dropped silently.
+    static func appendRecord(_ record: EvalRecord, to path: String) throws {
+        try appendLine(record.jsonLine() + "\n", to: path)
+    }
+
+    static func appendLine(_ line: String, to path: String) throws {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw RecordWriteError(path: path, reason: String(cString: strerror(errno))) }
+        let bytes = Array(line.utf8)
+        var written = 0
+        var failure: String?
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = String(cString: strerror(errno)); break
+            }
+            if n == 0 { failure = "nothing was written"; break }
+            written += n
         }
+        if close(fd) != 0, failure == nil { failure = String(cString: strerror(errno)) }
+        if let failure { throw RecordWriteError(path: path, reason: failure) }
+    }
+
+    /// The records file must take a line before a run starts (`out=/proc/self` accepts a folder but no file).
+    static func checkRecordsWritable(_ path: String) throws {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw CommandError("cannot write records to '\(path)': \(String(cString: strerror(errno))); choose another folder with `set out=…`")
+        }
+        close(fd)
     }
 
     static func evalLine(_ r: EvalRecord, s: Session, loss: Double?) -> String {
@@ -311,4 +345,11 @@ extension ShellCommands {
                 return .list(s.results.map { r in .record(Record([("label", .string(r.label)), ("id", .number(r.validation)), ("ood", .number(r.test))])) })
             })
     }
+}
+
+/// A records line that could not be written, with the OS's reason.
+struct RecordWriteError: Error, CustomStringConvertible {
+    var path: String
+    var reason: String
+    var description: String { "could not append a record to '\(path)': \(reason); free space or choose another folder" }
 }
