@@ -65,29 +65,68 @@ public final class NotebookRecorder: Output, @unchecked Sendable {
 }
 
 /// Saves the session when the process is asked to stop (SIGTERM), so a killed batch job can resume
-/// with `load session <out>/autosave.fqsession`. The handler asks the running command to stop at its
-/// next step boundary; the main thread saves as it finishes (`saveIfTerminating`). If the main thread
-/// is idle (a REPL waiting for input) the handler saves itself after a grace period.
+/// with `load session <out>/autosave.fqsession`. The signal handler only sets a flag, asks the running
+/// command to stop at its next step boundary and wakes a watcher thread. The session is saved only when
+/// nothing is changing it: by the main thread once the command has stopped (`saveIfTerminating`), or by
+/// the watcher while the REPL waits for input (`setIdle`). If the command does not reach a step boundary
+/// within the grace period ($FQAT_TERM_GRACE seconds, default 20), the process exits 143 without saving:
+/// a save then could hold a half-updated model, and the last saved session stays as it was.
 public enum SessionGuard {
     nonisolated(unsafe) static var session: Session?
-    nonisolated(unsafe) static var source: DispatchSourceSignal?
-    nonisolated(unsafe) static var terminating = false
+    nonisolated(unsafe) static var terminationFlag: sig_atomic_t = 0
+    nonisolated(unsafe) static var wakeFD: Int32 = -1
+    nonisolated(unsafe) static var idle = false
     static let lock = NSLock()
     nonisolated(unsafe) static var saved = false
 
+    /// Whether SIGTERM has arrived (set inside the signal handler, so it is already true when a read the
+    /// signal interrupted returns).
+    public static var terminating: Bool { terminationFlag != 0 }
+
+    static var grace: Double {
+        if let text = ProcessInfo.processInfo.environment["FQAT_TERM_GRACE"], let g = Double(text), g >= 0, g <= 3600 { return g }
+        return 20
+    }
+
     public static func install(session: Session) {
         SessionGuard.session = session
-        signal(SIGTERM, SIG_IGN)
-        let src = DispatchSource.makeSignalSource(signal: SIGTERM, queue: DispatchQueue(label: "fqat.sigterm"))
-        src.setEventHandler {
-            terminating = true
-            Interrupt.shared.request()
-            Thread.sleep(forTimeInterval: 10)
-            saveIfTerminating()
-            exit(143)
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return }
+        wakeFD = fds[1]
+        let readFD = fds[0]
+        let watcher = Thread {
+            var byte: UInt8 = 0
+            while read(readFD, &byte, 1) < 0 && errno == EINTR {}
+            let deadline = Date().addingTimeInterval(grace)
+            while Date() < deadline {
+                lock.lock()
+                let done = saved, waiting = idle
+                lock.unlock()
+                if done { return }  // the main thread saved and exits by itself
+                if waiting { saveIfTerminating(); exit(143) }  // main is blocked reading a line
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            lock.lock()  // waits for a save the main thread may have begun
+            if saved { lock.unlock(); return }
+            saved = true
+            FileHandle.standardError.write(Data("fqat-shell: terminated; the running command did not reach a step boundary within \(Int(grace)) s, so the session was not saved (a save now could hold a half-updated model); the last saved session is unchanged\n".utf8))
+            fflush(stdout)
+            _exit(143)  // the main thread is mid-step: no exit handlers may run beside it
         }
-        src.resume()
-        source = src
+        watcher.name = "fqat.sigterm"
+        watcher.start()
+        signal(SIGTERM) { _ in
+            SessionGuard.terminationFlag = 1
+            Interrupt.shared.request()
+            var byte: UInt8 = 1
+            _ = write(SessionGuard.wakeFD, &byte, 1)
+        }
+    }
+
+    /// The REPL calls this with true before it waits for a line and with false when one arrived: while
+    /// idle, the watcher may save at once. Setting false waits for a save in progress.
+    public static func setIdle(_ value: Bool) {
+        lock.lock(); idle = value; lock.unlock()
     }
 
     /// Saves once, if SIGTERM was received; returns whether the process should exit with 143.

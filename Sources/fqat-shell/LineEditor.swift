@@ -7,6 +7,7 @@
 // rl_attempted_completion_function, rl_completion_matches).
 @preconcurrency import CEditLine
 import Foundation
+import ShellCommands
 import ShellLanguage
 
 /// The editor the C completion callbacks talk to (libedit has one global line editor).
@@ -79,12 +80,24 @@ final class LineEditor: LineReader {
 
     static func defaultHistoryPath() -> String {
         if let path = ProcessInfo.processInfo.environment["FQAT_SHELL_HISTORY"], !path.isEmpty { return path }
-        return (NSHomeDirectory() as NSString).appendingPathComponent(".fqat_shell_history")
+        // $HOME first (as every shell does); the password database's home only when HOME is unset.
+        let home = ProcessInfo.processInfo.environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+        return (home as NSString).appendingPathComponent(".fqat_shell_history")
     }
 
     func readLine(prompt: String) -> LineInput {
         Interrupt.shared.clear()
-        guard let pointer = readline(prompt) else {
+        // While the prompt waits, SIGTERM may save the session at once (nothing is running); libedit's own
+        // handler re-raises the signal, and readline then returns NULL: that is termination, not Ctrl-D.
+        if SessionGuard.terminating { return .endOfInput }  // SIGTERM during the last command: finish saves
+        SessionGuard.setIdle(true)
+        let line = readline(prompt)
+        SessionGuard.setIdle(false)
+        if SessionGuard.terminating {
+            if let line { free(line) }
+            return .endOfInput
+        }
+        guard let pointer = line else {
             // libedit returns NULL both for Ctrl-D and when Ctrl-C interrupts the read.
             if Interrupt.shared.isRequested {
                 Interrupt.shared.clear()

@@ -1,0 +1,93 @@
+// Issue 17 L2, L4: SIGTERM saves only a consistent session. At the idle REPL prompt it saves at once
+// (libedit re-raises the signal; that must not read as Ctrl-D); during a step that cannot finish within
+// the grace period it exits 143 without touching the last saved session.
+import Foundation
+import Plot
+import XCTest
+
+final class TerminationTests: XCTestCase {
+    let binary = repositoryRoot.appendingPathComponent(".build/debug/fqat-shell").path
+
+    func makeFolder(_ name: String) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fqat-\(name)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Waits until `condition` holds (up to `timeout` seconds); false when it never did.
+    func waitUntil(_ timeout: Double, _ condition: () throws -> Bool) rethrows -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return false
+    }
+
+    func testSIGTERMDuringAStepThatCannotFinishKeepsTheLastSavedSession() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "fqat-shell is not built")
+        try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST is not installed")
+        let dir = try makeFolder("grace")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // A grace period of 0 s: no step can finish in time, so the process must not save the live model.
+        let script = "set out=o progress=off; data style-fmnist per_domain=200 batch=32; model new resnet20; save session \"o/autosave.fqsession\"; train erm steps=1000000 eval_every=1000000 bn=train"
+        let child = try Subprocess(executable: "/usr/bin/env", arguments: ["FQAT_TERM_GRACE=0", binary, "-c", script],
+                                   workingDirectory: dir.path, stdin: .null, stdout: .pipe, stderr: .standardOutput)
+        let output = child.output!
+        let box = TerminationBox(), group = DispatchGroup()
+        DispatchQueue.global().async(group: group) { box.data = output.readDataToEndOfFile() }
+        let autosave = dir.appendingPathComponent("o/autosave.fqsession").path
+        XCTAssertTrue(waitUntil(60) { FileManager.default.fileExists(atPath: autosave) }, "the script never saved")
+        Thread.sleep(forTimeInterval: 2)  // training is under way
+        let before = try Data(contentsOf: URL(fileURLWithPath: autosave))
+        child.send(signal: SIGTERM)
+        var ended = child.wait(timeout: 60)
+        if ended == nil { child.send(signal: SIGKILL); ended = child.wait(); XCTFail("did not end") }
+        group.wait()
+        let text = String(decoding: box.data, as: UTF8.self)
+        XCTAssertEqual(ended, .exited(143), text)
+        XCTAssertTrue(text.contains("did not reach a step boundary"), text)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: autosave)), before, "the last saved session changed")
+    }
+
+    func testSIGTERMAtTheIdlePromptSavesTheSession() throws {
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux"), "tmux is not installed")
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "fqat-shell is not built")
+        let home = try makeFolder("idle")
+        let socket = home.appendingPathComponent("tmux").path
+        let session = "fqat-term-\(ProcessInfo.processInfo.processIdentifier)"
+        func tmux(_ args: [String]) throws -> String {
+            let result = try Subprocess.run(executable: "/usr/bin/tmux", arguments: ["-S", socket] + args)
+            return String(decoding: result.output, as: UTF8.self)
+        }
+        defer {
+            _ = try? tmux(["kill-server"])
+            try? FileManager.default.removeItem(at: home)
+        }
+        // The pane runs the shell itself (exec), so its pid is the shell's and nothing else gets the signal.
+        let start = try Subprocess(executable: "/usr/bin/tmux",
+                                   arguments: ["-S", socket, "new-session", "-d", "-s", session, "-x", "120", "-y", "30",
+                                               "cd \(home.path) && exec env -u CI HOME=\(home.path) FQAT_SHELL_HISTORY=\(home.path)/history TERM=xterm \(binary)"],
+                                   stdin: .null, stdout: .null, stderr: .null)
+        XCTAssertNotNil(start.wait(timeout: 30))
+        _ = try tmux(["set-option", "-t", session, "remain-on-exit", "on"])
+        XCTAssertTrue(try waitUntil(30) { try tmux(["capture-pane", "-p", "-t", session]).contains("fqat>") })
+        _ = try tmux(["send-keys", "-t", session, "set out=o seed=7", "Enter"])
+        XCTAssertTrue(try waitUntil(30) { try tmux(["capture-pane", "-p", "-t", session]).components(separatedBy: "fqat>").count >= 3 })
+        let pid = Int32(try tmux(["display-message", "-p", "-t", session, "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines))
+        XCTAssertNotNil(pid)
+        guard let pid else { return }
+        kill(pid, SIGTERM)
+        let died = try waitUntil(30) { try tmux(["display-message", "-p", "-t", session, "#{pane_dead}"]).hasPrefix("1") }
+        let screen = try tmux(["capture-pane", "-p", "-t", session])
+        XCTAssertTrue(died, screen)
+        let status = try tmux(["display-message", "-p", "-t", session, "#{pane_dead_status}"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(status, "143", screen)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: home.appendingPathComponent("o/autosave.fqsession").path), screen)
+        XCTAssertTrue(screen.contains("session saved to o/autosave.fqsession"), screen)
+    }
+}
+
+private final class TerminationBox: @unchecked Sendable {
+    var data = Data()
+}
