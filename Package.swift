@@ -59,6 +59,8 @@ let package = Package(
         .target(name: "ShellCommands", dependencies: ["ShellLanguage", "Training", "Landscape", "Plot"]),
         .executableTarget(name: "fqat-shell", dependencies: ["ShellCommands", "CEditLine"]),
         .executableTarget(name: "fqat-bench", dependencies: ["Training", "Landscape"], swiftSettings: numeric),
+        /// libFuzzer harnesses (scripts/fuzz.sh builds them with -sanitize=fuzzer); a plain build replays inputs.
+        .executableTarget(name: "fqat-fuzz", dependencies: ["ShellCommands", "Datasets", "NN"]),
 
         // MARK: Tests
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),

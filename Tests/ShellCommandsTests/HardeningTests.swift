@@ -255,6 +255,24 @@ final class HostileInputExecutableTests: XCTestCase {
     }
 }
 
+/// The fuzzing corpora (seeds, and every input a fuzzer found that once crashed) replayed through the
+/// harnesses: none may crash (docs/reliability.md, scripts/fuzz.sh).
+final class FuzzCorpusTests: XCTestCase {
+    func testCorporaReplayWithoutACrash() throws {
+        let binary = repositoryRoot.appendingPathComponent(".build/debug/fqat-fuzz").path
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "fqat-fuzz is not built")
+        for harness in ["language", "safetensors", "session", "idx", "image"] {
+            let corpus = repositoryRoot.appendingPathComponent("Tests/Fuzz/\(harness)").path
+            let count = try FileManager.default.contentsOfDirectory(atPath: corpus).filter { !$0.hasPrefix(".") }.count
+            XCTAssertGreaterThan(count, 0, "\(harness): empty corpus")
+            let result = try Subprocess.run(executable: binary, arguments: [harness, corpus], mergeErrors: true)
+            let text = String(decoding: result.output, as: UTF8.self)
+            XCTAssertEqual(result.termination, .exited(0), "\(harness): \(text)")
+            XCTAssertTrue(text.contains("fqat-fuzz \(harness): \(count) inputs, no crash"), text)
+        }
+    }
+}
+
 private final class DataBox: @unchecked Sendable {
     var data = Data()
 }
