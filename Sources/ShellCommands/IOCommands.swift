@@ -124,7 +124,8 @@ extension ShellCommands {
             safetensors, with metadata that rebuilds the architecture and quantizers on `load model`.
             `save session runs/s.fqsession` writes everything needed to continue exactly: settings, data
             choice, model, quantizers, and the current run (optimizer moments, disorder windows, freeze timers,
-            sampler and dropout RNG state, records).
+            sampler and dropout RNG state, records), all in that one file, replaced by one atomic rename: a
+            kill at any moment leaves the old session or the new one, never a mix.
             """,
             group: "files",
             positionals: [ArgSpec("what", .choice(["model", "session"]), required: true, help: "model or session"),

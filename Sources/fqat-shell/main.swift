@@ -1,6 +1,6 @@
 // fqat-shell: the REPL (libedit on a terminal, plain lines otherwise), `.fqs` scripts, and -c.
 //   fqat-shell                       interactive shell (or reads a script from stdin when it is not a terminal)
-//   fqat-shell script.fqs [args…]    run a script; exit status 0, 65 (syntax/check), 66 (unreadable), 70 (runtime), 130 (Ctrl-C)
+//   fqat-shell script.fqs [args…]    run a script; exit status 0, 65 (syntax/check), 66 (unreadable), 70 (runtime), 130 (Ctrl-C), 143 (SIGTERM)
 //   fqat-shell -c "commands"         run commands given on the command line
 //   fqat-shell --check script.fqs    check a script without running it
 //   fqat-shell --notebook DIR script.fqs   also write DIR/notebook.md and DIR/notebook.html (commands, output, figures)
@@ -27,7 +27,7 @@ options:
   sweep …          sweeps over a script's options: `fqat-shell sweep --help` (docs/sweeps.md)
   -h, --help       this help;  --version  the version
 Inside the shell: `help`, `help train`, `train?`. Exit codes: 0 ok, 65 static error, 66 no input,
-70 runtime error, 130 interrupted, or the status given to `exit`.
+70 runtime error, 130 interrupted, 143 terminated (SIGTERM), or the status given to `exit`.
 """
 
 var argv = Array(CommandLine.arguments.dropFirst())
