@@ -59,3 +59,27 @@ extension ShellCommands {
         }
     }
 }
+
+extension ShellCommands {
+    /// Floats one image occupies while it passes through `network`: every layer's output (shapes from
+    /// `describeLayers`), times 3 for what forward caches for backward, im2col buffers and gradients.
+    static func activationFloatsPerImage(_ network: Network, imageShape: [Int]) -> Double {
+        let leaves: Set<String> = ["Conv2d", "BatchNorm2d", "ReLU", "Linear", "MaxPool2d", "GlobalAvgPool", "GroupNorm", "Dropout", "Flatten"]
+        let rows = network.describeLayers(inputShape: imageShape)
+        let floats = rows.filter { leaves.contains($0.type) }.compactMap(\.outputShape).reduce(0.0) { $0 + Double($1.reduce(1, *)) }
+        return 3 * floats
+    }
+
+    /// Refuses a batch whose activations would not fit in half the memory budget, with the estimate and
+    /// the largest batch that fits.
+    static func checkBatchMemory(_ network: Network, imageShape: [Int], batch: Int, what: String, argument: String) throws {
+        let perImage = activationFloatsPerImage(network, imageShape: imageShape) * 4
+        guard perImage > 0 else { return }
+        let bytes = perImage * Double(batch)
+        let budget = Double(memoryBudget()) / 2
+        if bytes > budget {
+            let fits = max(1, Int(budget / perImage))
+            throw CommandError("\(what) with \(batch) images of \(imageShape.map(String.init).joined(separator: "×")) through \(network.architecture) needs about \(bytesText(bytes)) of activations, more than half of the \(bytesText(Double(memoryBudget()))) this process may use; use \(argument)=\(fits) or less", argument: argument)
+        }
+    }
+}

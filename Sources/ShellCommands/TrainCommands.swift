@@ -297,6 +297,9 @@ extension ShellCommands {
             run: { inv in
                 let net = try s.requireNetwork()
                 let (dataset, env) = try s.requireData()
+                // A batch is never larger than the largest domain.
+                let largest = dataset.domains.map(\.count).max() ?? 0
+                try checkBatchMemory(net, imageShape: dataset.imageShape, batch: min(inv.int("batch"), largest), what: "eval", argument: "batch")
                 let splits = dataset.domainBedSplits(trialSeed: s.settings.trialSeed)
                 let (record, results) = try Evaluator.record(net, dataset: dataset, splits: splits, environments: env,
                                                              step: s.run?.step ?? 0, batchSize: inv.int("batch"),

@@ -151,6 +151,9 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(h.run("data style-fmnist size=1024 channels=3 per_domain=100000"), 70)
         XCTAssertTrue(h.output.error.contains("smaller size="), h.output.error)
         XCTAssertEqual(h.run("landscape plane x=-1:1:4000000000 y=-1:1:3"), 70)
+        try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST is not installed")
+        XCTAssertEqual(h.run("data style-fmnist size=224 channels=3 per_domain=200; model new resnet50; eval batch=4096"), 70)
+        XCTAssertTrue(h.output.error.contains("of activations") && h.output.error.contains("use batch="), h.output.error)
     }
 
     // MARK: L5 — records that cannot be written: an error, and the session stays
