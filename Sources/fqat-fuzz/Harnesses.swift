@@ -8,8 +8,8 @@
 //
 // Built normally it replays inputs: `fqat-fuzz <harness> <file or folder>…` runs every file through the
 // harness (the regression tests do this over Tests/Fuzz/<harness>/). Built with
-// `-Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING` (scripts/fuzz.sh) it is a libFuzzer binary; the harness
-// is chosen by $FQAT_FUZZ_TARGET. A thrown Swift error is a correct answer; a trap or a crash is a finding.
+// `-Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING` (scripts/fuzz.sh) its main runs libFuzzer's driver
+// (LLVMFuzzerRunDriver) with the harness chosen by $FQAT_FUZZ_TARGET. A thrown Swift error is a correct answer; a trap or a crash is a finding.
 import Datasets
 import Foundation
 import NN
@@ -64,14 +64,7 @@ enum Harness: String, CaseIterable {
 }
 
 #if FUZZING
-nonisolated(unsafe) let selectedHarness: Harness = {
-    let name = ProcessInfo.processInfo.environment["FQAT_FUZZ_TARGET"] ?? ""
-    guard let harness = Harness(rawValue: name) else {
-        FileHandle.standardError.write(Data("fqat-fuzz: set FQAT_FUZZ_TARGET to one of \(Harness.allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
-        exit(64)
-    }
-    return harness
-}()
+nonisolated(unsafe) var selectedHarness: Harness = .language
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
@@ -79,10 +72,34 @@ public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int3
     selectedHarness.run(bytes)
     return 0
 }
-#else
+
+/// libFuzzer's driver, called from our own main: SwiftPM links an executable's `main` to the module's
+/// entry point, so libFuzzer's `main` is never used.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+#endif
+
 @main
-enum Replay {
+enum FuzzMain {
     static func main() {
+        #if FUZZING
+        let name = ProcessInfo.processInfo.environment["FQAT_FUZZ_TARGET"] ?? ""
+        guard let harness = Harness(rawValue: name) else {
+            FileHandle.standardError.write(Data("fqat-fuzz: set FQAT_FUZZ_TARGET to one of \(Harness.allCases.map(\.rawValue).joined(separator: ", "))\n".utf8))
+            exit(64)
+        }
+        selectedHarness = harness
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv, fuzzTestOneInput))
+        #else
+        replay()
+        #endif
+    }
+
+    static func replay() {
         var arguments = Array(CommandLine.arguments.dropFirst())
         guard let name = arguments.first, let harness = Harness(rawValue: name) else {
             print("usage: fqat-fuzz <\(Harness.allCases.map(\.rawValue).joined(separator: "|"))> <file or folder>…")
@@ -109,4 +126,3 @@ enum Replay {
         print("fqat-fuzz \(harness.rawValue): \(files.count) inputs, no crash")
     }
 }
-#endif
