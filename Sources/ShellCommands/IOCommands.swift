@@ -67,6 +67,12 @@ enum ModelFile {
     /// hostile `fqat.classes` must not allocate terabytes), then the quantizers' and the tensors' step
     /// sizes must be finite and positive, one quantizer per layer and role.
     static func load(_ file: SafeTensorsFile, path: String, seed: UInt64) throws -> (Network, Double, String?, LoadReport) {
+        var file = file
+        if file.metadata["format"] == SessionFile.format {
+            // A session file is a model file plus an embedded run: `load model` takes the model part.
+            file.names = file.names.filter { !$0.hasPrefix(SessionFile.runTensorPrefix) }
+            file.tensors = file.tensors.filter { !$0.key.hasPrefix(SessionFile.runTensorPrefix) }
+        }
         let meta = file.metadata
         guard let arch = meta["fqat.architecture"], let inC = meta["fqat.in_channels"].flatMap(Int.init),
               let classes = meta["fqat.classes"].flatMap(Int.init) else {

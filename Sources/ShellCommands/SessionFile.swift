@@ -86,13 +86,10 @@ enum SessionFile {
             dataset = ds
             env = try EnvironmentAssignment(testDomainNames: d.testDomains, in: ds)
         }
-        // The model's own tensors: everything outside the embedded run.
-        var modelFile = file
-        modelFile.names = file.names.filter { !$0.hasPrefix(runTensorPrefix) }
-        modelFile.tensors = file.tensors.filter { !$0.key.hasPrefix(runTensorPrefix) }
         var network: Network?
         if file.metadata["fqat.architecture"] != nil {
-            network = try ModelFile.load(modelFile, path: path, seed: UInt64(state.settings.seed)).0
+            // ModelFile.load takes the model's own tensors (everything outside the embedded run).
+            network = try ModelFile.load(file, path: path, seed: UInt64(state.settings.seed)).0
         }
         var run: Run?
         if state.hasRun, let net = network, let ds = dataset {

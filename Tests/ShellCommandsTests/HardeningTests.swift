@@ -68,6 +68,10 @@ final class HardeningTests: XCTestCase {
             XCTAssertEqual(h.session.run?.step, 3, "a failed load ended the run")
             XCTAssertEqual(h.session.settings.out, "kept", "a failed load changed the settings")
         }
+        // `load model` takes the model part of a session file.
+        let m = try ShellHarness()
+        XCTAssertEqual(m.run("load model \"\(saved.path)\""), 0, m.output.error)
+        XCTAssertEqual(m.session.network?.architecture, "resnet8")
         // The good session loads and continues.
         XCTAssertEqual(h.run("load session \"\(saved.path)\"; train erm steps=1"), 0, h.output.error)
         XCTAssertEqual(h.session.network?.architecture, "resnet8")
