@@ -34,12 +34,24 @@ public enum ImageDecoder {
         return try decode(bytes: bytes, path: path)
     }
 
+    /// Largest image accepted (width × height), checked from the header before decoding: 50 megapixels
+    /// (150 MB as RGB), far above any PACS, OfficeHome or DomainNet image.
+    public static let maximumPixels = 50_000_000
+
     /// Decodes encoded bytes; `path` names the source in errors.
     public static func decode(bytes: [UInt8], path: String) throws -> DecodedImage {
         guard !bytes.isEmpty else { throw DatasetError.undecodableImage(path: path, reason: "the file is empty") }
         var w: Int32 = 0, h: Int32 = 0, channelsInFile: Int32 = 0
+        // The header's size first: a 54-byte BMP may declare 5832706×54 pixels (found by fuzzing), which stb
+        // would allocate and fill (~1 GB, seconds) before any check of ours.
+        let known = bytes.withUnsafeBufferPointer { p in
+            stbi_info_from_memory(p.baseAddress, Int32(clamping: p.count), &w, &h, &channelsInFile)
+        }
+        if known != 0, Int(w) * Int(h) > maximumPixels {
+            throw DatasetError.undecodableImage(path: path, reason: "the header declares \(w)×\(h) pixels, more than the \(maximumPixels / 1_000_000) megapixels accepted; the file is damaged or not a data set image")
+        }
         let decoded: UnsafeMutablePointer<stbi_uc>? = bytes.withUnsafeBufferPointer { p in
-            stbi_load_from_memory(p.baseAddress, Int32(p.count), &w, &h, &channelsInFile, 3)
+            stbi_load_from_memory(p.baseAddress, Int32(clamping: p.count), &w, &h, &channelsInFile, 3)
         }
         guard let pixels = decoded else {
             let reason = stbi_failure_reason().map { String(cString: $0) } ?? "unknown format"

@@ -203,6 +203,18 @@ final class ImageFolderTests: XCTestCase {
         assertDatasetError(try DomainBedFolders.load(folder: folder.file("empty")), contains: ["holds no domain folders"])
     }
 
+    /// Issue 17 fuzzing finding: a 54-byte BMP declaring 5832706×54 pixels made stb allocate and fill
+    /// ~1 GB. The header's size is checked first.
+    func testHugeDeclaredImagesAreRefusedFromTheHeader() {
+        let header: [UInt8] = [0x42, 0x4d, 0x46, 0x00, 0x00, 0x00, 0xfb, 0x00, 0x00, 0x00, 0x36, 0x00, 0x00, 0x00, 0x28, 0x00,
+                               0x00, 0x00, 0x02, 0x00, 0x59, 0x00, 0x36, 0x00, 0x00, 0x00, 0x01, 0x00, 0x18, 0x00, 0x00, 0xf7,
+                               0xff, 0xff, 0xef, 0x00, 0x00, 0x00, 0x13, 0x0b, 0x01, 0x00, 0x13, 0x42, 0x4d, 0x46, 0x00, 0x00,
+                               0x00, 0x00, 0x00, 0x0b, 0x00, 0x00]
+        XCTAssertThrowsError(try ImageDecoder.decode(bytes: header, path: "bomb.bmp")) { error in
+            XCTAssertTrue("\(error)".contains("the header declares 5832706×54 pixels"), "\(error)")
+        }
+    }
+
     func testPythonSortedIsCodePointOrder() {
         XCTAssertEqual(DomainBedFolders.pythonSorted(["b", "B", "a b", "a_b", "ab", "Real World", "Product", "é", "z"]),
                        ["B", "Product", "Real World", "a b", "a_b", "ab", "b", "z", "é"])
