@@ -1,4 +1,4 @@
-// Issue 17 L2, L4: SIGTERM saves only a consistent session. At the idle REPL prompt it saves at once
+// Issue 17 L2, L4 (and S3's history file under $HOME): SIGTERM saves only a consistent session. At the idle REPL prompt it saves at once
 // (libedit re-raises the signal; that must not read as Ctrl-D); during a step that cannot finish within
 // the grace period it exits 143 without touching the last saved session.
 import Foundation
@@ -67,13 +67,15 @@ final class TerminationTests: XCTestCase {
         // The pane runs the shell itself (exec), so its pid is the shell's and nothing else gets the signal.
         let start = try Subprocess(executable: "/usr/bin/tmux",
                                    arguments: ["-S", socket, "new-session", "-d", "-s", session, "-x", "120", "-y", "30",
-                                               "cd \(home.path) && exec env -u CI HOME=\(home.path) FQAT_SHELL_HISTORY=\(home.path)/history TERM=xterm \(binary)"],
+                                               "cd \(home.path) && exec env -u CI -u FQAT_SHELL_HISTORY HOME=\(home.path) TERM=xterm \(binary)"],
                                    stdin: .null, stdout: .null, stderr: .null)
         XCTAssertNotNil(start.wait(timeout: 30))
         _ = try tmux(["set-option", "-t", session, "remain-on-exit", "on"])
         XCTAssertTrue(try waitUntil(30) { try tmux(["capture-pane", "-p", "-t", session]).contains("fqat>") })
         _ = try tmux(["send-keys", "-t", session, "set out=o seed=7", "Enter"])
         XCTAssertTrue(try waitUntil(30) { try tmux(["capture-pane", "-p", "-t", session]).components(separatedBy: "fqat>").count >= 3 })
+        // The history file follows $HOME (issue 17 S3): it was written to the password database's home.
+        XCTAssertTrue(FileManager.default.fileExists(atPath: home.appendingPathComponent(".fqat_shell_history").path))
         let pid = Int32(try tmux(["display-message", "-p", "-t", session, "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines))
         XCTAssertNotNil(pid)
         guard let pid else { return }
