@@ -47,8 +47,9 @@ public enum ImageDecoder {
         let known = bytes.withUnsafeBufferPointer { p in
             stbi_info_from_memory(p.baseAddress, Int32(clamping: p.count), &w, &h, &channelsInFile)
         }
-        if known != 0, Int(w) * Int(h) > maximumPixels {
-            throw DatasetError.undecodableImage(path: path, reason: "the header declares \(w)×\(h) pixels, more than the \(maximumPixels / 1_000_000) megapixels accepted; the file is damaged or not a data set image")
+        // stb reports a BMP's height as stored: negative for a top-down image (also found by fuzzing).
+        if known != 0, abs(Int(w)) * abs(Int(h)) > maximumPixels {
+            throw DatasetError.undecodableImage(path: path, reason: "the header declares \(abs(Int(w)))×\(abs(Int(h))) pixels, more than the \(maximumPixels / 1_000_000) megapixels accepted; the file is damaged or not a data set image")
         }
         let decoded: UnsafeMutablePointer<stbi_uc>? = bytes.withUnsafeBufferPointer { p in
             stbi_load_from_memory(p.baseAddress, Int32(clamping: p.count), &w, &h, &channelsInFile, 3)

@@ -213,6 +213,12 @@ final class ImageFolderTests: XCTestCase {
         XCTAssertThrowsError(try ImageDecoder.decode(bytes: header, path: "bomb.bmp")) { error in
             XCTAssertTrue("\(error)".contains("the header declares 5832706×54 pixels"), "\(error)")
         }
+        // A top-down BMP (negative height in the header): 33×16777214 pixels declared in 29 bytes.
+        let topDown: [UInt8] = [0x42, 0x4d, 0x46, 0x44, 0x6f, 0x75, 0x1e, 0x00, 0x65, 0x00, 0x32, 0x00, 0x00, 0x00, 0x28, 0x00,
+                                0x00, 0x00, 0x21, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0xff, 0x01, 0x00, 0x08]
+        XCTAssertThrowsError(try ImageDecoder.decode(bytes: topDown, path: "topdown.bmp")) { error in
+            XCTAssertTrue("\(error)".contains("the header declares 33×16777214 pixels"), "\(error)")
+        }
     }
 
     func testPythonSortedIsCodePointOrder() {
