@@ -68,6 +68,25 @@ final class HardeningTests: XCTestCase {
             XCTAssertEqual(h.session.run?.step, 3, "a failed load ended the run")
             XCTAssertEqual(h.session.settings.out, "kept", "a failed load changed the settings")
         }
+        // A session in the older two-file layout (v1: `<path>.run` beside it) still loads.
+        let legacy = saver.directory.appendingPathComponent("legacy.fqsession")
+        var main = file, run = SafeTensorsFile(tensors: [:], names: [])
+        main.metadata["format"] = "fqat-shell.session.v1"
+        for name in file.names where name.hasPrefix("run/") {
+            run.names.append(String(name.dropFirst(4)))
+            run.tensors[String(name.dropFirst(4))] = file.tensors[name]
+        }
+        for (key, value) in file.metadata where key.hasPrefix("fqat.run.") {
+            run.metadata[String(key.dropFirst("fqat.run.".count))] = value
+            main.metadata[key] = nil
+        }
+        main.names = file.names.filter { !$0.hasPrefix("run/") }
+        try SafeTensors.write(main.names.map { ($0, main.tensors[$0]!) }, metadata: main.metadata, to: legacy)
+        try SafeTensors.write(run.names.map { ($0, run.tensors[$0]!) }, metadata: run.metadata,
+                              to: URL(fileURLWithPath: legacy.path + ".run"))
+        let old = try ShellHarness()
+        XCTAssertEqual(old.run("load session \"\(legacy.path)\""), 0, old.output.error)
+        XCTAssertEqual(old.session.run?.step, 2)
         // `load model` takes the model part of a session file.
         let m = try ShellHarness()
         XCTAssertEqual(m.run("load model \"\(saved.path)\""), 0, m.output.error)
