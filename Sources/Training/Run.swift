@@ -177,11 +177,39 @@ public final class Run {
             let m = p.value.data.reduce(Float(0)) { max($0, abs($1)) }
             if m > largest.value { largest = (p.name, m) }
         }
-        let where_ = largest.name.isEmpty ? "" : " (largest weight: |\(largest.name)| = \(largest.value))"
+        var where_ = largest.name.isEmpty ? "" : " (largest weight: |\(largest.name)| = \(largest.value))"
+        if let images, let layer = firstNonFiniteLayer(images) {
+            where_ = "; on this batch the forward pass first overflows in '\(layer)'" + where_
+        }
         if pass == 1 {
             return "pass 1 differentiates the current weights before this step changes them, so lowering lr now gives the same failure at this batch\(where_); go back to an earlier saved model or session, or start the run again with a lower lr=, weight decay (wd=) or bn=train"
         }
         return "pass 2 evaluates the SAGM-perturbed weights\(where_); a smaller rho= (and lr=) usually helps"
+    }
+
+    /// The first layer whose output is not finite when `images` go forward (training mode, running
+    /// statistics untouched; Sequential containers are walked into, other blocks count as one layer),
+    /// or nil when the forward pass stays finite (the overflow is in the backward pass). Leaves the
+    /// dropout generator and the caches as they were.
+    func firstNonFiniteLayer(_ images: Tensor) -> String? {
+        let saved = dropoutRNG.rng
+        defer { dropoutRNG.rng = saved; network.clearCache() }
+        let ctx = ForwardContext(training: true, updateRunningStats: false, needsBackward: false, rng: dropoutRNG)
+        var x = images
+        func walk(_ module: Module, _ path: String) -> String? {
+            if let sequential = module as? Sequential {
+                for (name, child) in sequential.children {
+                    if let found = walk(child, path.isEmpty ? name : "\(path).\(name)") { return found }
+                }
+                return nil
+            }
+            x = module.forward(x, ctx)
+            return x.data.contains(where: { !$0.isFinite }) ? (path.isEmpty ? "features" : path) : nil
+        }
+        if let layer = walk(network.featurizer, "") { return layer }
+        if let dropout = network.featureDropout { x = dropout.forward(x, ctx) }
+        x = network.classifier.forward(x, ctx)
+        return x.data.contains(where: { !$0.isFinite }) ? "fc" : nil
     }
 
     /// One training step on the next batch. Throws `TrainingError.diverged` on a non-finite loss or

@@ -124,6 +124,32 @@ final class ErrorTests: XCTestCase {
         return (DomainDataset(name: "poisoned", classNames: ["a", "b", "c", "d"], imageShape: [1, 12, 12], domains: domains), poisoned)
     }
 
+    /// Issue 17 D1: a forward pass that overflows names the layer where it first does, and says that a
+    /// lower learning rate for this step cannot help (pass 1 runs on the weights before the step).
+    func testDivergenceNamesTheLayerThatOverflows() throws {
+        let (poisoned, index) = poisonedData()
+        var domains = poisoned.domains
+        if case .memory(var images) = domains[1].images {
+            images.data[index * 144 + 77] = 0
+            domains[1] = Domain(name: domains[1].name, labels: domains[1].labels, images: .memory(images))
+        }
+        let data = DomainDataset(name: "clean", classNames: poisoned.classNames, imageShape: poisoned.imageShape, domains: domains)
+        let env = try EnvironmentAssignment(testDomains: [2], domainCount: 3)
+        var hp = Hyperparameters.defaults(for: .erm)
+        hp.batchPerDomain = 4
+        hp.evalEvery = 1000
+        let net = try Network.make(architecture: "resnet8", inChannels: 1, classes: 4, width: 0.5, seed: 2)
+        let weight = try XCTUnwrap(net.parameters.first { $0.name == "layer2.0.conv1.weight" })
+        weight.value = Tensor(shape: weight.value.shape, repeating: 3e38)
+        let run = try Run(network: net, dataset: data, environments: env, method: .erm, hyperparameters: hp, seed: 12)
+        XCTAssertThrowsError(try run.takeStep()) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("first overflows in 'layer2.0'"), text)
+            XCTAssertTrue(text.contains("lowering lr now gives the same failure"), text)
+        }
+        XCTAssertEqual(run.step, 0)
+    }
+
     func testDivergenceStopsAtTheLastGoodState() throws {
         let (data, _) = poisonedData()
         let env = try EnvironmentAssignment(testDomains: [2], domainCount: 3)
