@@ -66,6 +66,20 @@ enum SessionFile {
         if FileManager.default.fileExists(atPath: legacyRun) { try? FileManager.default.removeItem(atPath: legacyRun) }
     }
 
+    /// Whether the session file at `path` holds a run to continue (v2: the embedded run; v1: a `.run`
+    /// file beside it). Reads only the file's header.
+    static func hasRun(at path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        guard let lengthBytes = try? handle.read(upToCount: 8), lengthBytes.count == 8 else { return false }
+        let length = lengthBytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        guard length > 0, length <= 100_000_000, let header = try? handle.read(upToCount: Int(length)),
+              let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any],
+              let metadata = object["__metadata__"] as? [String: String] else { return false }
+        if metadata["format"] == format { return metadata[runMetadataPrefix + "state"] != nil }
+        return metadata["format"] == legacyFormat && FileManager.default.fileExists(atPath: path + ".run")
+    }
+
     /// Loads a session into `s`. Everything (data, model, run) is built and checked first; `s` changes only
     /// when all of it succeeded, so a damaged file leaves the current session as it was.
     static func load(_ s: Session, from path: String) throws {

@@ -79,7 +79,7 @@ public enum SweepRunner {
         process.executableURL = URL(fileURLWithPath: executable)
         let autosave = sweep.file(t, "autosave.fqsession")
         process.arguments = arguments(t, sweep: sweep, threads: threads,
-                                      resume: fm.fileExists(atPath: autosave) && fm.fileExists(atPath: autosave + ".run"))
+                                      resume: SessionFile.hasRun(at: autosave))
         guard fm.createFile(atPath: sweep.file(t, "out.txt"), contents: nil), fm.createFile(atPath: sweep.file(t, "err.txt"), contents: nil),
               let outFile = FileHandle(forWritingAtPath: sweep.file(t, "out.txt")),
               let errFile = FileHandle(forWritingAtPath: sweep.file(t, "err.txt")) else {

@@ -166,7 +166,7 @@ extension ShellCommands {
     /// hyperparameters as the run about to start, and fewer steps than asked; else nil (the run
     /// starts afresh, as any run before the one that was stopped).
     static func resumableRun(_ s: Session, label: String, method: TrainingMethod, candidate: Run, steps: Int) throws -> String? {
-        guard let path = s.resumeFrom, FileManager.default.fileExists(atPath: path + ".run") else { return nil }
+        guard let path = s.resumeFrom, SessionFile.hasRun(at: path) else { return nil }
         let probe = Session()
         probe.plotter = s.plotter
         do { try SessionFile.load(probe, from: path) } catch { return nil }

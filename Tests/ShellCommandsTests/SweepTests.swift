@@ -236,7 +236,7 @@ final class SweepTests: XCTestCase {
         XCTAssertEqual(job.wait(timeout: 60), .exited(143))
         guard case .failed(let why) = sweep.state(task) else { return XCTFail("\(sweep.state(task))") }
         XCTAssertTrue(why.hasPrefix("terminated (SIGTERM)"), why)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: sweep.file(task, "autosave.fqsession.run")), "the run's exact-resume state")
+        XCTAssertTrue(SessionFile.hasRun(at: sweep.file(task, "autosave.fqsession")), "the run's exact-resume state is in the autosave (one file)")
 
         let (again, againText) = try shell(["sweep", "run", stopped, "--workers", "1", "--threads", "1"])
         XCTAssertEqual(again, 0, againText)
