@@ -29,6 +29,9 @@ let package = Package(
         /// stb_image.h + libstb.so from libstb-dev: JPEG/PNG decoding for DomainBed folders.
         .systemLibrary(name: "CStb", providers: [.apt(["libstb-dev"])]),
 
+        /// oneDNN (libdnnl-dev) loaded with dlopen, so OMP_WAIT_POLICY can be set before its OpenMP
+        /// runtime starts and a machine without it falls back to OpenBLAS: TensorCore's conv backend.
+        .target(name: "CDNNL", linkerSettings: [.linkedLibrary("dl")]),
         /// posix_spawn with a working directory and default signal state (Plot's Subprocess).
         .target(name: "CSpawn"),
         /// cpuid/xgetbv: the CPU's instruction sets, for TensorCore's ComputeInfo.
@@ -36,7 +39,7 @@ let package = Package(
 
         // MARK: Engine, lowest first
         /// Tensor (shape + contiguous Float storage), seeded RNG, gemm, im2col/col2im, kernels.
-        .target(name: "TensorCore", dependencies: ["COpenBLAS", "CCPUInfo"], swiftSettings: numeric),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS", "CCPUInfo", "CDNNL"], swiftSettings: numeric),
         /// Parameters, layers with hand-written backward, models, losses, safetensors.
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: numeric),
         /// LSQ and EWGS quantizers, range initialisation, placement, integer export.

@@ -3,7 +3,7 @@
 # Used by scripts/quickstart.sh, scripts/test.sh and .ci/run, so a fresh machine with only Swift works.
 set -euo pipefail
 
-PACKAGES=(libopenblas-dev libedit-dev zlib1g-dev libstb-dev gnuplot-nox dataset-fashion-mnist tmux)
+PACKAGES=(libopenblas-dev libdnnl-dev libedit-dev zlib1g-dev libstb-dev gnuplot-nox dataset-fashion-mnist tmux)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

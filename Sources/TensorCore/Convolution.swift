@@ -21,7 +21,8 @@
 //                    matrices for a batch of 64 at 28×28 stream through memory three times per conv,
 //                    and whose idle OpenBLAS threads spin in sched_yield while im2col runs); see
 //                    docs/numerics.md for the measurements.
-// Both are tested against the reference below.
+// Both are tested against the reference below. With `Backend.current == .onednn` (Backend.swift)
+// both entry points hand the work to oneDNN first and come back here only when it cannot do it.
 
 import Foundation
 
@@ -273,6 +274,10 @@ public func convolution2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
     let K = g.colRows, ohw = g.colCols
     var y = Tensor(uninitializedShape: [batch, cout, g.outHeight, g.outWidth])
     if batch == 0 { return y }
+    if Backend.current == .onednn,
+       let fast = OneDNNConvolution.forward(x, weight: weight, bias: bias, options: options, outputShape: y.shape) {
+        return fast
+    }
     let strategy = Convolution.strategy
     x.data.withUnsafeBufferPointer { px in
     weight.data.withUnsafeBufferPointer { pw in
@@ -316,6 +321,11 @@ public func convolution2dBackward(_ x: Tensor, weight: Tensor, outputGradient dy
     let batch = x.shape[0], cout = weight.shape[0]
     precondition(dy.shape == [batch, cout, g.outHeight, g.outWidth],
                  "conv2d backward: output gradient \(dy.shape) does not match output shape \([batch, cout, g.outHeight, g.outWidth]) of input \(x.shape), weight \(weight.shape)")
+    if batch > 0 && Backend.current == .onednn,
+       let fast = OneDNNConvolution.backward(x, weight: weight, outputGradient: dy, options: options,
+                                             computeInputGradient: computeInputGradient) {
+        return fast
+    }
     let K = g.colRows, ohw = g.colCols
     var dW = Tensor.zeros(weight.shape)
     var dB = Tensor.zeros([cout])

@@ -25,7 +25,7 @@ final class ScalingQuantizer: TensorQuantizer {
 final class LayerGradientTests: XCTestCase {
     /// Conv2d over kernel sizes 1, 3, 7, strides 1–3, paddings 0–3, with and without bias.
     /// Linear in x and W, so the central difference is exact up to float rounding: tolerance 2e-3.
-    func testConv2dGradients() {
+    func testConv2dGradients() throws {
         var rng = RNG(seed: 1)
         let configs: [(cin: Int, cout: Int, k: Int, s: Int, p: Int, bias: Bool, h: Int, w: Int, n: Int)] = [
             (2, 3, 3, 1, 1, true, 5, 5, 2),
@@ -36,23 +36,28 @@ final class LayerGradientTests: XCTestCase {
             (2, 2, 3, 3, 2, true, 6, 7, 2),
             (3, 3, 3, 1, 0, true, 5, 5, 1),
         ]
-        for (i, c) in configs.enumerated() {
-            let conv = Conv2d(name: "conv\(i)", inChannels: c.cin, outChannels: c.cout, kernel: c.k, stride: c.s,
-                              padding: c.p, bias: c.bias, initialization: .pytorchDefault, rng: &rng)
-            let x = rng.normalTensor([c.n, c.cin, c.h, c.w])
-            GradientCheck().assertGradients(conv, input: x, "Conv2d \(c)")
+        try forEachBackend { backend in
+            for (i, c) in configs.enumerated() {
+                let conv = Conv2d(name: "conv\(i)", inChannels: c.cin, outChannels: c.cout, kernel: c.k, stride: c.s,
+                                  padding: c.p, bias: c.bias, initialization: .pytorchDefault, rng: &rng)
+                let x = rng.normalTensor([c.n, c.cin, c.h, c.w])
+                GradientCheck().assertGradients(conv, input: x, "Conv2d \(c) on \(backend.rawValue)")
+            }
         }
     }
 
     /// Gradients flow through both quantizer slots: W.grad = Qw.backward(dW'), dx = Qa.backward(dx'),
     /// and the quantizers' own parameters receive their gradients.
-    func testConv2dAndLinearRouteThroughQuantizers() {
+    func testConv2dAndLinearRouteThroughQuantizers() throws {
         var rng = RNG(seed: 2)
         let conv = Conv2d(name: "c", inChannels: 2, outChannels: 3, kernel: 3, stride: 1, padding: 1, bias: true, rng: &rng)
         conv.weightQuantizer = ScalingQuantizer(name: "c.weight_scale", value: 0.7)
         conv.inputQuantizer = ScalingQuantizer(name: "c.input_scale", value: 1.3)
         XCTAssertEqual(conv.parameters.map(\.name), ["c.weight", "c.bias", "c.weight_scale", "c.input_scale"])
-        GradientCheck().assertGradients(conv, input: rng.normalTensor([2, 2, 4, 4]), "quantized Conv2d")
+        let x = rng.normalTensor([2, 2, 4, 4])
+        try forEachBackend { backend in
+            GradientCheck().assertGradients(conv, input: x, "quantized Conv2d on \(backend.rawValue)")
+        }
 
         let linear = Linear(name: "fc", inFeatures: 5, outFeatures: 3, rng: &rng)
         linear.weightQuantizer = ScalingQuantizer(name: "fc.weight_scale", value: 0.8)

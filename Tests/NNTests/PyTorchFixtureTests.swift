@@ -105,7 +105,7 @@ final class PyTorchFixtureTests: XCTestCase {
 
     func testResNet8OptionAMatchesPyTorch() throws {
         XCTAssertEqual(try fixture("resnet8_a").metadata["eval_parameter_gradients"], "1")
-        try reproduce("resnet8_a")
+        try forEachBackend { _ in try reproduce("resnet8_a") }
     }
-    func testTorchvisionLayoutResNet50MatchesPyTorch() throws { try reproduce("resnet50_tiny") }
+    func testTorchvisionLayoutResNet50MatchesPyTorch() throws { try forEachBackend { _ in try reproduce("resnet50_tiny") } }
 }

@@ -3,8 +3,16 @@ import XCTest
 
 /// The fast im2col + GEMM convolution against the direct Double reference, forward and both gradients.
 /// Tolerance: max |fast − ref| / max(1, |ref|) < 1e-4 (float32 GEMM sums of up to a few hundred terms).
+/// These tests run the OpenBLAS backend; OneDNNConvolutionTests (BackendTests.swift) runs `check` on oneDNN.
 final class ConvolutionTests: XCTestCase {
     struct Case { var n, cin, cout, h, w, k, stride, padding: Int; var bias: Bool }
+
+    private var savedBackend = ComputeBackend.openblas
+    override func setUpWithError() throws {
+        savedBackend = Backend.current
+        try Backend.select(.openblas)
+    }
+    override func tearDownWithError() throws { try Backend.select(savedBackend) }
 
     static let cases: [Case] = [
         Case(n: 2, cin: 3, cout: 4, h: 7, w: 7, k: 3, stride: 1, padding: 1, bias: true),
@@ -18,6 +26,11 @@ final class ConvolutionTests: XCTestCase {
     ]
 
     func check(_ c: Case, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+        Self.check(c, seed: seed, file: file, line: line)
+    }
+
+    /// Forward, dx, dW and db of case `c` on the selected backend against the reference.
+    static func check(_ c: Case, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
         var rng = RNG(seed: seed)
         let x = rng.normalTensor([c.n, c.cin, c.h, c.w])
         let w = rng.normalTensor([c.cout, c.cin, c.k, c.k])

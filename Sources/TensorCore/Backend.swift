@@ -1,0 +1,231 @@
+// The compute backend of the engine's convolutions: OpenBLAS (im2col + sgemm, the reference and the
+// fallback) or oneDNN (its JIT convolution kernels, in the blocked layouts it chooses).
+//
+// oneDNN is loaded at run time (Sources/CDNNL): when libdnnl.so.2 is missing, or a primitive cannot
+// be created for some shape, convolutions run on OpenBLAS. Primitives are created once per
+// (shape, thread count) and cached; tensors stay NCHW outside a convolution and are reordered to and
+// from oneDNN's layouts inside it. See docs/backends.md.
+import CDNNL
+import Foundation
+
+/// Which library computes convolutions.
+public enum ComputeBackend: String, CaseIterable, Sendable {
+    /// im2col + OpenBLAS sgemm (TensorCore/Convolution.swift): the reference and the fallback.
+    case openblas
+    /// oneDNN's convolution primitives (forward, backward data, backward weights).
+    case onednn
+}
+
+/// Why a backend cannot be selected.
+public struct BackendUnavailable: Error, CustomStringConvertible {
+    public let backend: ComputeBackend
+    public let reason: String
+    public var description: String { "backend \(backend.rawValue) is not available: \(reason)" }
+}
+
+public enum Backend {
+    /// OpenMP wait policy set before oneDNN's OpenMP runtime loads, unless OMP_WAIT_POLICY is set:
+    /// passive threads sleep instead of spinning between parallel regions, so the engine keeps its
+    /// speed when another process shares the cores (docs/backends.md has the measurements).
+    public static let defaultWaitPolicy = "passive"
+
+    private static let loaded: (ok: Bool, reason: String) = {
+        var buffer = [CChar](repeating: 0, count: 512)
+        let ok = fqdnnl_load(defaultWaitPolicy, &buffer, buffer.count) != 0
+        return (ok, ok ? "" : String(cString: buffer))
+    }()
+
+    /// Whether oneDNN loaded (libdnnl.so.2 present, OpenMP build, CPU engine created).
+    public static var oneDNNAvailable: Bool { loaded.ok }
+    /// Why oneDNN is unavailable, nil when it is available.
+    public static var oneDNNUnavailableReason: String? { loaded.ok ? nil : loaded.reason }
+    /// "oneDNN 2.6.3", or nil when it is unavailable.
+    public static var oneDNNVersion: String? { loaded.ok ? String(cString: fqdnnl_version()) : nil }
+    /// OMP_WAIT_POLICY as the OpenMP runtime saw it when it loaded ("" when unset).
+    public static var waitPolicy: String { _ = loaded; return String(cString: fqdnnl_wait_policy()) }
+
+    /// A note about the FQAT_BACKEND environment variable when it could not be honoured.
+    public private(set) static var environmentNote: String? = nil
+
+    /// The starting backend: FQAT_BACKEND (openblas | onednn) when set, else oneDNN when it loads
+    /// (measured faster on every workload, docs/benchmarks.md), else OpenBLAS.
+    private static func initial() -> ComputeBackend {
+        let fallback: ComputeBackend = oneDNNAvailable ? .onednn : .openblas
+        guard let raw = ProcessInfo.processInfo.environment["FQAT_BACKEND"], !raw.isEmpty else { return fallback }
+        guard let wanted = ComputeBackend(rawValue: raw.lowercased()) else {
+            environmentNote = "FQAT_BACKEND=\(raw) is not a backend (openblas or onednn); using \(fallback.rawValue)"
+            return fallback
+        }
+        if wanted == .onednn && !oneDNNAvailable {
+            environmentNote = "FQAT_BACKEND=onednn: \(loaded.reason); using openblas"
+            return .openblas
+        }
+        return wanted
+    }
+
+    nonisolated(unsafe) private static var selected: ComputeBackend? = nil
+
+    /// The backend convolutions use now.
+    public static var current: ComputeBackend {
+        if let s = selected { return s }
+        let s = initial()
+        selected = s
+        return s
+    }
+
+    /// Switches the backend; oneDNN only when it is available.
+    public static func select(_ backend: ComputeBackend) throws {
+        if backend == .onednn && !oneDNNAvailable {
+            throw BackendUnavailable(backend: .onednn, reason: loaded.reason)
+        }
+        selected = backend
+    }
+
+    /// Runs `body` with `backend` selected (restored afterwards), for tests and benchmarks.
+    public static func with<R>(_ backend: ComputeBackend, _ body: () throws -> R) throws -> R {
+        let saved = current
+        try select(backend)
+        defer { selected = saved }
+        return try body()
+    }
+
+    /// One line for provenance: backend, library version, the oneDNN kernels last used, threads.
+    /// e.g. "onednn (oneDNN 2.6.3, conv jit:avx512_core, OMP_WAIT_POLICY=passive)" or "openblas".
+    public static var summary: String {
+        switch current {
+        case .openblas: return "openblas"
+        case .onednn:
+            var parts = [oneDNNVersion ?? "oneDNN"]
+            let impls = OneDNNConvolution.implementations
+            if !impls.isEmpty { parts.append("conv " + impls.joined(separator: "/")) }
+            parts.append("OMP_WAIT_POLICY=" + (waitPolicy.isEmpty ? "unset" : waitPolicy))
+            if let f = OneDNNConvolution.lastFallback { parts.append("fell back to openblas for " + f) }
+            return "onednn (" + parts.joined(separator: ", ") + ")"
+        }
+    }
+}
+
+/// The cache of oneDNN convolution handles and the calls into them.
+enum OneDNNConvolution {
+    struct Key: Hashable {
+        var batch, cin, height, width, cout, kernel, stride, padding, threads: Int
+    }
+    private final class Handle: @unchecked Sendable {
+        let pointer: OpaquePointer
+        init(_ p: OpaquePointer) { pointer = p }
+        deinit { fqdnnl_conv_destroy(pointer) }
+    }
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var handles: [Key: Handle] = [:]
+    /// Shapes oneDNN refused, with the reason (they run on OpenBLAS).
+    nonisolated(unsafe) private static var refused: [Key: String] = [:]
+    nonisolated(unsafe) private static var impls: [String] = []
+    nonisolated(unsafe) private(set) static var lastFallback: String? = nil
+
+    /// Distinct implementation names of the primitives created so far (forward, backward data,
+    /// backward weights), e.g. ["jit:avx512_core", "gemm:jit"].
+    static var implementations: [String] { lock.lock(); defer { lock.unlock() }; return impls }
+
+    /// Number of cached handles (one per shape and thread count).
+    static var cachedHandles: Int { lock.lock(); defer { lock.unlock() }; return handles.count }
+
+    /// Bytes held by the cached handles' blocked-layout buffers.
+    static var cachedBytes: Int {
+        lock.lock(); defer { lock.unlock() }
+        return handles.values.reduce(0) { $0 + Int(fqdnnl_conv_scratch_bytes($1.pointer)) }
+    }
+
+    /// Releases every cached primitive and buffer.
+    static func clearCache() {
+        lock.lock(); defer { lock.unlock() }
+        handles = [:]; refused = [:]; impls = []; lastFallback = nil
+    }
+
+    static func key(_ x: Tensor, _ weight: Tensor, _ options: Convolution2dOptions) -> Key {
+        Key(batch: x.shape[0], cin: x.shape[1], height: x.shape[2], width: x.shape[3], cout: weight.shape[0],
+            kernel: weight.shape[2], stride: options.stride, padding: options.padding, threads: max(1, Parallel.threads))
+    }
+
+    /// Runs `body` with the handle for `key` under the lock (handles hold per-call state), or
+    /// returns nil when oneDNN cannot do this shape.
+    static func withHandle<R>(_ key: Key, _ body: (OpaquePointer) -> R?) -> R? {
+        lock.lock(); defer { lock.unlock() }
+        if refused[key] != nil { return nil }
+        let handle: Handle
+        if let h = handles[key] {
+            handle = h
+        } else {
+            var error = [CChar](repeating: 0, count: 256)
+            guard let p = fqdnnl_conv_create(Int32(key.batch), Int32(key.cin), Int32(key.height), Int32(key.width),
+                                             Int32(key.cout), Int32(key.kernel), Int32(key.stride), Int32(key.padding),
+                                             Int32(key.threads), &error, error.count) else {
+                let reason = String(cString: error)
+                refused[key] = reason
+                lastFallback = "\(key.cin)→\(key.cout) k\(key.kernel) s\(key.stride) at \(key.height)×\(key.width): \(reason)"
+                return nil
+            }
+            handle = Handle(p)
+            handles[key] = handle
+            for which in 0..<3 {
+                let name = String(cString: fqdnnl_conv_impl(p, Int32(which)))
+                if !impls.contains(name) { impls.append(name) }
+            }
+        }
+        let result = body(handle.pointer)
+        if result == nil { lastFallback = "a oneDNN call failed for \(key.cin)→\(key.cout) at \(key.height)×\(key.width)" }
+        return result
+    }
+
+    /// y = conv(x, weight) + bias through oneDNN, or nil when it cannot (the caller falls back).
+    static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, options: Convolution2dOptions, outputShape: [Int]) -> Tensor? {
+        guard Backend.oneDNNAvailable else { return nil }
+        let key = key(x, weight, options)
+        return withHandle(key) { h -> Tensor? in
+            var y = Tensor(uninitializedShape: outputShape)
+            let status: Int32 = x.data.withUnsafeBufferPointer { px in
+                weight.data.withUnsafeBufferPointer { pw in
+                    y.data.withUnsafeMutableBufferPointer { py in
+                        if let bias {
+                            return bias.data.withUnsafeBufferPointer { pb in
+                                fqdnnl_conv_forward(h, px.baseAddress, pw.baseAddress, pb.baseAddress, py.baseAddress)
+                            }
+                        }
+                        return fqdnnl_conv_forward(h, px.baseAddress, pw.baseAddress, nil, py.baseAddress)
+                    }
+                }
+            }
+            return status == 0 ? y : nil
+        }
+    }
+
+    /// Gradients through oneDNN, or nil when it cannot (the caller falls back).
+    static func backward(_ x: Tensor, weight: Tensor, outputGradient dy: Tensor, options: Convolution2dOptions,
+                         computeInputGradient: Bool) -> Convolution2dGradients? {
+        guard Backend.oneDNNAvailable else { return nil }
+        let key = key(x, weight, options)
+        return withHandle(key) { h -> Convolution2dGradients? in
+            var dW = Tensor(uninitializedShape: weight.shape)
+            var dB = Tensor(uninitializedShape: [weight.shape[0]])
+            var dX: Tensor? = computeInputGradient ? Tensor(uninitializedShape: x.shape) : nil
+            let status: Int32 = x.data.withUnsafeBufferPointer { px in
+                weight.data.withUnsafeBufferPointer { pw in
+                    dy.data.withUnsafeBufferPointer { pdy in
+                        dW.data.withUnsafeMutableBufferPointer { pdw in
+                            dB.data.withUnsafeMutableBufferPointer { pdb in
+                                if dX != nil {
+                                    return dX!.data.withUnsafeMutableBufferPointer { pdx in
+                                        fqdnnl_conv_backward(h, px.baseAddress, pw.baseAddress, pdy.baseAddress,
+                                                             pdx.baseAddress, pdw.baseAddress, pdb.baseAddress)
+                                    }
+                                }
+                                return fqdnnl_conv_backward(h, px.baseAddress, pw.baseAddress, pdy.baseAddress,
+                                                            nil, pdw.baseAddress, pdb.baseAddress)
+                            }
+                        }
+                    }
+                }
+            }
+            return status == 0 ? Convolution2dGradients(input: dX, weight: dW, bias: dB) : nil
+        }
+    }
+}
