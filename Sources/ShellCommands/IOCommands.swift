@@ -231,18 +231,25 @@ extension ShellCommands {
 
     static func setCommand(_ s: Session) -> CommandSpec {
         CommandSpec(
-            name: "set", summary: "change settings: seed, threads, out folder, progress style, plot target, trial seed",
+            name: "set", summary: "change settings: seed, threads, compute backend, out folder, progress style, plot target, trial seed",
             group: "shell",
             keywords: [
                 ArgSpec("seed", .int(min: 0), help: "seed of model init, batches and directions (same seed, same run)"),
                 ArgSpec("threads", .int(1...256), help: "threads for BLAS and the engine's own loops (default: the cores available); a run is bit-identical for the same seed and thread count, and records store the count"),
+                ArgSpec("backend", .choice(ComputeBackend.allCases.map(\.rawValue)), help: "convolution backend: onednn (oneDNN's JIT kernels, the default when libdnnl loads) or openblas (im2col + sgemm, the reference); both give the same results within float32 rounding, each bit-identical run to run"),
                 ArgSpec("out", .path, help: "folder for records, plots, checkpoints"),
                 ArgSpec("progress", .choice(["auto", "bar", "lines", "off"]), help: "progress display"),
                 ArgSpec("plot", .choice(["auto", "png", "svg", "text", "sixel", "none"]), help: "where plots go"),
                 ArgSpec("trial_seed", .int(min: 0), help: "DomainBed trial seed of the in/out split"),
             ],
-            examples: ["set seed=23", "set threads=1 out=runs/seed23"],
+            examples: ["set seed=23", "set threads=1 out=runs/seed23", "set backend=openblas"],
             run: { inv in
+                if inv.has("backend"), let backend = ComputeBackend(rawValue: inv.string("backend")) {
+                    do { try Backend.select(backend) } catch let e as BackendUnavailable {
+                        throw CommandError("\(e.description)", argument: "backend",
+                                           notes: ["install libdnnl-dev (scripts/setup.sh does) and restart, or keep backend=openblas"])
+                    }
+                }
                 if inv.has("seed") { s.settings.seed = inv.int("seed") }
                 if inv.has("threads") { s.settings.threads = inv.int("threads"); applyThreads(s) }
                 if inv.has("out") { s.settings.out = inv.string("out") }
@@ -278,7 +285,8 @@ extension ShellCommands {
                 }
                 if what == "all" || what == "settings" {
                     let st = s.settings
-                    inv.print("settings: seed \(st.seed), threads \(st.threads), out \(st.out), progress \(st.progress), plot \(st.plot), trial_seed \(st.trialSeed)")
+                    inv.print("settings: seed \(st.seed), threads \(st.threads), backend \(Backend.current.rawValue), out \(st.out), progress \(st.progress), plot \(st.plot), trial_seed \(st.trialSeed)")
+                    inv.print("compute: \(Backend.summary)")
                 }
                 if what == "all" || what == "data" { inv.print(describeData(s)) }
                 if what == "all" || what == "model" || what == "quant" {

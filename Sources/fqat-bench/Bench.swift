@@ -7,6 +7,8 @@ struct Measurement {
     var detail: String = ""
     var batch: Int = 0
     var threads: Int = 1
+    /// Compute backend of the convolutions (TensorCore.Backend); "" for backend-independent rows.
+    var backend: String = ""
     var imagesPerSecond: Double? = nil
     var gflops: Double? = nil
     var seconds: Double? = nil
@@ -15,6 +17,7 @@ struct Measurement {
     func json() -> String {
         var fields: [String] = ["\"workload\": \"\(workload)\"", "\"detail\": \"\(detail)\"",
                                 "\"batch\": \(batch)", "\"threads\": \(threads)"]
+        if !backend.isEmpty { fields.append("\"backend\": \"\(backend)\"") }
         fields.append("\"images_per_second\": \(imagesPerSecond.flatMap { $0.isFinite ? String(format: "%.2f", $0) : nil } ?? "null")")
         fields.append("\"gflops\": \(gflops.flatMap { $0.isFinite ? String(format: "%.3f", $0) : nil } ?? "null")")
         if let s = seconds, s.isFinite { fields.append("\"seconds\": \(String(format: "%.6f", s))") }
@@ -111,6 +114,13 @@ final class Bench {
     var threadCounts: [Int] = [1, 2]
     /// OpenBLAS runs a generic core on a CPU with AVX2/AVX-512: every measurement carries the flag.
     var genericCore = false
+    /// Backends the model workloads run on, one after the other (`--backend`; default both when
+    /// oneDNN loads).
+    var backends: [ComputeBackend] = Backend.oneDNNAvailable ? [.openblas, .onednn] : [.openblas]
+    /// The backend of the workloads running now ("" while sgemm runs).
+    var runningBackend = ""
+    /// `--batch N[,N...]`: training and evaluation batches instead of the defaults.
+    var batches: [Int]? = nil
 
     init(arguments: [String]) {
         json = arguments.contains("--json")
@@ -140,16 +150,42 @@ final class Bench {
             // Column-matrix floats: per worker chunk (parallelChunks) or per call (batched).
             if Convolution.strategy == .batched { Convolution.columnBudget = n } else { Convolution.chunkBudget = n }
         }
+        if let i = arguments.firstIndex(of: "--backend"), i + 1 < arguments.count {
+            let value = arguments[i + 1]
+            let wanted: [ComputeBackend]
+            if value == "both" { wanted = [.openblas, .onednn] }
+            else if let b = ComputeBackend(rawValue: value) { wanted = [b] }
+            else {
+                FileHandle.standardError.write("fqat-bench: --backend must be openblas, onednn or both, got '\(value)'\n".data(using: .utf8)!)
+                exit(2)
+            }
+            if wanted.contains(.onednn) && !Backend.oneDNNAvailable {
+                FileHandle.standardError.write("fqat-bench: oneDNN is not available (\(Backend.oneDNNUnavailableReason ?? "")); use --backend openblas\n".data(using: .utf8)!)
+                exit(2)
+            }
+            backends = wanted
+        }
+        if let i = arguments.firstIndex(of: "--batch"), i + 1 < arguments.count {
+            let parsed = arguments[i + 1].split(separator: ",").compactMap { Int($0) }.filter { $0 >= 1 }
+            guard !parsed.isEmpty else {
+                FileHandle.standardError.write("fqat-bench: --batch wants positive integers, e.g. --batch 64 or --batch 32,64\n".data(using: .utf8)!)
+                exit(2)
+            }
+            batches = parsed
+        }
         if let i = arguments.firstIndex(of: "--compare"), i + 1 < arguments.count {
             reference = loadReference(path: arguments[i + 1])
         }
         if arguments.contains("--help") || arguments.contains("-h") {
             print("""
-            usage: fqat-bench [--json] [--quick] [--only WORKLOAD[,WORKLOAD...]] [--threads N[,N...]] [--compare FILE]
+            usage: fqat-bench [--json] [--quick] [--only WORKLOAD[,WORKLOAD...]] [--threads N[,N...]] [--backend B] [--batch N[,N...]] [--compare FILE]
               workloads: sgemm, conv, ops, erm, lsq, fqat, eval, data, landscape, memory
               --json     one JSON object per measurement (workload, batch, threads, images_per_second, gflops, ...)
               --quick    fewer repeats and smaller batches (for smoke runs)
-              --threads  thread counts to measure (default 1,2); each sets OpenBLAS and engine threads
+              --threads  thread counts to measure (default 1,2); each sets OpenBLAS, oneDNN and engine threads
+              --backend  openblas, onednn or both (default: both when oneDNN loads): convolution backend
+                         of the model workloads, measured one backend after the other
+              --batch    training and evaluation batches (default 32,64,128 and 64,256)
               --conv-strategy S  experiment: convolution grouping, parallelChunks (default) or batched
               --conv-budget N    experiment: im2col floats per chunk (parallelChunks) or per call (batched)
               --compare  JSON lines from scripts/bench_pytorch.py: adds pytorch_images_per_second and
@@ -164,6 +200,7 @@ final class Bench {
     func emit(_ measurement: Measurement) {
         var m = measurement
         if genericCore { m.extra["generic_blas_core"] = 1 }
+        if m.backend.isEmpty { m.backend = runningBackend }
         if let ips = m.imagesPerSecond, let torch = reference[referenceKey(m.workload, m.batch, m.threads)],
            !m.detail.contains("lsq-4bit") || m.workload != "eval" {
             m.extra["pytorch_images_per_second"] = torch
@@ -174,6 +211,7 @@ final class Bench {
         var line = m.workload.padding(toLength: 10, withPad: " ", startingAt: 0)
         line += m.detail.padding(toLength: 34, withPad: " ", startingAt: 0)
         line += String(format: " batch %4d  threads %d", m.batch, m.threads)
+        if !m.backend.isEmpty { line += "  " + m.backend.padding(toLength: 8, withPad: " ", startingAt: 0) }
         if let ips = m.imagesPerSecond { line += String(format: "  %9.1f img/s", ips) }
         if let g = m.gflops { line += String(format: "  %7.1f GFLOP/s", g) }
         if let s = m.seconds { line += String(format: "  %9.3f ms", s * 1000) }
@@ -206,7 +244,17 @@ final class Bench {
                                  seconds: 2.0 * Double(n * n * n) / g / 1e9, extra: ["cpu_gflops": cpu]))
             }
         }
-        runModelWorkloads(sgemmPeak: sgemmPeak)
+        for backend in backends {
+            do { try Backend.select(backend) } catch {
+                FileHandle.standardError.write("fqat-bench: \(error)\n".data(using: .utf8)!)
+                continue
+            }
+            runningBackend = backend.rawValue
+            if !json { print("backend: \(Backend.summary)") }
+            runModelWorkloads(sgemmPeak: sgemmPeak)
+            if !json { print("backend after the workloads: \(Backend.summary)") }
+            runningBackend = ""
+        }
         let peak = max(processPeakMiB, peakResidentMiB())
         if !json {
             print(String(format: "peak resident memory: %.1f MiB", peak))

@@ -26,8 +26,10 @@ struct BenchPlan {
     var repeats: Int { quick ? 1 : 3 }
     /// Untimed runs before the timed ones (allocator, OpenBLAS thread pool, optimizer state).
     var warmup: Int { 1 }
-    var trainingBatches: [Int] { quick ? [16] : [32, 64, 128] }
-    var evaluationBatches: [Int] { quick ? [32] : [64, 256] }
+    /// `--batch N[,N...]` replaces the training and evaluation batches below.
+    var batches: [Int]? = nil
+    var trainingBatches: [Int] { batches ?? (quick ? [16] : [32, 64, 128]) }
+    var evaluationBatches: [Int] { batches ?? (quick ? [32] : [64, 256]) }
     /// The batch of the per-shape convolution measurements (the issue asks for 64).
     var convolutionBatch: Int { quick ? 8 : 64 }
     /// Batch of the memory measurement (the issue asks for 128).
@@ -105,7 +107,11 @@ func forwardFlopsPerImage(_ network: Network) -> Double {
 }
 
 extension Bench {
-    var plan: BenchPlan { BenchPlan(quick: quick, threadCounts: threadCounts) }
+    var plan: BenchPlan {
+        var p = BenchPlan(quick: quick, threadCounts: threadCounts)
+        p.batches = batches
+        return p
+    }
 
     /// Model-level workloads (conv shapes, ERM/LSQ/FQAT training steps, eval, data, landscape).
     func runModelWorkloads(sgemmPeak: [Int: Double]) {
