@@ -3,7 +3,8 @@
 
 Never needed by the tests. Usage: python3 scripts/bench_pytorch.py [--batch 64] [--threads 1,2] [--repeats 3]
 Prints one JSON object per measurement with the same keys as `fqat-bench --json`:
-workload (erm | lsq | fqat | eval), batch, threads, images_per_second.
+workload (erm | lsq | fqat | eval), batch, threads, images_per_second, cpu_ms_per_image
+(process CPU time per image, all threads: robust when other processes share the cores).
 
 Model: CIFAR ResNet-20 (He et al. 2016, option-A shortcuts), 1x28x28 inputs, 10 classes, Adam.
 lsq: 4-bit LSQ (per-channel weights, per-tensor unsigned activations; stem input signed, fc FP).
@@ -92,14 +93,18 @@ class ResNet20(nn.Module):
 
 
 def measure(fn, repeats, steps):
+    """Median wall seconds per step, and mean process-CPU seconds per step (all threads; spinning
+    OpenMP threads count, as in fqat-bench's cpu_ms_per_image)."""
     fn()  # warm-up
     times = []
+    c0 = time.process_time()
     for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(steps):
             fn()
         times.append((time.perf_counter() - t0) / steps)
-    return statistics.median(times)
+    cpu = (time.process_time() - c0) / (repeats * steps)
+    return statistics.median(times), cpu
 
 
 def main():
@@ -147,10 +152,11 @@ def main():
                     opt.zero_grad()
                     F.cross_entropy(model(x), y).backward()
                     opt.step()
-            t = measure(fn, a.repeats, a.steps)
+            t, cpu = measure(fn, a.repeats, a.steps)
             print(json.dumps({"workload": workload, "framework": "pytorch " + torch.__version__,
                               "batch": a.batch, "threads": threads,
-                              "images_per_second": round(a.batch / t, 1)}), flush=True)
+                              "images_per_second": round(a.batch / t, 1),
+                              "cpu_ms_per_image": round(cpu / a.batch * 1e3, 3)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,7 @@ struct fqdnnl_conv {
     boundary d_ddst, d_wei, d_dsrc;
     // backward weights: src, diff_dst, diff_weights, diff_bias
     boundary w_src, w_ddst, w_dwei, w_dbia;
+    int share_ddst;           // backward weights can read backward data's reordered diff_dst
 };
 
 static void boundary_free(boundary *b) {
@@ -207,6 +208,7 @@ fqdnnl_conv *fqdnnl_conv_create(int n, int cin, int h, int w, int cout, int k, i
     CHECK(boundary_init(&c->w_dwei, &wei_plain, MD(2, dnnl_query_diff_weights_md), 0), "backward-weights diff_weights reorder");
     const dnnl_memory_desc_t *wb = p_dnnl_primitive_desc_query_md(c->pd[2], dnnl_query_diff_weights_md, 1);
     CHECK(boundary_init(&c->w_dbia, &bia_plain, wb, 0), "backward-weights diff_bias reorder");
+    c->share_ddst = p_dnnl_memory_desc_equal(MD(1, dnnl_query_diff_dst_md), MD(2, dnnl_query_diff_dst_md));
 #undef MD
     return c;
 }
@@ -249,9 +251,12 @@ int fqdnnl_conv_backward(fqdnnl_conv *c, const float *x, const float *weight, co
         RUN(p_dnnl_primitive_execute(c->prim[1], stream, 3, args));
         RUN(reorder(&c->d_dsrc, 0));
     }
-    RUN(set(&c->w_src, x)); RUN(set(&c->w_ddst, dy)); RUN(set(&c->w_dwei, dweight)); RUN(set(&c->w_dbia, dbias));
-    RUN(reorder(&c->w_src, 1)); RUN(reorder(&c->w_ddst, 1));
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->w_src.inner}, {DNNL_ARG_DIFF_DST, c->w_ddst.inner},
+    RUN(set(&c->w_src, x)); RUN(set(&c->w_dwei, dweight)); RUN(set(&c->w_dbia, dbias));
+    RUN(reorder(&c->w_src, 1));
+    // dy in backward-weights' layout: already there when backward data reordered it to the same one.
+    dnnl_memory_t ddst = c->d_ddst.inner;
+    if (!dx || !c->share_ddst) { RUN(set(&c->w_ddst, dy)); RUN(reorder(&c->w_ddst, 1)); ddst = c->w_ddst.inner; }
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->w_src.inner}, {DNNL_ARG_DIFF_DST, ddst},
                                {DNNL_ARG_DIFF_WEIGHTS, c->w_dwei.inner}, {DNNL_ARG_DIFF_BIAS, c->w_dbia.inner}};
     RUN(p_dnnl_primitive_execute(c->prim[2], stream, 4, args));
     RUN(reorder(&c->w_dwei, 0)); RUN(reorder(&c->w_dbia, 0));

@@ -145,7 +145,9 @@ public final class Run {
                       "hparams_seed": .int(0), "holdout_fraction": .double(0.2), "task": .string("domain_generalization"),
                       // Runs are bit-identical for a seed at a given thread count (weight gradients'
                       // partial sums are grouped per thread), so the count is part of the record.
-                      "threads": .int(Parallel.threads)]
+                      "threads": .int(Parallel.threads),
+                      // ... and so is the convolution backend (docs/backends.md, Determinism).
+                      "backend": .string(Backend.current.rawValue)]
         applyNetworkSettings()
     }
 

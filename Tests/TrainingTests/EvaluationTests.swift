@@ -51,6 +51,7 @@ final class EvaluationTests: XCTestCase {
         XCTAssertEqual(args["seed"] as? Int, 2)
         XCTAssertEqual(args["trial_seed"] as? Int, 0)
         XCTAssertEqual(args["threads"] as? Int, Parallel.threads, "bit-exact reproduction needs the thread count")
+        XCTAssertEqual(args["backend"] as? String, Backend.current.rawValue, "bit-exact reproduction needs the backend")
         let hparams = try XCTUnwrap(object["hparams"] as? [String: Any])
         XCTAssertEqual(hparams["lr"] as? Double, 1e-3)
         XCTAssertEqual(hparams["batch_size"] as? Double, 5)
