@@ -113,7 +113,8 @@ static dnnl_status_t boundary_init(boundary *b, const dnnl_memory_desc_t *plain,
     dnnl_status_t s = p_dnnl_memory_create(&b->user, plain, engine, DNNL_MEMORY_NONE);
     if (s != dnnl_success) return s;
     if (p_dnnl_memory_desc_equal(plain, wanted)) { b->inner = b->user; return dnnl_success; }
-    s = p_dnnl_memory_create(&b->inner, wanted, engine, DNNL_MEMORY_ALLOCATE);
+    // No buffer of its own: the call binds it into the shared arena (see bind_arena).
+    s = p_dnnl_memory_create(&b->inner, wanted, engine, DNNL_MEMORY_NONE);
     if (s != dnnl_success) return s;
     b->inner_bytes = p_dnnl_memory_desc_get_size(wanted);
     dnnl_primitive_desc_t rpd;
@@ -124,6 +125,35 @@ static dnnl_status_t boundary_init(boundary *b, const dnnl_memory_desc_t *plain,
     p_dnnl_primitive_desc_destroy(rpd);
     return s;
 }
+
+// The blocked-layout buffers are needed only during one call, and calls are serialised by the
+// caller (TensorCore holds one lock around every call), so all handles share one arena, grown to the
+// largest call so far: memory is the largest convolution's buffers, not the sum over shapes.
+static char *arena;
+static size_t arena_bytes;
+
+/// Points the inner buffers of `list` (those that differ from the user buffer) at consecutive,
+/// 64-byte-aligned slices of the arena.
+static dnnl_status_t bind_arena(boundary **list, int count) {
+    size_t total = 0;
+    for (int i = 0; i < count; i++) total += (list[i]->inner_bytes + 63) & ~(size_t)63;
+    if (total > arena_bytes) {
+        free(arena);
+        arena = NULL; arena_bytes = 0;
+        if (posix_memalign((void **)&arena, 64, total) != 0) { arena = NULL; return dnnl_out_of_memory; }
+        arena_bytes = total;
+    }
+    size_t offset = 0;
+    for (int i = 0; i < count; i++) {
+        if (list[i]->inner == list[i]->user) continue;
+        dnnl_status_t s = p_dnnl_memory_set_data_handle(list[i]->inner, arena + offset);
+        if (s != dnnl_success) return s;
+        offset += (list[i]->inner_bytes + 63) & ~(size_t)63;
+    }
+    return dnnl_success;
+}
+
+size_t fqdnnl_arena_bytes(void) { return arena_bytes; }
 
 static dnnl_status_t reorder(const boundary *b, int is_input) {
     if (!b->reorder) return dnnl_success;
@@ -229,6 +259,8 @@ static dnnl_status_t set(boundary *b, const void *p) { return p_dnnl_memory_set_
 
 int fqdnnl_conv_forward(fqdnnl_conv *c, const float *x, const float *weight, const float *bias, float *y) {
     p_omp_set_num_threads(c->threads);
+    boundary *used[] = {&c->f_src, &c->f_wei, &c->f_bia, &c->f_dst};
+    RUN(bind_arena(used, 4));
     RUN(set(&c->f_src, x)); RUN(set(&c->f_wei, weight)); RUN(set(&c->f_dst, y));
     // The primitive was created with a bias; a layer without one gives it zeros.
     RUN(set(&c->f_bia, bias ? bias : c->zero_bias));
@@ -243,6 +275,11 @@ int fqdnnl_conv_forward(fqdnnl_conv *c, const float *x, const float *weight, con
 int fqdnnl_conv_backward(fqdnnl_conv *c, const float *x, const float *weight, const float *dy,
                          float *dx, float *dweight, float *dbias) {
     p_omp_set_num_threads(c->threads);
+    int share = dx && c->share_ddst;
+    boundary *used[] = {&c->w_src, &c->w_dwei, &c->w_dbia, &c->d_ddst, &c->d_wei, &c->d_dsrc, &c->w_ddst};
+    // Without dx only backward weights' buffers; with a shared dy, not w_ddst.
+    if (!dx) { used[3] = &c->w_ddst; RUN(bind_arena(used, 4)); }
+    else RUN(bind_arena(used, share ? 6 : 7));
     if (dx) {
         RUN(set(&c->d_ddst, dy)); RUN(set(&c->d_wei, weight)); RUN(set(&c->d_dsrc, dx));
         RUN(reorder(&c->d_ddst, 1)); RUN(reorder(&c->d_wei, 1));
@@ -255,7 +292,7 @@ int fqdnnl_conv_backward(fqdnnl_conv *c, const float *x, const float *weight, co
     RUN(reorder(&c->w_src, 1));
     // dy in backward-weights' layout: already there when backward data reordered it to the same one.
     dnnl_memory_t ddst = c->d_ddst.inner;
-    if (!dx || !c->share_ddst) { RUN(set(&c->w_ddst, dy)); RUN(reorder(&c->w_ddst, 1)); ddst = c->w_ddst.inner; }
+    if (!share) { RUN(set(&c->w_ddst, dy)); RUN(reorder(&c->w_ddst, 1)); ddst = c->w_ddst.inner; }
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, c->w_src.inner}, {DNNL_ARG_DIFF_DST, ddst},
                                {DNNL_ARG_DIFF_WEIGHTS, c->w_dwei.inner}, {DNNL_ARG_DIFF_BIAS, c->w_dbia.inner}};
     RUN(p_dnnl_primitive_execute(c->prim[2], stream, 4, args));

@@ -286,7 +286,6 @@ extension ShellCommands {
                 if what == "all" || what == "settings" {
                     let st = s.settings
                     inv.print("settings: seed \(st.seed), threads \(st.threads), backend \(Backend.current.rawValue), out \(st.out), progress \(st.progress), plot \(st.plot), trial_seed \(st.trialSeed)")
-                    inv.print("compute: \(Backend.summary)")
                 }
                 if what == "all" || what == "data" { inv.print(describeData(s)) }
                 if what == "all" || what == "model" || what == "quant" {

@@ -89,20 +89,18 @@ public enum Backend {
         return try body()
     }
 
-    /// One line for provenance: backend, library version, the oneDNN kernels last used, threads.
-    /// e.g. "onednn (oneDNN 2.6.3, conv jit:avx512_core, OMP_WAIT_POLICY=passive)" or "openblas".
-    public static var summary: String {
-        switch current {
-        case .openblas: return "openblas"
-        case .onednn:
-            var parts = [oneDNNVersion ?? "oneDNN"]
-            let impls = OneDNNConvolution.implementations
-            if !impls.isEmpty { parts.append("conv " + impls.joined(separator: "/")) }
-            parts.append("OMP_WAIT_POLICY=" + (waitPolicy.isEmpty ? "unset" : waitPolicy))
-            if let f = OneDNNConvolution.lastFallback { parts.append("fell back to openblas for " + f) }
-            return "onednn (" + parts.joined(separator: ", ") + ")"
-        }
+    /// oneDNN's entries of the compute provenance (ComputeInfo.backendDetails): empty on OpenBLAS.
+    public static var details: [String: String] {
+        guard current == .onednn else { return [:] }
+        var d = ["onednn": oneDNNVersion ?? "oneDNN", "onednn_impl": OneDNNConvolution.implementations.joined(separator: "/"),
+                 "omp_wait_policy": waitPolicy.isEmpty ? "unset" : waitPolicy]
+        if let f = OneDNNConvolution.lastFallback { d["onednn_fallback"] = f }
+        return d
     }
+
+    /// The backend with oneDNN's version, kernels and wait policy, as in the compute line:
+    /// "openblas" or "onednn (oneDNN 2.6.3, conv jit:avx512_core, OMP_WAIT_POLICY=passive)".
+    public static var summary: String { ComputeInfo.describeBackend(current.rawValue, details) }
 }
 
 /// The cache of oneDNN convolution handles and the calls into them.
@@ -129,10 +127,10 @@ enum OneDNNConvolution {
     /// Number of cached handles (one per shape and thread count).
     static var cachedHandles: Int { lock.lock(); defer { lock.unlock() }; return handles.count }
 
-    /// Bytes held by the cached handles' blocked-layout buffers.
-    static var cachedBytes: Int {
+    /// Bytes of the arena all handles share for their blocked-layout buffers (the largest call's).
+    static var arenaBytes: Int {
         lock.lock(); defer { lock.unlock() }
-        return handles.values.reduce(0) { $0 + Int(fqdnnl_conv_scratch_bytes($1.pointer)) }
+        return Int(fqdnnl_arena_bytes())
     }
 
     /// Releases every cached primitive and buffer.
@@ -146,7 +144,8 @@ enum OneDNNConvolution {
             kernel: weight.shape[2], stride: options.stride, padding: options.padding, threads: max(1, Parallel.threads))
     }
 
-    /// Runs `body` with the handle for `key` under the lock (handles hold per-call state), or
+    /// Runs `body` with the handle for `key` under the lock (handles hold per-call state and share
+    /// one arena for their blocked buffers), or
     /// returns nil when oneDNN cannot do this shape.
     static func withHandle<R>(_ key: Key, _ body: (OpaquePointer) -> R?) -> R? {
         lock.lock(); defer { lock.unlock() }

@@ -112,7 +112,12 @@ public struct BLASInfo: Equatable, Sendable {
 
 /// One description of the compute path: what a benchmark number or a record was measured on.
 public struct ComputeInfo: Equatable, Sendable {
+    /// The convolution backend (TensorCore.Backend): "openblas" or "onednn".
     public var backend: String
+    /// With oneDNN: its version, the kernels (impl strings) of the primitives created so far and the
+    /// OpenMP wait policy, e.g. ["onednn": "oneDNN 2.6.3", "onednn_impl": "jit:avx512_core",
+    /// "omp_wait_policy": "passive"]; empty for OpenBLAS.
+    public var backendDetails: [String: String]
     public var blas: BLASInfo
     public var cpu: CPUFeatures
     /// Threads of the engine's own loops (`Parallel.threads`) and of OpenBLAS inside one GEMM.
@@ -120,14 +125,16 @@ public struct ComputeInfo: Equatable, Sendable {
     public var blasThreads: Int
     public var cores: Int
 
-    public init(backend: String = "openblas", blas: BLASInfo, cpu: CPUFeatures, engineThreads: Int, blasThreads: Int, cores: Int) {
-        self.backend = backend; self.blas = blas; self.cpu = cpu
+    public init(backend: String = "openblas", backendDetails: [String: String] = [:], blas: BLASInfo, cpu: CPUFeatures,
+                engineThreads: Int, blasThreads: Int, cores: Int) {
+        self.backend = backend; self.backendDetails = backendDetails; self.blas = blas; self.cpu = cpu
         self.engineThreads = engineThreads; self.blasThreads = blasThreads; self.cores = cores
     }
 
     /// The compute path of this process now.
     public static func current() -> ComputeInfo {
-        ComputeInfo(blas: cachedBLAS, cpu: cachedCPU, engineThreads: Parallel.threads, blasThreads: BLAS.threads,
+        ComputeInfo(backend: Backend.current.rawValue, backendDetails: Backend.details,
+                    blas: cachedBLAS, cpu: cachedCPU, engineThreads: Parallel.threads, blasThreads: BLAS.threads,
                     cores: ProcessInfo.processInfo.activeProcessorCount)
     }
 
@@ -148,8 +155,20 @@ public struct ComputeInfo: Equatable, Sendable {
 
     /// The one line printed by `fqat-bench`, `show system` and `--version`.
     public var line: String {
-        "compute: backend \(backend); \(blasDescription); CPU \(cpuName), \(cpu.isaSummary); "
+        "compute: backend \(backendDescription); \(blasDescription); CPU \(cpuName), \(cpu.isaSummary); "
             + "threads \(engineThreads) (BLAS \(blasThreads)), cores \(cores)"
+    }
+
+    /// "openblas", or "onednn (oneDNN 2.6.3, conv jit:avx512_core, OMP_WAIT_POLICY=passive)".
+    public var backendDescription: String { ComputeInfo.describeBackend(backend, backendDetails) }
+
+    static func describeBackend(_ backend: String, _ details: [String: String]) -> String {
+        guard let version = details["onednn"] else { return backend }
+        var parts = [version]
+        if let impl = details["onednn_impl"], !impl.isEmpty { parts.append("conv " + impl) }
+        parts.append("OMP_WAIT_POLICY=" + (details["omp_wait_policy"] ?? "unset"))
+        if let fallback = details["onednn_fallback"] { parts.append("fell back to openblas for " + fallback) }
+        return "\(backend) (" + parts.joined(separator: ", ") + ")"
     }
 
     /// Stored under `provenance.compute` in every record.
@@ -157,6 +176,7 @@ public struct ComputeInfo: Equatable, Sendable {
         ["backend": backend, "blas": "\(blas.library) \(blas.version)", "blas_config": blas.config,
          "blas_core": blas.core, "openblas_coretype": blas.coretypeOverride ?? "unset",
          "cpu": cpuName, "isa": cpu.isaSummary, "threads": String(engineThreads), "blas_threads": String(blasThreads)]
+            .merging(backendDetails) { a, _ in a }
     }
 
     /// True when OpenBLAS chose a generic (pre-AVX2) core by itself on a CPU that has AVX2 or

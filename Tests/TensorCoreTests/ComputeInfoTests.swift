@@ -58,6 +58,14 @@ final class ComputeInfoTests: XCTestCase {
         XCTAssertEqual(detected.recordFields["openblas_coretype"], "unset")
         XCTAssertEqual(Set(detected.recordFields.keys),
                        ["backend", "blas", "blas_config", "blas_core", "openblas_coretype", "cpu", "isa", "threads", "blas_threads"])
+        // With oneDNN the line and the record name its version, kernels and wait policy.
+        var onednn = detected
+        onednn.backend = "onednn"
+        onednn.backendDetails = ["onednn": "oneDNN 2.6.3", "onednn_impl": "jit:avx512_core", "omp_wait_policy": "passive"]
+        XCTAssertTrue(onednn.line.contains("compute: backend onednn (oneDNN 2.6.3, conv jit:avx512_core, OMP_WAIT_POLICY=passive); OpenBLAS 0.3.21"), onednn.line)
+        XCTAssertEqual(onednn.recordFields["onednn_impl"], "jit:avx512_core")
+        XCTAssertEqual(onednn.recordFields["omp_wait_policy"], "passive")
+        XCTAssertEqual(detected.backendDescription, "openblas")
     }
 
     /// This process's own reading: OpenBLAS reports a core and a version, and cpuid agrees with the

@@ -40,7 +40,11 @@ int fqdnnl_conv_backward(fqdnnl_conv *conv, const float *x, const float *weight,
 /// Implementation names oneDNN picked: which 0 forward, 1 backward data, 2 backward weights.
 const char *fqdnnl_conv_impl(const fqdnnl_conv *conv, int which);
 
-/// Bytes of the blocked-layout buffers this handle keeps (the reorder targets).
+/// Bytes of blocked-layout buffers one call on this handle binds (the reorder targets).
 size_t fqdnnl_conv_scratch_bytes(const fqdnnl_conv *conv);
+
+/// Bytes of the arena shared by all handles for those buffers (the largest call so far). Calls on
+/// any handles must be serialised by the caller: they share this arena.
+size_t fqdnnl_arena_bytes(void);
 
 #endif
