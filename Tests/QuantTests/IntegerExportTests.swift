@@ -35,8 +35,10 @@ final class IntegerExportTests: XCTestCase {
     /// Integer convs (Int8 × codes, Int32 sums) against the fake-quantized float convs. Per-layer the
     /// two agree to Float rounding (PlacementTests); through a network an activation that lands
     /// within Float rounding of a half-integer could take the other code, so the bounds leave room:
-    /// max |Δ| ≤ 1e-3·max |logit| and argmax agreement on ≥ 47 of 48 inputs (measured here:
-    /// ≤ 6e-7 and 48/48, printed).
+    /// max |Δ| ≤ 1e-2·max |logit| and argmax agreement on ≥ 47 of 48 inputs. Whether such a flip
+    /// happens depends on the float conv's summation order (backend, BLAS kernel): measured ≤ 7e-7
+    /// and 48/48 on OpenBLAS, and 1.05e-3 for the 8-bit ResNet-8 on oneDNN (one code flipped), so a
+    /// 1e-3 bound was kernel-dependent; a wrong integer conv is off by O(1).
     func testIntegerInferenceMatchesFakeQuantizedModel() throws {
         var rng = RNG(seed: 40)
         for (architecture, width, bits, size) in [("mnist_cnn", 0.25, 4, 12), ("resnet8", 1.0, 4, 12),
@@ -51,7 +53,7 @@ final class IntegerExportTests: XCTestCase {
             let relative = maxDiff / fake.maxAbs()
             let agree = zip(argmax(fake), argmax(integer)).filter { $0 == $1 }.count
             print("\(architecture) w\(width) \(bits)-bit: integer vs fake-quant logits max |Δ|/max|logit| = \(relative), argmax agreement \(agree)/\(x.shape[0])")
-            XCTAssertLessThan(relative, 1e-3, architecture)
+            XCTAssertLessThan(relative, 1e-2, architecture)
             XCTAssertGreaterThanOrEqual(agree, x.shape[0] - 1, architecture)
             // Training-mode forwards ignore the override.
             removeIntegerInference(from: net)

@@ -3,6 +3,7 @@
 // binary with OPENBLAS_CORETYPE as that case needs it, in the child's environment alone.
 import Foundation
 import Plot
+import TensorCore
 import XCTest
 
 final class ComputeReportTests: XCTestCase {
@@ -42,7 +43,10 @@ final class ComputeReportTests: XCTestCase {
             XCTAssertTrue(version.stdout.contains("core \(coretype) (OPENBLAS_CORETYPE=\(coretype))"), version.stdout)
             let shown = try run(["-c", "show system"], coretype: coretype)
             XCTAssertEqual(shown.status, .exited(0), shown.stderr)
-            XCTAssertTrue(shown.stdout.contains("compute: backend openblas; OpenBLAS"), shown.stdout)
+            // The convolution backend comes first: onednn (with its version) where libdnnl loads.
+            let backend = Backend.oneDNNAvailable ? "compute: backend onednn (oneDNN " : "compute: backend openblas; OpenBLAS"
+            XCTAssertTrue(shown.stdout.contains(backend), shown.stdout)
+            XCTAssertTrue(shown.stdout.contains("; OpenBLAS 0."), shown.stdout)
             XCTAssertTrue(shown.stdout.contains("core \(coretype) (OPENBLAS_CORETYPE=\(coretype))"), shown.stdout)
             XCTAssertFalse(shown.stderr.contains("warning: OpenBLAS"), "\(coretype): \(shown.stderr)")
         }
