@@ -8,4 +8,9 @@ public enum SystemReport {
 
     /// The warning printed once at the start of a REPL or batch run, or nil when the kernels suit the CPU.
     public static func startupWarning() -> String? { ComputeInfo.current().genericCoreWarning }
+
+    /// A warning when FQAT_BACKEND asked for a backend that could not be used, or nil.
+    public static func backendWarning() -> String? {
+        Backend.environmentNote.map { "warning: \($0) (docs/backends.md)" }
+    }
 }

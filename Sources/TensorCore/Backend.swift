@@ -44,8 +44,9 @@ public enum Backend {
     /// OMP_WAIT_POLICY as the OpenMP runtime saw it when it loaded ("" when unset).
     public static var waitPolicy: String { _ = loaded; return String(cString: fqdnnl_wait_policy()) }
 
+    nonisolated(unsafe) private static var note: String? = nil
     /// A note about the FQAT_BACKEND environment variable when it could not be honoured.
-    public private(set) static var environmentNote: String? = nil
+    public static var environmentNote: String? { _ = current; return note }
 
     /// The starting backend: FQAT_BACKEND (openblas | onednn) when set, else oneDNN when it loads
     /// (measured faster on every workload, docs/benchmarks.md), else OpenBLAS.
@@ -53,11 +54,11 @@ public enum Backend {
         let fallback: ComputeBackend = oneDNNAvailable ? .onednn : .openblas
         guard let raw = ProcessInfo.processInfo.environment["FQAT_BACKEND"], !raw.isEmpty else { return fallback }
         guard let wanted = ComputeBackend(rawValue: raw.lowercased()) else {
-            environmentNote = "FQAT_BACKEND=\(raw) is not a backend (openblas or onednn); using \(fallback.rawValue)"
+            note = "FQAT_BACKEND=\(raw) is not a backend (openblas or onednn); using \(fallback.rawValue)"
             return fallback
         }
         if wanted == .onednn && !oneDNNAvailable {
-            environmentNote = "FQAT_BACKEND=onednn: \(loaded.reason); using openblas"
+            note = "FQAT_BACKEND=onednn: \(loaded.reason); using openblas"
             return .openblas
         }
         return wanted
@@ -119,6 +120,8 @@ enum OneDNNConvolution {
     nonisolated(unsafe) private static var refused: [Key: String] = [:]
     nonisolated(unsafe) private static var impls: [String] = []
     nonisolated(unsafe) private(set) static var lastFallback: String? = nil
+    /// Tests only: primitive creation fails as if oneDNN refused the shape.
+    nonisolated(unsafe) static var simulateCreationFailure = false
 
     /// Distinct implementation names of the primitives created so far (forward, backward data,
     /// backward weights), e.g. ["jit:avx512_core", "gemm:jit"].
@@ -155,6 +158,11 @@ enum OneDNNConvolution {
             handle = h
         } else {
             var error = [CChar](repeating: 0, count: 256)
+            if simulateCreationFailure {
+                refused[key] = "simulated failure"
+                lastFallback = "\(key.cin)→\(key.cout) k\(key.kernel) s\(key.stride) at \(key.height)×\(key.width): simulated failure"
+                return nil
+            }
             guard let p = fqdnnl_conv_create(Int32(key.batch), Int32(key.cin), Int32(key.height), Int32(key.width),
                                              Int32(key.cout), Int32(key.kernel), Int32(key.stride), Int32(key.padding),
                                              Int32(key.threads), &error, error.count) else {

@@ -114,6 +114,9 @@ while let first = argv.first, first.hasPrefix("-"), first != "-" {
 if !checkOnly, let warning = SystemReport.startupWarning() {
     FileHandle.standardError.write(Data((warning + "\n").utf8))
 }
+if !checkOnly, let warning = SystemReport.backendWarning() {
+    FileHandle.standardError.write(Data((warning + "\n").utf8))
+}
 
 let session = Session()
 let registry = ShellCommands.makeRegistry(session: session)

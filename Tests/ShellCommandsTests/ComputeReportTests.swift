@@ -9,11 +9,12 @@ import XCTest
 final class ComputeReportTests: XCTestCase {
     struct Outcome { var status: Termination; var stdout: String; var stderr: String }
 
-    func run(_ arguments: [String], coretype: String?) throws -> Outcome {
+    func run(_ arguments: [String], coretype: String?, environment extra: [String: String] = [:]) throws -> Outcome {
         let binary = repositoryRoot.appendingPathComponent(".build/debug/fqat-shell").path
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "fqat-shell is not built")
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_CORETYPE"] = coretype   // nil removes it: the machine's own detection
+        for (k, v) in extra { environment[k] = v }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fqat-compute-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -34,6 +35,22 @@ final class ComputeReportTests: XCTestCase {
     func core(in line: String) -> String? {
         guard let r = line.range(of: ", core ") else { return nil }
         return String(line[r.upperBound...].prefix { $0 != " " })
+    }
+
+    /// FQAT_BACKEND picks the starting backend; a value that cannot be honoured is warned about once
+    /// and the default is used.
+    func testBackendFromEnvironment() throws {
+        let blas = try run(["-c", "show settings"], coretype: "Haswell", environment: ["FQAT_BACKEND": "openblas"])
+        XCTAssertEqual(blas.status, .exited(0), blas.stderr)
+        XCTAssertTrue(blas.stdout.contains("backend openblas,"), blas.stdout)
+        XCTAssertFalse(blas.stderr.contains("FQAT_BACKEND"), blas.stderr)
+        let bogus = try run(["-c", "show settings"], coretype: "Haswell", environment: ["FQAT_BACKEND": "cuda"])
+        XCTAssertEqual(bogus.status, .exited(0), bogus.stderr)
+        XCTAssertTrue(bogus.stderr.contains("warning: FQAT_BACKEND=cuda is not a backend (openblas or onednn)"), bogus.stderr)
+        XCTAssertTrue(bogus.stdout.contains("backend \(Backend.oneDNNAvailable ? "onednn" : "openblas"),"), bogus.stdout)
+        let switched = try run(["-c", "set backend=openblas\nshow settings"], coretype: "Haswell")
+        XCTAssertEqual(switched.status, .exited(0), switched.stderr)
+        XCTAssertTrue(switched.stdout.contains("backend openblas,"), switched.stdout)
     }
 
     func testCoreChosenByTheUserIsStatedAndNotWarnedAbout() throws {

@@ -80,6 +80,28 @@ final class OneDNNConvolutionTests: XCTestCase {
         }
     }
 
+    /// When oneDNN refuses a shape, that convolution runs on OpenBLAS (same numbers as selecting it)
+    /// and the summary says so; the backend stays onednn.
+    func testFallbackWhenPrimitiveCreationFails() throws {
+        var rng = RNG(seed: 5)
+        let x = rng.normalTensor([2, 5, 7, 7]), w = rng.normalTensor([6, 5, 3, 3]), dy = rng.normalTensor([2, 6, 4, 4])
+        let opts = Convolution2dOptions(stride: 2, padding: 1)
+        let y0 = try Backend.with(.openblas) { convolution2d(x, weight: w, options: opts) }
+        let g0 = try Backend.with(.openblas) { convolution2dBackward(x, weight: w, outputGradient: dy, options: opts) }
+        OneDNNConvolution.clearCache()
+        OneDNNConvolution.simulateCreationFailure = true
+        defer { OneDNNConvolution.simulateCreationFailure = false; OneDNNConvolution.clearCache() }
+        try Backend.with(.onednn) {
+            XCTAssertEqual(convolution2d(x, weight: w, options: opts), y0)
+            let g = convolution2dBackward(x, weight: w, outputGradient: dy, options: opts)
+            XCTAssertEqual(g.input, g0.input)
+            XCTAssertEqual(g.weight, g0.weight)
+            XCTAssertEqual(OneDNNConvolution.cachedHandles, 0)
+            XCTAssertTrue(Backend.summary.contains("fell back to openblas for 5→6 k3 s2 at 7×7: simulated failure"), Backend.summary)
+            XCTAssertEqual(ComputeInfo.current().recordFields["onednn_fallback"], "5→6 k3 s2 at 7×7: simulated failure")
+        }
+    }
+
     /// Selecting backends, and the provenance summary naming the library and its kernels.
     func testSelectionAndSummary() throws {
         var rng = RNG(seed: 4)
