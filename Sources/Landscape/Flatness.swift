@@ -66,6 +66,19 @@ public struct FlatnessReport: Codable, Sendable {
         return out
     }
 
+    /// One line for a figure panel: the centre's loss and accuracy, then the largest loss increase
+    /// within each radius, e.g. `centre 0.589, 78.3% | max ΔL r=0.25 1.13, r=0.5 2.97, r=1 6.71`
+    /// (`–` for a radius the grid has no point within).
+    public var caption: String {
+        var text = "centre \(Self.format(centreLoss)), \(String(format: "%.1f", centreAccuracy))%"
+        guard !radii.isEmpty else { return text }
+        let parts = radii.map { r in
+            "r=\(Self.format(r.radius)) " + (r.points > 0 ? String(format: "%.3g", r.maximumLossIncrease) : "–")
+        }
+        text += " | max ΔL " + parts.joined(separator: ", ")
+        return text
+    }
+
     static func format(_ v: Double) -> String {
         if v.isNaN { return "nan" }
         if v.isInfinite { return v > 0 ? "inf" : "-inf" }

@@ -58,6 +58,13 @@ func axisLabel(_ value: Double) -> String {
     return String(format: "%.3g", value)
 }
 
+/// A panel title with its caption (e.g. flatness numbers) on a second line, or after `separator` where
+/// there is only one line (the terminal view).
+func captioned(_ title: String, _ caption: String?, separator: String = "\n") -> String {
+    guard let caption, !caption.isEmpty else { return title }
+    return title + separator + caption
+}
+
 /// Contour levels from `start` to `end` every `step` (Li et al.: vmin 0.1, vmax 10, vlevel 0.5).
 public struct ContourLevels: Equatable, Sendable {
     public var start: Double
@@ -87,11 +94,13 @@ public struct ContourPlot: PlotSpec {
     public var labels: Bool
     public var axes: LandscapeAxes
     public var palette: Palette
+    /// A second title line (the panel's flatness numbers).
+    public var caption: String?
 
     public init(title: String, grid: Grid, levels: ContourLevels = ContourLevels(), labels: Bool = true,
-                axes: LandscapeAxes = LandscapeAxes(), palette: Palette = .summer) {
+                axes: LandscapeAxes = LandscapeAxes(), palette: Palette = .summer, caption: String? = nil) {
         self.title = title; self.grid = grid; self.levels = levels; self.labels = labels
-        self.axes = axes; self.palette = palette
+        self.axes = axes; self.palette = palette; self.caption = caption
     }
 
     /// The top of the colour range: the highest level, or the highest level the data reaches (so the
@@ -103,7 +112,7 @@ public struct ContourPlot: PlotSpec {
     }
 
     public func panels() -> [Panel] {
-        var commands = ["set title \(gnuplotString(title))",
+        var commands = ["set title \(gnuplotString(captioned(title, caption)))",
                         "set xlabel \(gnuplotString(axes.x))",
                         "set ylabel \(gnuplotString(axes.y))",
                         "set cblabel \(gnuplotString(axes.z)) offset 1,0",
@@ -126,8 +135,8 @@ public struct ContourPlot: PlotSpec {
         }
         commands.append(plot)
         let clipped = levels.start...colorTop
-        let view = grid.terminalHeatmap(title: title, xLabel: axes.x, yLabel: axes.y, zLabel: axes.z,
-                                        zRange: clipped, palette: palette)
+        let view = grid.terminalHeatmap(title: captioned(title, caption, separator: " | "), xLabel: axes.x,
+                                        yLabel: axes.y, zLabel: axes.z, zRange: clipped, palette: palette)
         return [Panel(commands: commands, tables: [grid.table], terminalHeatmap: view)]
     }
 }
@@ -140,14 +149,17 @@ public struct HeatmapPlot: PlotSpec {
     public var zRange: ClosedRange<Double>?
     public var axes: LandscapeAxes
     public var palette: Palette
+    /// A second title line (the panel's flatness numbers).
+    public var caption: String?
 
     public init(title: String, grid: Grid, zRange: ClosedRange<Double>? = nil, axes: LandscapeAxes = LandscapeAxes(),
-                palette: Palette = .viridis) {
+                palette: Palette = .viridis, caption: String? = nil) {
         self.title = title; self.grid = grid; self.zRange = zRange; self.axes = axes; self.palette = palette
+        self.caption = caption
     }
 
     public func panels() -> [Panel] {
-        var commands = ["set title \(gnuplotString(title))",
+        var commands = ["set title \(gnuplotString(captioned(title, caption)))",
                         "set xlabel \(gnuplotString(axes.x))",
                         "set ylabel \(gnuplotString(axes.y))",
                         "set cblabel \(gnuplotString(axes.z)) offset 1,0",
@@ -160,8 +172,8 @@ public struct HeatmapPlot: PlotSpec {
                         "unset key"]
         if let zRange { commands.append("set cbrange [\(plotNumber(zRange.lowerBound)):\(plotNumber(zRange.upperBound))]") }
         commands.append("splot \(Panel.data(0)) using 1:2:3 with pm3d notitle")
-        let view = grid.terminalHeatmap(title: title, xLabel: axes.x, yLabel: axes.y, zLabel: axes.z,
-                                        zRange: zRange, palette: palette)
+        let view = grid.terminalHeatmap(title: captioned(title, caption, separator: " | "), xLabel: axes.x,
+                                        yLabel: axes.y, zLabel: axes.z, zRange: zRange, palette: palette)
         return [Panel(commands: commands, tables: [grid.table], terminalHeatmap: view)]
     }
 }
@@ -169,7 +181,13 @@ public struct HeatmapPlot: PlotSpec {
 /// 2-D landscape as a 3-D surface (pm3d with depth ordering, `hidden3d`), as Li et al. `h52vtp.py`
 /// prepares it: z clipped at `zMax`, then optionally z ← log(z + 0.1). The CSV keeps the raw values;
 /// the clipping and the log happen in the `using` clause. The z axis carries the scale, so there is no
-/// colour bar; surfaces to compare side by side should share `zRange` (see `sharingZRange`).
+/// colour bar. `logAxis` instead draws the (clipped) loss on a logarithmic z axis, whose tics and
+/// contour labels stay in loss units. Which surfaces share a z range is the caller's choice:
+/// `sharingZRange` (one range for all), `withOwnZRange` (each its own), or `sharingZRange(_:groups:)`
+/// (e.g. the quantized models on one range, the full-precision model on its own; docs/plots.md). With
+/// `contours`, labelled contour lines of the loss are projected on the base plane (not with
+/// `logarithmic`, whose levels would read in log units); `caption` is printed under the title (the
+/// flatness numbers of the panel).
 public struct SurfacePlot: PlotSpec {
     public var title: String
     public var grid: Grid
@@ -181,12 +199,20 @@ public struct SurfacePlot: PlotSpec {
     public var view: (rotX: Double, rotZ: Double)
     /// z axis and colour range after clipping and log; nil spans the data.
     public var zRange: ClosedRange<Double>?
+    /// A logarithmic z axis (tics in loss units; values ≤ 0 are left out).
+    public var logAxis: Bool
+    /// Draw labelled contour lines (levels from `contourLevels()`) on the base plane.
+    public var contours: Bool
+    /// A second title line, e.g. "centre 0.59 (78.3%) | max ΔL r=0.5 2.97, r=1 6.71".
+    public var caption: String?
 
     public init(title: String, grid: Grid, zMax: Double? = nil, logarithmic: Bool = false,
                 axes: LandscapeAxes = LandscapeAxes(), palette: Palette = .coolwarm,
-                view: (rotX: Double, rotZ: Double) = (55, 35), zRange: ClosedRange<Double>? = nil) {
+                view: (rotX: Double, rotZ: Double) = (55, 35), zRange: ClosedRange<Double>? = nil,
+                logAxis: Bool = false, contours: Bool = false, caption: String? = nil) {
         self.title = title; self.grid = grid; self.zMax = zMax; self.logarithmic = logarithmic
         self.axes = axes; self.palette = palette; self.view = view; self.zRange = zRange
+        self.logAxis = logAxis; self.contours = contours; self.caption = caption
     }
 
     /// The plotted (clipped, log) values' finite range.
@@ -204,21 +230,76 @@ public struct SurfacePlot: PlotSpec {
         return plots.map { var plot = $0; plot.zRange = low...high; return plot }
     }
 
-    /// The z label after the transform, e.g. `log(loss + 0.1)`.
-    public var zLabel: String { logarithmic ? "log(\(axes.z) + 0.1)" : axes.z }
+    /// The surfaces in the same order, those with the same group key sharing one z range: e.g. the
+    /// quantized models on one range and the full-precision model, whose corners can be hundreds of
+    /// times higher, on its own.
+    public static func sharingZRange<Key: Hashable>(_ plots: [SurfacePlot], groups: [Key]) -> [SurfacePlot] {
+        precondition(groups.count == plots.count, "sharingZRange: \(groups.count) group keys for \(plots.count) plots")
+        var result = plots
+        for key in Set(groups) {
+            let members = plots.indices.filter { groups[$0] == key }
+            let shared = sharingZRange(members.map { plots[$0] })
+            for (index, plot) in zip(members, shared) { result[index] = plot }
+        }
+        return result
+    }
 
-    /// The same transform as the script's `using` clause, for the terminal view.
+    /// This surface with a z range spanning its own data (a panel on its own scale).
+    public func withOwnZRange() -> SurfacePlot {
+        var plot = self
+        plot.zRange = transformedRange
+        return plot
+    }
+
+    /// The z label after the transform, e.g. `log(loss + 0.1)`.
+    public var zLabel: String {
+        logarithmic ? "log(\(axes.z) + 0.1)" : logAxis ? "\(axes.z) (log scale)" : axes.z
+    }
+
+    /// The same transform as the script's `using` clause (and for a log axis, the axis's), for the
+    /// terminal view and the z ranges.
     func transform(_ value: Double) -> Double {
         var v = value
         if let zMax, v > zMax { v = zMax }
-        return logarithmic ? log(v + 0.1) : v
+        if logarithmic { return log(v + 0.1) }
+        return logAxis && v <= 0 ? .nan : v
+    }
+
+    /// Contour levels in loss units (after clipping) strictly inside the data's range: about six evenly
+    /// spaced round values (1, 2 or 5 × 10ⁿ apart), or on a log axis the 1-2-5 sequence. Empty when the
+    /// surface is constant, and with `logarithmic` (levels in log units would not read as losses).
+    public func contourLevels() -> [Double] {
+        guard !logarithmic else { return [] }
+        let values = grid.z.joined().map(transform).filter { $0.isFinite }
+        guard let low = values.min(), let high = values.max(), high > low else { return [] }
+        if logAxis {
+            var levels: [Double] = []
+            var decade = pow(10, floor(log10(max(low, 1e-3))))
+            while decade <= high && levels.count < 40 {
+                for m in [1.0, 2, 5] {
+                    let level = m * decade
+                    if level > low && level < high { levels.append(level) }
+                }
+                decade *= 10
+            }
+            return levels
+        }
+        guard let step = niceTicStep(span: high - low, maxTics: 6) else { return [] }
+        var levels: [Double] = []
+        var level = (low / step).rounded(.down) * step + step
+        while level < high && levels.count < 20 {
+            // Multiples of the step, without accumulated rounding (0.30000000000000004).
+            levels.append((level / step).rounded() * step)
+            level += step
+        }
+        return levels
     }
 
     public func panels() -> [Panel] {
-        var z = "$3"
-        if let zMax { z = "($3 > \(plotNumber(zMax)) ? \(plotNumber(zMax)) : $3)" }
-        if logarithmic { z = "log(\(z) + 0.1)" }
-        var commands = ["set title \(gnuplotString(title))",
+        var clipped = "$3"
+        if let zMax { clipped = "($3 > \(plotNumber(zMax)) ? \(plotNumber(zMax)) : $3)" }
+        let z = logarithmic ? "log(\(clipped) + 0.1)" : clipped
+        var commands = ["set title \(gnuplotString(captioned(title, caption)))",
                         "set xlabel \(gnuplotString(axes.x))",
                         "set ylabel \(gnuplotString(axes.y))",
                         // Scale 0.9 and the offset keep the rotated z label clear of the tic labels
@@ -233,13 +314,27 @@ public struct SurfacePlot: PlotSpec {
                         "set pm3d depthorder border lc rgb \"#303030\" lw 0.3",
                         palette.gnuplotCommand,
                         "unset key"]
-        if let zRange {
-            let range = "[\(plotNumber(zRange.lowerBound)):\(plotNumber(zRange.upperBound))]"
-            commands += ["set zrange \(range)", "set cbrange \(range)"]
+        let range = zRange
+        if logAxis { commands += ["set logscale z", "set logscale cb"] }
+        if let range {
+            let text = "[\(plotNumber(range.lowerBound)):\(plotNumber(range.upperBound))]"
+            commands += ["set zrange \(text)", "set cbrange \(text)"]
         }
-        commands.append("splot \(Panel.data(0)) using 1:2:(\(z)) with pm3d notitle")
-        let view = grid.terminalHeatmap(title: title, xLabel: axes.x, yLabel: axes.y, zLabel: zLabel,
-                                        zRange: zRange, palette: palette, transform: transform)
+        let levels = contours ? contourLevels() : []
+        if levels.isEmpty {
+            commands.append("splot \(Panel.data(0)) using 1:2:(\(z)) with pm3d notitle")
+        } else {
+            // Lines on the base plane in one dark colour, each level's value printed on its line.
+            commands += ["set contour base",
+                         "set cntrparam levels discrete \(levels.map(plotNumber).joined(separator: ","))",
+                         "set cntrlabel onecolor format \"%.3g\" font \",8\" start 5 interval 30"]
+            commands.append("splot \(Panel.data(0)) using 1:2:(\(z)) with pm3d nocontours notitle, "
+                            + "\"\" using 1:2:(\(clipped)) with lines lc rgb \"#202020\" lw 1 nosurface notitle, "
+                            + "\"\" using 1:2:(\(clipped)) with labels nosurface notitle")
+        }
+        let view = grid.terminalHeatmap(title: captioned(title, caption, separator: " | "), xLabel: axes.x,
+                                        yLabel: axes.y, zLabel: zLabel, zRange: range, palette: palette,
+                                        transform: transform)
         return [Panel(commands: commands, tables: [grid.table], terminalHeatmap: view)]
     }
 }

@@ -34,10 +34,14 @@ public struct LineSeries: Equatable, Sendable {
     }
 }
 
-/// Where the key (legend) goes.
+/// Where the key (legend) goes. The figure kinds use `below` (or `above` in small multiples, so every
+/// panel keeps the same plot area): outside the plot area, so a legend never covers data wherever the
+/// curves run. The inside positions stay for callers who know where their data is not.
 public enum KeyPosition: String, Equatable, Sendable {
     case topRight = "top right", topLeft = "top left", bottomRight = "bottom right", bottomLeft = "bottom left"
     case outside = "outside right top", below = "below center horizontal", off = "off"
+    /// In the top margin, under the title, in one row.
+    case above = "tmargin center horizontal"
     /// Inside at the right edge, middle height, on an opaque white box: where training curves leave room
     /// (loss has fallen to the bottom, accuracy risen to the top).
     case centerRightBoxed = "right center opaque box lc rgb \"#bbbbbb\""
@@ -68,7 +72,7 @@ public struct LinePlot: PlotSpec {
 
     public init(title: String, xLabel: String, yLabel: String, y2Label: String? = nil, series: [LineSeries],
                 logY: Bool = false, xRange: ClosedRange<Double>? = nil, yRange: ClosedRange<Double>? = nil,
-                y2Range: ClosedRange<Double>? = nil, key: KeyPosition = .topRight,
+                y2Range: ClosedRange<Double>? = nil, key: KeyPosition = .below,
                 xTics: [(label: String, value: Double)]? = nil, markers: [Double] = [], xTicStep: Double? = nil) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.y2Label = y2Label
         self.series = series; self.logY = logY; self.xRange = xRange; self.yRange = yRange
@@ -215,7 +219,7 @@ public struct Landscape1DPlot: PlotSpec {
         let lossRange: ClosedRange<Double>? = lossMax.map { (logLoss ? 0.01 : 0)...$0 }
         return LinePlot(title: title, xLabel: xLabel, yLabel: logLoss ? "loss (log scale)" : "loss",
                         y2Label: hasAccuracy ? "accuracy (%)" : nil, series: series, logY: logLoss,
-                        yRange: lossRange, y2Range: hasAccuracy ? 0...100 : nil, key: .topRight)
+                        yRange: lossRange, y2Range: hasAccuracy ? 0...100 : nil, key: .below)
     }
 
     public func panels() -> [Panel] { linePlot.panels() }

@@ -46,7 +46,7 @@ public struct TrainingCurvesPlot: PlotSpec {
         }
         return LinePlot(title: title, xLabel: xLabel, yLabel: logLoss ? "\(lossLabel) (log scale)" : lossLabel,
                         y2Label: accuracies.isEmpty ? nil : "accuracy (%)", series: series, logY: logLoss,
-                        y2Range: accuracies.isEmpty ? nil : 0...100, key: .centerRightBoxed)
+                        y2Range: accuracies.isEmpty ? nil : 0...100, key: .below)
     }
 
     public var suggestedSize: PixelSize { PixelSize(width: 800, height: 600) }
@@ -105,7 +105,7 @@ public struct BitWidthPlot: PlotSpec {
                                      color: RGB(90, 90, 90), dashed: true, lineWidth: 1.5))
         }
         return LinePlot(title: title, xLabel: xLabel, yLabel: yLabel, series: series, xRange: low...high,
-                        key: .bottomRight, xTics: bits.map { (label: "\($0)-bit", value: Double($0)) })
+                        key: .below, xTics: bits.map { (label: "\($0)-bit", value: Double($0)) })
     }
 
     public func panels() -> [Panel] { linePlot.panels() }
@@ -137,8 +137,9 @@ public struct GradientTrace: Equatable, Sendable {
 }
 
 /// g_QAT (blue) and g_flat (yellow) over steps for chosen scale factors, one small plot per factor
-/// (FQAT paper Fig. 2); with `applied` set, the gradient actually used is drawn too (Fig. 4). The key
-/// appears in the first panel only.
+/// (FQAT paper Fig. 2); with `applied` set, the gradient actually used is drawn too (Fig. 4). Every
+/// panel has its key above the plot area (one row), so the panels keep equal sizes and no key covers
+/// a curve.
 public struct GradientComparisonPlot: PlotSpec {
     public var title: String
     public var traces: [GradientTrace]
@@ -173,7 +174,7 @@ public struct GradientComparisonPlot: PlotSpec {
         // A single factor is drawn without multiplot, so its title carries the figure title too.
         let plotTitle = traces.count == 1 ? "\(title): \(trace.factor)" : trace.factor
         return LinePlot(title: plotTitle, xLabel: xLabel, yLabel: yLabel, series: series,
-                        key: index == 0 ? .topRight : .off, markers: trace.markers,
+                        key: .above, markers: trace.markers,
                         xTicStep: niceTicStep(span: (trace.steps.max() ?? 0) - (trace.steps.min() ?? 0), maxTics: 4))
     }
 

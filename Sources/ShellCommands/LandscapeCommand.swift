@@ -22,12 +22,17 @@ extension ShellCommands {
             `split=id` uses the training domains' out splits (train-domain validation), `ood` the held-out
             domains' in splits, `both` each in turn; `images` caps the images per split (spread over domains).
             `models=[a.safetensors, b.safetensors]` computes the same surface for each saved model and draws
-            them side by side on one z scale (LSQ+SAGM against FQAT). `line` to=<model> draws the line from the
+            them side by side (LSQ+SAGM against FQAT). `line` to=<model> draws the line from the
             current model to another. Surfaces are cached under <out>/cache/landscape by a hash of every
             tensor, the directions, the grid and the data, so a changed model never reuses a stale surface;
             an interrupted surface resumes. The flatness table gives, per radius in direction units, the
             largest and mean loss increase over the centre and the share of points whose accuracy stays
-            within 1 point.
+            within 1 point; each panel of a plane figure prints its own numbers under its title.
+            Surface plots: `zrange=quantized` (default) puts the quantized models on one z range and
+            full-precision models on another (an FP model's corners can be hundreds of times higher, which
+            would flatten the quantized surfaces), `panel` gives each panel its own, `shared` one range for
+            all. `zscale=log` draws the loss on a logarithmic z axis (tics in loss units); `contours`
+            (default on) projects labelled contour lines of the loss onto the base plane.
             """,
             group: "plots",
             positionals: [ArgSpec("kind", .choice(["plane", "line", "interpolate"]), default: "plane", help: "2-D plane, 1-D line, or the line to another model")],
@@ -43,11 +48,15 @@ extension ShellCommands {
                 ArgSpec("to", .path, help: "interpolate: the other model's file"),
                 ArgSpec("style", .choice(["contour", "surface", "heatmap"]), default: "contour", help: "2-D drawing"),
                 ArgSpec("zmax", .number(min: 0), help: "clip the loss at this value in surface plots"),
+                ArgSpec("zrange", .choice(["quantized", "panel", "shared"]), default: "quantized", help: "surface z ranges: quantized models share one, FP its own; each its own; one for all"),
+                ArgSpec("zscale", .choice(["linear", "log"]), default: "linear", help: "surface z axis: linear or logarithmic"),
+                ArgSpec("contours", .bool, default: .bool(true), help: "surface: labelled contour lines on the base plane"),
                 ArgSpec("name", .string, help: "file name stem of the figure"),
                 ArgSpec("format", .choice(["auto", "png", "svg", "text", "sixel", "none"]), help: "override the plot setting"),
             ],
             examples: ["landscape plane x=-1:1:21 y=-1:1:21 split=ood", "landscape line x=-1:1:41 split=both",
                        "landscape plane models=[runs/lsq-sagm.safetensors, runs/fqat.safetensors] images=500",
+                       "landscape plane models=[runs/fp.safetensors, runs/fqat.safetensors] style=surface zscale=log",
                        "landscape interpolate to=runs/fqat.safetensors"],
             run: { inv in try landscape(inv, s) })
     }
@@ -82,16 +91,16 @@ extension ShellCommands {
         }
         let options = DirectionOptions(seed: UInt64(inv.int("seed")), target: PerturbationTarget(rawValue: inv.string("target"))!,
                                        scales: ScaleDirection(rawValue: inv.string("scales"))!)
-        var models: [(label: String, network: Network, description: String)] = []
+        var models: [(label: String, network: Network, description: String, quantized: Bool)] = []
         if inv.has("models") {
             for path in inv.strings("models") {
                 let (net, _, label, _) = try ModelFile.load(path, seed: UInt64(s.settings.seed))
                 models.append(((path as NSString).lastPathComponent.replacingOccurrences(of: ".safetensors", with: ""), net,
-                               "\(net.architecture) \(label ?? "FP") \(path)"))
+                               "\(net.architecture) \(label ?? "FP") \(path)", label != nil))
             }
         } else {
             models.append((s.runLabel ?? (s.isQuantized ? "quantized" : "full precision"), current,
-                           "\(current.architecture) \(s.quantization.map(quantLabel) ?? "FP")"))
+                           "\(current.architecture) \(s.quantization.map(quantLabel) ?? "FP")", s.isQuantized))
         }
         var endpoint: [String: Tensor]?
         if kind == "interpolate" {
@@ -99,7 +108,7 @@ extension ShellCommands {
             endpoint = try ModelFile.load(inv.string("to"), seed: UInt64(s.settings.seed)).0.stateDict()
         }
         let cache = LandscapeCache(directory: URL(fileURLWithPath: s.landscapeCache))
-        var surfaces: [(label: String, split: String, surface: LandscapeSurface)] = []
+        var surfaces: [(label: String, split: String, surface: LandscapeSurface, quantized: Bool)] = []
         for split in splits {
             let batches = try landscapeBatches(s, split: split, images: inv.int("images"))
             let imageCount = batches.reduce(0) { $0 + $1.labels.count }
@@ -137,7 +146,7 @@ extension ShellCommands {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
                 let csv = (dir as NSString).appendingPathComponent(fileNameSafe("landscape-\(kind)-\(m.label)-\(split)") + ".csv")
                 try result.surface.writeCSV(to: URL(fileURLWithPath: csv))
-                surfaces.append((m.label, split, result.surface))
+                surfaces.append((m.label, split, result.surface, m.quantized))
             }
         }
         // Flatness table: numbers to compare methods, not only pictures.
@@ -149,23 +158,40 @@ extension ShellCommands {
             var grids: [any PlotSpec] = []
             let style = inv.string("style")
             var surfacePlots: [SurfacePlot] = []
-            for sf in surfaces {
+            for (sf, row) in zip(surfaces, rows) {
                 let grid = Grid(x: sf.surface.alphas, y: sf.surface.betas ?? [0], z: sf.surface.loss)
                 let title = "\(sf.label) (\(sf.split.uppercased()))"
+                let caption = row.report.caption
                 switch style {
-                case "surface": surfacePlots.append(SurfacePlot(title: title, grid: grid, zMax: inv.has("zmax") ? inv.double("zmax") : nil))
-                case "heatmap": grids.append(HeatmapPlot(title: title, grid: grid))
-                default: grids.append(ContourPlot(title: title, grid: grid))
+                case "surface": surfacePlots.append(SurfacePlot(title: title, grid: grid, zMax: inv.has("zmax") ? inv.double("zmax") : nil,
+                                                                logAxis: inv.string("zscale") == "log",
+                                                                contours: inv.bool("contours"), caption: caption))
+                case "heatmap": grids.append(HeatmapPlot(title: title, grid: grid, caption: caption))
+                default: grids.append(ContourPlot(title: title, grid: grid, caption: caption))
                 }
             }
-            specs = style == "surface" ? SurfacePlot.sharingZRange(surfacePlots) : grids
+            switch (style, inv.string("zrange")) {
+            case ("surface", "panel"): specs = surfacePlots.map { $0.withOwnZRange() }
+            case ("surface", "shared"): specs = SurfacePlot.sharingZRange(surfacePlots)
+            case ("surface", _): specs = SurfacePlot.sharingZRange(surfacePlots, groups: surfaces.map(\.quantized))
+            default: specs = grids
+            }
         } else {
             let curves = surfaces.map { LandscapeCurve(name: "\($0.label) \($0.split.uppercased())", loss: $0.surface.loss[0], accuracy: $0.surface.accuracy[0]) }
             specs = [Landscape1DPlot(title: kind == "line" ? "Loss along a filter-normalised direction" : "Loss between two models",
                                      alphas: surfaces[0].surface.alphas, curves: curves,
                                      xLabel: kind == "interpolate" ? "α (0 = current model, 1 = \((inv.string("to") as NSString).lastPathComponent))" : "α")]
         }
-        let figure: any PlotSpec = specs.count == 1 ? specs[0] : Figure(title: "Loss landscapes (\(inv.string("target")) perturbed)", columns: min(specs.count, 3), specs: specs)
+        var figureTitle = "Loss landscapes (\(inv.string("target")) perturbed)"
+        if kind == "plane" && inv.string("style") == "surface" && specs.count > 1 {
+            switch inv.string("zrange") {
+            case "panel": figureTitle += "; each panel on its own z range"
+            case "shared": figureTitle += "; one z range for all panels"
+            default:
+                if Set(surfaces.map(\.quantized)).count > 1 { figureTitle += "; quantized models share one z range, FP its own" }
+            }
+        }
+        let figure: any PlotSpec = specs.count == 1 ? specs[0] : Figure(title: figureTitle, columns: min(specs.count, 3), specs: specs)
         let name = inv.has("name") ? inv.string("name") : "landscape-\(kind)-\(surfaces.map(\.label).joined(separator: "-"))"
         _ = try draw(figure, name: name, inv, s, format: inv.has("format") ? inv.string("format") : nil)
         return .list(zip(rows, surfaces).map { row, sf in

@@ -300,6 +300,6 @@ extension ShellCommands {
         let what = ["ood": "OOD accuracy", "id": "I.D accuracy", "frozen": "frozen scale factors"][metric]!
         return LinePlot(title: title ?? "\(what) against \(x)" + (by.map { " for each \($0)" } ?? "") + " (mean over held-out domains; ± std over seeds)",
                         xLabel: x, yLabel: yLabel, series: series, xRange: ((xs.first ?? 0) - pad)...((xs.last ?? 1) + pad),
-                        key: .bottomRight)
+                        key: .below)
     }
 }

@@ -142,13 +142,29 @@ enum Examples {
         ], logY: true)
     }
 
+    /// A landscape panel as `landscape … style=surface` draws it: linear z clipped at 10, labelled
+    /// contours, and a caption with the centre loss and the largest increase within r = 0.5 and 1.
+    static func comparedSurface(title: String, sharpness: Double) -> SurfacePlot {
+        let grid = landscapeGrid(points: 21, sharpness: sharpness)
+        let centre = grid.z[10][10]
+        func maxIncrease(within r: Double) -> Double {
+            var m = -Double.infinity
+            for (j, b) in grid.y.enumerated() {
+                for (i, a) in grid.x.enumerated() where (a * a + b * b).squareRoot() <= r + 1e-9 { m = max(m, grid.z[j][i] - centre) }
+            }
+            return m
+        }
+        let caption = String(format: "centre %.3g | max ΔL r=0.5 %.3g, r=1 %.3g", centre, maxIncrease(within: 0.5), maxIncrease(within: 1))
+        return SurfacePlot(title: title, grid: grid, zMax: 10, contours: true, caption: caption)
+    }
+
     static func sideBySide() -> Figure {
-        Figure(title: "4-bit LSQ on PACS-like domains: LSQ+SAGM (left) vs FQAT (right)", rows: 2, columns: 2,
+        Figure(title: "4-bit LSQ on PACS-like domains: LSQ+SAGM (left) vs FQAT (right), one z range", rows: 2, columns: 2,
                specs: SurfacePlot.sharingZRange([
-                   surface(title: "LSQ+SAGM, art", sharpness: 1.3, points: 21),
-                   surface(title: "FQAT, art", sharpness: 0.7, points: 21),
-                   surface(title: "LSQ+SAGM, sketch", sharpness: 1.6, points: 21),
-                   surface(title: "FQAT, sketch", sharpness: 0.8, points: 21),
+                   comparedSurface(title: "LSQ+SAGM, art", sharpness: 1.3),
+                   comparedSurface(title: "FQAT, art", sharpness: 0.7),
+                   comparedSurface(title: "LSQ+SAGM, sketch", sharpness: 1.6),
+                   comparedSurface(title: "FQAT, sketch", sharpness: 0.8),
                ]))
     }
 

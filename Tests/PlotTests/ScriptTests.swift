@@ -175,6 +175,85 @@ final class ScriptTests: XCTestCase {
         XCTAssertEqual(script.components(separatedBy: "set zrange [0.5:8]").count - 1, 2)
     }
 
+    /// Fig. 7's problem: an FP surface whose corners reach 2,500 flattened the quantized ones on a
+    /// shared range. Grouped ranges put the quantized surfaces on their own range.
+    func testZRangesPerPanelOrPerGroup() {
+        let fp = SurfacePlot(title: "fp", grid: Grid(x: [0, 1], y: [0], z: [[0.8, 2500]]))
+        let lsq = SurfacePlot(title: "lsq", grid: Grid(x: [0, 1], y: [0], z: [[0.6, 7]]))
+        let fqat = SurfacePlot(title: "fqat", grid: Grid(x: [0, 1], y: [0], z: [[0.5, 4]]))
+        let grouped = SurfacePlot.sharingZRange([fp, lsq, fqat], groups: [false, true, true])
+        XCTAssertEqual(grouped.map(\.zRange), [0.8...2500, 0.5...7, 0.5...7])
+        XCTAssertEqual(grouped.map(\.title), ["fp", "lsq", "fqat"], "order kept")
+        XCTAssertEqual([fp, lsq, fqat].map { $0.withOwnZRange().zRange }, [0.8...2500, 0.6...7, 0.5...4])
+        XCTAssertEqual(SurfacePlot.sharingZRange([fp, lsq, fqat]).map(\.zRange), [0.5...2500, 0.5...2500, 0.5...2500])
+        // Clipping applies before the range: zMax 10 caps the FP panel.
+        var clipped = fp
+        clipped.zMax = 10
+        XCTAssertEqual(clipped.withOwnZRange().zRange, 0.8...10)
+    }
+
+    func testSurfaceContoursCaptionAndLogAxis() throws {
+        // Loss 1 + 9(α² + β²) on a 5 × 5 grid: from 1 to 19.
+        let axis: [Double] = [-1, -0.5, 0, 0.5, 1]
+        let grid = Grid(x: axis, y: axis, z: axis.map { b in axis.map { a in 1 + 9 * (a * a + b * b) } })
+        let plot = SurfacePlot(title: "fqat (OOD)", grid: grid, contours: true,
+                               caption: "centre 1, 90.0% | max ΔL r=0.5 2.25").withOwnZRange()
+        XCTAssertEqual(plot.contourLevels(), [5, 10, 15], "round levels strictly inside 1...19")
+        let (script, _, _) = try record(plot)
+        assertHasLine(script, "set title \"fqat (OOD)\\ncentre 1, 90.0% | max ΔL r=0.5 2.25\"")
+        assertHasLine(script, "set contour base")
+        assertHasLine(script, "set cntrparam levels discrete 5,10,15")
+        assertHasLine(script, "set cntrlabel onecolor format \"%.3g\" font \",8\" start 5 interval 30")
+        assertHasLine(script, "set zrange [1:19]")
+        assertHasLine(script, "splot \"/out/fig.csv\" using 1:2:($3) with pm3d nocontours notitle, "
+                      + "\"\" using 1:2:($3) with lines lc rgb \"#202020\" lw 1 nosurface notitle, "
+                      + "\"\" using 1:2:($3) with labels nosurface notitle")
+        XCTAssertFalse(script.contains("set logscale"))
+
+        // A log z axis: 1-2-5 levels in loss units, tics in loss units.
+        let log = SurfacePlot(title: "fp", grid: Grid(x: [0, 1, 2], y: [0], z: [[0.8, 30, 2500]]), logAxis: true, contours: true)
+        XCTAssertEqual(log.contourLevels(), [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000])
+        XCTAssertEqual(log.zLabel, "loss (log scale)")
+        let logScript = try record(log.withOwnZRange()).script
+        assertHasLine(logScript, "set logscale z")
+        assertHasLine(logScript, "set logscale cb")
+        assertHasLine(logScript, "set zrange [0.8:2500]")
+        assertHasLine(logScript, "set zlabel \"loss (log scale)\" rotate parallel offset -1,0")
+        // Non-positive values cannot sit on a log axis: left out of the range, not a crash.
+        let zero = SurfacePlot(title: "z", grid: Grid(x: [0, 1], y: [0], z: [[0, 3]]), logAxis: true)
+        XCTAssertEqual(zero.transformedRange, 3...3)
+
+        // Li et al.'s log(z + 0.1) transform draws no contours (levels would read in log units); nor
+        // does a flat surface, nor a surface without `contours`.
+        XCTAssertEqual(SurfacePlot(title: "l", grid: grid, logarithmic: true, contours: true).contourLevels(), [])
+        XCTAssertEqual(SurfacePlot(title: "c", grid: Grid(x: [0, 1], y: [0], z: [[2, 2]]), contours: true).contourLevels(), [])
+        XCTAssertFalse(try record(SurfacePlot(title: "n", grid: grid)).script.contains("contour"))
+        let flat = try record(SurfacePlot(title: "c", grid: Grid(x: [0, 1], y: [0], z: [[2, 2]]), contours: true)).script
+        assertHasLine(flat, "splot \"/out/fig.csv\" using 1:2:($3) with pm3d notitle")
+
+        // Captions on the 2-D kinds too, and in the one-line terminal title.
+        assertHasLine(try record(ContourPlot(title: "C", grid: grid, caption: "centre 1")).script, "set title \"C\\ncentre 1\"")
+        assertHasLine(try record(HeatmapPlot(title: "H", grid: grid, caption: "centre 1")).script, "set title \"H\\ncentre 1\"")
+        XCTAssertEqual(plot.panels()[0].terminalHeatmap?.title, "fqat (OOD) | centre 1, 90.0% | max ΔL r=0.5 2.25")
+    }
+
+    /// No figure kind puts its legend inside the plot area, where it can cover a curve.
+    func testEveryKeyIsOutsideThePlotArea() throws {
+        for (name, spec) in Examples.all() {
+            for panel in spec.panels() {
+                for command in panel.commands where command.hasPrefix("set key") {
+                    let position = command.dropFirst("set key ".count)
+                    XCTAssertTrue(position.hasPrefix("below") || position.hasPrefix("tmargin") || position.hasPrefix("outside"),
+                                  "\(name): \(command)")
+                }
+            }
+        }
+        XCTAssertEqual(LinePlot(title: "t", xLabel: "x", yLabel: "y", series: []).key, .below)
+        assertHasLine(try record(Examples.trainingCurves()).script, "set key below center horizontal")
+        assertHasLine(try record(Examples.landscape1D()).script, "set key below center horizontal")
+        assertHasLine(try record(Examples.bitWidth()).script, "set key below center horizontal")
+    }
+
     func testGradientComparisonIsSmallMultiples() throws {
         let plot = Examples.gradients()
         let (script, files, _) = try record(plot)
@@ -188,7 +267,9 @@ final class ScriptTests: XCTestCase {
         assertHasText(script, "using 2:($1==1 ? $3 : NaN) with lines lw 1 lc rgb \"#1f77b4\" title 'g_QAT'")
         assertHasLine(script, "set arrow from 1000, graph 0 to 1000, graph 1 nohead dt 2 lc rgb \"#555555\"")
         assertHasLine(script, "set xtics 500")
-        XCTAssertEqual(script.components(separatedBy: "unset key").count - 1, 3, "key in the first panel only")
+        XCTAssertEqual(script.components(separatedBy: "set key tmargin center horizontal").count - 1, 4,
+                       "a one-row key above every panel: equal plot areas, no key over a curve")
+        XCTAssertFalse(script.contains("unset key"))
         XCTAssertEqual(files.map(\.path), ["/out/fig-1.csv", "/out/fig-2.csv", "/out/fig-3.csv", "/out/fig-4.csv"])
         assertHasText(script, "plot '/out/fig-3.csv' using")
         XCTAssertEqual(files[0].contents.split(separator: "\n").count, 1 + 400, "header + 2 series x 200 steps")

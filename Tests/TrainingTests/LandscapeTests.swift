@@ -522,6 +522,11 @@ final class LandscapeTests: XCTestCase {
         let table = FlatnessReport.table([("flat", report), ("sharp", sharpReport)])
         XCTAssertTrue(table.contains("max ΔL r=0.5"), table)
         XCTAssertEqual(table.split(separator: "\n").count, 4, table)
+        // The one-line caption printed under each landscape panel.
+        XCTAssertEqual(report.caption, "centre 1, 90.0% | max ΔL r=0.5 0.25, r=0.75 0.5, r=1 1")
+        XCTAssertEqual(sharpReport.caption, "centre 1, 90.0% | max ΔL r=0.5 0.75, r=0.75 1.5, r=1 3")
+        let coarse = try quadraticSurface().flatness(radii: [0.1, 1])
+        XCTAssertEqual(coarse.caption, "centre 1, 90.0% | max ΔL r=0.1 –, r=1 1", "no grid point within 0.1")
 
         // A stopped surface without its centre cannot be summarised; bad radii are refused.
         var stopped = try quadraticSurface()
