@@ -85,15 +85,19 @@ extension ShellCommands {
             domain and seed (same starting checkpoint and batches in the paper scripts) and prints the mean
             difference of Val and Test, its standard error over the pairs (sample std / sqrt(pairs)) and the
             number of pairs. The `OOD verdict` column applies the study's rule: the Test difference is a tie
-            unless it exceeds both its 95% t-interval half-width (t(0.975, pairs − 1) standard errors) and
-            the larger noise of the two runs; then the run is `ahead` or `behind` the baseline (`—` when
-            neither can be measured: one pair of runs with one evaluation each).
+            unless it exceeds its 95% t-interval half-width (t(0.975, pairs − 1) standard errors), the larger
+            noise of the two runs, and the kernel noise over √pairs; then the run is `ahead` or `behind` the
+            baseline (`—` when none can be measured). The kernel noise (`kernel_noise`, in points) is how far
+            one run's selected OOD accuracy moves when only the order of float32 sums changes (another BLAS
+            kernel or CPU; docs/data.md "Kernel noise"); its default was measured with the quickstart.
             """,
             group: "training",
             positionals: [ArgSpec("folder", .path, required: true, help: "folder with records (searched recursively)")],
             keywords: [ArgSpec("oracle", .bool, default: .bool(false), help: "use test-domain oracle selection (labelled as such)"),
                        ArgSpec("csv", .path, help: "also write the table as CSV"),
-                       ArgSpec("versus", .string, help: "a run label: also print every other run's paired difference from it")],
+                       ArgSpec("versus", .string, help: "a run label: also print every other run's paired difference from it"),
+                       ArgSpec("kernel_noise", .number(min: 0), default: .number(kernelNoisePoints),
+                               help: "points: OOD differences within it are ties (the spread between BLAS kernels)")],
             examples: ["summary runs/table1", "summary runs/table1 versus=\"lsq+sagm-4bit\""],
             run: { inv in
                 let runs = try readRecords(under: inv.string("folder"))
@@ -155,7 +159,7 @@ extension ShellCommands {
                         throw inv.error("no run labelled '\(base)'; the labels are \(labels.joined(separator: ", "))", argument: "versus")
                     }
                     inv.print(pairedTable(selected: selected, baseline: baseline, baseLabel: base, labels: labels,
-                                          noise: noiseByLabel))
+                                          noise: noiseByLabel, kernelNoise: inv.double("kernel_noise") / 100))
                 }
                 return .list(values)
             })
@@ -176,7 +180,8 @@ extension ShellCommands {
 
     /// Paired differences (run − baseline) over the (held-out domain, seed) pairs both have.
     static func pairedTable(selected: [String: [PairKey: (Double, Double)]], baseline: [PairKey: (Double, Double)],
-                            baseLabel: String, labels: [String], noise: [String: Double]) -> String {
+                            baseLabel: String, labels: [String], noise: [String: Double],
+                            kernelNoise: Double = 0) -> String {
         func stats(_ xs: [Double]) -> String {
             guard !xs.isEmpty else { return "—" }
             let (m, sd) = meanAndSampleStd(xs)
@@ -195,9 +200,11 @@ extension ShellCommands {
                 dt.append(value.1 - b.1)
             }
             let pairNoise = [noise[label], noise[baseLabel]].compactMap { $0 }.max()
-            rows.append([label, stats(dv), stats(dt), String(dt.count), verdict(dt, noise: pairNoise).rawValue])
+            rows.append([label, stats(dv), stats(dt), String(dt.count),
+                         verdict(dt, noise: pairNoise, kernelNoise: kernelNoise).rawValue])
         }
-        return "paired against \(baseLabel) (same held-out domain and seed; mean ± standard error, points)\n"
+        return "paired against \(baseLabel) (same held-out domain and seed; mean ± standard error, points; "
+            + "kernel noise \(String(format: "%.1f", kernelNoise * 100)))\n"
             + Render.table(["run", "Δ Val", "Δ Test", "pairs", "OOD verdict"], rows)
     }
 
@@ -206,16 +213,25 @@ extension ShellCommands {
         case unknown = "—"
     }
 
-    /// The study's rule for a paired difference: a tie unless |mean| exceeds both the half-width of
-    /// its two-sided 95% t-interval (t(0.975, pairs − 1) standard errors: 12.7 with 2 pairs, 2.36
-    /// with 8, 2.20 with 12) and the selection noise (the larger of the two runs'). With one pair
-    /// there is no standard error, and with neither there is nothing to judge by.
-    public static func verdict(_ differences: [Double], noise: Double?) -> Verdict {
+    /// The quickstart's selected OOD accuracy moved by this many points on average between OpenBLAS's
+    /// Prescott and Haswell kernels (mean |difference| over its 5 runs: 10.5, 4.0, 2.7, 1.2, 2.0; same
+    /// binary, machine, seed and threads; docs/data.md "Kernel noise"). `summary … versus=` calls a
+    /// paired difference within it (over √pairs) a tie; `kernel_noise=` overrides it.
+    public static let kernelNoisePoints = 4.1
+
+    /// The study's rule for a paired difference: a tie unless |mean| exceeds the half-width of its
+    /// two-sided 95% t-interval (t(0.975, pairs − 1) standard errors: 12.7 with 2 pairs, 2.36 with 8,
+    /// 2.20 with 12), the selection noise (the larger of the two runs') and `kernelNoise` / √pairs
+    /// (`kernelNoise`: how far a single pair's difference moves across BLAS kernels, same units as the
+    /// differences; the runs of different pairs are perturbed independently, so the mean's share
+    /// shrinks with √pairs). With one pair there is no standard error, and with none of the three
+    /// there is nothing to judge by.
+    public static func verdict(_ differences: [Double], noise: Double?, kernelNoise: Double = 0) -> Verdict {
         guard !differences.isEmpty else { return .unknown }
         let (m, sd) = meanAndSampleStd(differences)
         let halfWidth = sd.map { studentT975(degreesOfFreedom: differences.count - 1) * $0 / Double(differences.count).squareRoot() }
-        guard halfWidth != nil || noise != nil else { return .unknown }
-        let threshold = max(halfWidth ?? 0, noise ?? 0)
+        guard halfWidth != nil || noise != nil || kernelNoise > 0 else { return .unknown }
+        let threshold = max(halfWidth ?? 0, noise ?? 0, kernelNoise / Double(differences.count).squareRoot())
         // Rounding guard: a difference equal to the threshold (e.g. both zero) is a tie.
         if abs(m) <= threshold + 1e-12 { return .tie }
         return m > 0 ? .ahead : .behind

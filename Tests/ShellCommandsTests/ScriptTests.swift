@@ -208,15 +208,48 @@ final class SummaryTests: XCTestCase {
                 try (lines.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("\(run.label).jsonl"), atomically: true, encoding: .utf8)
             }
         }
-        XCTAssertEqual(h.run("summary recs versus=\"base\""), 0, h.output.error)
+        // Without kernel noise: the standard error and the selection noise alone.
+        XCTAssertEqual(h.run("summary recs versus=\"base\" kernel_noise=0"), 0, h.output.error)
+        // The last paired table printed: its header line and a run's verdict.
+        func pairedTable() -> ArraySlice<String> {
+            let lines = h.output.standardLines
+            return lines[(lines.lastIndex { $0.hasPrefix("paired against base") } ?? lines.endIndex)...]
+        }
         func verdict(_ label: String) -> String? {
-            let paired = h.output.standardLines.drop { !$0.hasPrefix("paired against base") }
-            return paired.first { $0.hasPrefix(label + " ") }?.split(separator: " ").last.map(String.init)
+            pairedTable().first { $0.hasPrefix(label + " ") }?.split(separator: " ").last.map(String.init)
         }
         XCTAssertEqual(verdict("up"), "ahead", h.output.standard)
         XCTAssertEqual(verdict("down"), "behind", h.output.standard)
         XCTAssertEqual(verdict("noisy"), "tie", h.output.standard)
         XCTAssertEqual(verdict("scatter"), "tie", h.output.standard)
+        XCTAssertEqual(pairedTable().first?.hasSuffix("kernel noise 0.0)"), true, h.output.standard)
+
+        // A kernel noise of 6 points (one pair's difference moved that far by summation order alone)
+        // counts 6 / √3 = 3.46 over the 3 pairs: the constant ±3 differences become ties. At 5 points
+        // (2.89) they stand.
+        XCTAssertEqual(h.run("summary recs versus=\"base\" kernel_noise=6"), 0, h.output.error)
+        XCTAssertEqual(verdict("up"), "tie", h.output.standard)
+        XCTAssertEqual(verdict("down"), "tie", h.output.standard)
+        XCTAssertEqual(pairedTable().first?.hasSuffix("kernel noise 6.0)"), true, h.output.standard)
+        XCTAssertEqual(h.run("summary recs versus=\"base\" kernel_noise=5"), 0, h.output.error)
+        XCTAssertEqual(verdict("up"), "ahead", h.output.standard)
+        XCTAssertEqual(verdict("down"), "behind", h.output.standard)
+        // By default the measured constant applies and is printed.
+        XCTAssertEqual(h.run("summary recs versus=\"base\""), 0, h.output.error)
+        XCTAssertEqual(pairedTable().first?.hasSuffix(String(format: "kernel noise %.1f)", ShellCommands.kernelNoisePoints)), true,
+                       h.output.standard)
+        XCTAssertGreaterThan(ShellCommands.kernelNoisePoints, 0, "the measured default")
+        XCTAssertEqual(h.run("summary recs versus=\"base\" kernel_noise=-1"), 65, "a negative noise is refused")
+        XCTAssertTrue(h.output.error.contains("kernel_noise"), h.output.error)
+
+        XCTAssertEqual(ShellCommands.verdict([0.02], noise: nil, kernelNoise: 0.01), .ahead, "one pair, judged by kernel noise alone")
+        XCTAssertEqual(ShellCommands.verdict([-0.02], noise: nil, kernelNoise: 0.01), .behind)
+        XCTAssertEqual(ShellCommands.verdict([0.02], noise: nil, kernelNoise: 0.03), .tie)
+        XCTAssertEqual(ShellCommands.verdict([0.02], noise: 0.01, kernelNoise: 0.03), .tie, "the larger of noise and kernel noise")
+        XCTAssertEqual(ShellCommands.verdict([0.04], noise: 0.03, kernelNoise: 0.01), .ahead)
+        // Over 4 identical pairs the standard error is 0 and the kernel noise counts 0.03 / 2.
+        XCTAssertEqual(ShellCommands.verdict([0.02, 0.02, 0.02, 0.02], noise: nil, kernelNoise: 0.03), .ahead)
+        XCTAssertEqual(ShellCommands.verdict([0.02, 0.02, 0.02, 0.02], noise: nil, kernelNoise: 0.05), .tie)
 
         XCTAssertEqual(ShellCommands.verdict([0.02], noise: nil), .unknown)
         XCTAssertEqual(ShellCommands.verdict([0.02], noise: 0.01), .ahead)
@@ -333,5 +366,61 @@ final class RecordsFileTests: XCTestCase {
         let row = try XCTUnwrap(h.output.standardLines.last { $0.hasPrefix("x ") })
         XCTAssertTrue(row.contains("\(numbers[0]) / \(numbers[1])"), "\(row) against \(selected)")
         XCTAssertTrue(row.hasSuffix(" 1"), "one run (seed) counted: \(row)")
+    }
+}
+
+final class LandscapeFigureTests: XCTestCase {
+    func assertHasText(_ script: String, _ text: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertTrue(script.contains(text), "no text \(text) in\n\(script)", file: file, line: line)
+    }
+    func assertHasLine(_ script: String, _ text: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertTrue(script.split(separator: "\n").contains { $0 == text }, "no line \(text) in\n\(script)", file: file, line: line)
+    }
+
+    /// `landscape … style=surface`: by default the quantized models share one z range and the FP model
+    /// has its own (an FP surface's corners flattened the quantized ones in the Fig. 7 analogue); every
+    /// panel carries its flatness numbers; `zrange=` and `zscale=log` change that.
+    func testSurfacePanelsGroupZRangesAndCarryFlatness() throws {
+        let h = try ShellHarness()
+        XCTAssertEqual(h.run("""
+            data style-fmnist per_domain=60 batch=4 test=fog
+            model new resnet8 width=0.5
+            save model "fp.safetensors"
+            quantize lsq bits=4 calib=1
+            save model "q4.safetensors"
+            load model "fp.safetensors"
+            quantize lsq bits=2 calib=1
+            save model "q2.safetensors"
+            landscape plane x=-1:1:3 y=-1:1:3 split=ood images=20 models=["fp.safetensors", "q4.safetensors", "q2.safetensors"] style=surface name="l"
+            """), 0, h.output.error)
+        func zRanges(_ script: String) -> [String] {
+            script.split(separator: "\n").filter { $0.hasPrefix("set zrange") }.map(String.init)
+        }
+        let grouped = try XCTUnwrap(h.plotter.scripts.last)
+        assertHasText(grouped, "quantized models share one z range, FP its own")
+        let ranges = zRanges(grouped)
+        XCTAssertEqual(ranges.count, 3, grouped)
+        XCTAssertEqual(ranges[1], ranges[2], "the two quantized panels share a range")
+        XCTAssertNotEqual(ranges[0], ranges[1], "the FP panel has its own")
+        for label in ["fp", "q4", "q2"] { assertHasText(grouped, "set title \"\(label) (OOD)\\ncentre ") }
+        assertHasText(grouped, "| max ΔL r=0.25 –, r=0.5 –, r=1 ")
+        assertHasText(grouped, "set contour base")
+
+        // From the cache: one range for all on a log axis, then each panel its own, without contours.
+        XCTAssertEqual(h.run("""
+            landscape plane x=-1:1:3 y=-1:1:3 split=ood images=20 models=["fp.safetensors", "q4.safetensors", "q2.safetensors"] style=surface zrange=shared zscale=log name="l"
+            """), 0, h.output.error)
+        let shared = try XCTUnwrap(h.plotter.scripts.last)
+        XCTAssertEqual(Set(zRanges(shared)).count, 1, shared)
+        assertHasLine(shared, "set logscale z")
+        assertHasText(shared, "one z range for all panels")
+        XCTAssertEqual(h.run("""
+            landscape plane x=-1:1:3 y=-1:1:3 split=ood images=20 models=["fp.safetensors", "q4.safetensors", "q2.safetensors"] style=surface zrange=panel contours=false name="l"
+            """), 0, h.output.error)
+        let own = try XCTUnwrap(h.plotter.scripts.last)
+        XCTAssertEqual(Set(zRanges(own)).count, 3, own)
+        XCTAssertFalse(own.contains("set contour"), own)
+        XCTAssertEqual(h.run("landscape plane x=-1:1:3 y=-1:1:3 images=20 style=surface zscale=cubic"), 65)
+        XCTAssertTrue(h.output.error.contains("zscale"), h.output.error)
     }
 }
