@@ -200,12 +200,12 @@ final class ScriptTests: XCTestCase {
                                caption: "centre 1, 90.0% | max ΔL r=0.5 2.25").withOwnZRange()
         XCTAssertEqual(plot.contourLevels(), [5, 10, 15], "round levels strictly inside 1...19")
         let (script, _, _) = try record(plot)
-        assertHasLine(script, "set title \"fqat (OOD)\\ncentre 1, 90.0% | max ΔL r=0.5 2.25\"")
+        assertHasLine(script, "set title 'fqat (OOD)'.\"\\n\".'centre 1, 90.0% | max ΔL r=0.5 2.25'")
         assertHasLine(script, "set contour base")
         assertHasLine(script, "set cntrparam levels discrete 5,10,15")
         assertHasLine(script, "set cntrlabel onecolor format \"%.3g\" font \",8\" start 5 interval 30")
         assertHasLine(script, "set zrange [1:19]")
-        assertHasLine(script, "splot \"/out/fig.csv\" using 1:2:($3) with pm3d nocontours notitle, "
+        assertHasLine(script, "splot '/out/fig.csv' using 1:2:($3) with pm3d nocontours notitle, "
                       + "\"\" using 1:2:($3) with lines lc rgb \"#202020\" lw 1 nosurface notitle, "
                       + "\"\" using 1:2:($3) with labels nosurface notitle")
         XCTAssertFalse(script.contains("set logscale"))
@@ -218,7 +218,7 @@ final class ScriptTests: XCTestCase {
         assertHasLine(logScript, "set logscale z")
         assertHasLine(logScript, "set logscale cb")
         assertHasLine(logScript, "set zrange [0.8:2500]")
-        assertHasLine(logScript, "set zlabel \"loss (log scale)\" rotate parallel offset -1,0")
+        assertHasLine(logScript, "set zlabel 'loss (log scale)' rotate parallel offset -1,0")
         // Non-positive values cannot sit on a log axis: left out of the range, not a crash.
         let zero = SurfacePlot(title: "z", grid: Grid(x: [0, 1], y: [0], z: [[0, 3]]), logAxis: true)
         XCTAssertEqual(zero.transformedRange, 3...3)
@@ -229,11 +229,11 @@ final class ScriptTests: XCTestCase {
         XCTAssertEqual(SurfacePlot(title: "c", grid: Grid(x: [0, 1], y: [0], z: [[2, 2]]), contours: true).contourLevels(), [])
         XCTAssertFalse(try record(SurfacePlot(title: "n", grid: grid)).script.contains("contour"))
         let flat = try record(SurfacePlot(title: "c", grid: Grid(x: [0, 1], y: [0], z: [[2, 2]]), contours: true)).script
-        assertHasLine(flat, "splot \"/out/fig.csv\" using 1:2:($3) with pm3d notitle")
+        assertHasLine(flat, "splot '/out/fig.csv' using 1:2:($3) with pm3d notitle")
 
         // Captions on the 2-D kinds too, and in the one-line terminal title.
-        assertHasLine(try record(ContourPlot(title: "C", grid: grid, caption: "centre 1")).script, "set title \"C\\ncentre 1\"")
-        assertHasLine(try record(HeatmapPlot(title: "H", grid: grid, caption: "centre 1")).script, "set title \"H\\ncentre 1\"")
+        assertHasLine(try record(ContourPlot(title: "C", grid: grid, caption: "centre 1")).script, "set title 'C'.\"\\n\".'centre 1'")
+        assertHasLine(try record(HeatmapPlot(title: "H", grid: grid, caption: "centre 1")).script, "set title 'H'.\"\\n\".'centre 1'")
         XCTAssertEqual(plot.panels()[0].terminalHeatmap?.title, "fqat (OOD) | centre 1, 90.0% | max ΔL r=0.5 2.25")
     }
 

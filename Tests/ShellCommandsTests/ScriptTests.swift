@@ -402,7 +402,7 @@ final class LandscapeFigureTests: XCTestCase {
         XCTAssertEqual(ranges.count, 3, grouped)
         XCTAssertEqual(ranges[1], ranges[2], "the two quantized panels share a range")
         XCTAssertNotEqual(ranges[0], ranges[1], "the FP panel has its own")
-        for label in ["fp", "q4", "q2"] { assertHasText(grouped, "set title \"\(label) (OOD)\\ncentre ") }
+        for label in ["fp", "q4", "q2"] { assertHasText(grouped, "set title '\(label) (OOD)'.\"\\n\".'centre ") }
         assertHasText(grouped, "| max ΔL r=0.25 –, r=0.5 –, r=1 ")
         assertHasText(grouped, "set contour base")
 
