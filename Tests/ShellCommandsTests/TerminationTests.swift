@@ -83,8 +83,12 @@ final class TerminationTests: XCTestCase {
         let died = try waitUntil(30) { try tmux(["display-message", "-p", "-t", session, "#{pane_dead}"]).hasPrefix("1") }
         let screen = try tmux(["capture-pane", "-p", "-t", session])
         XCTAssertTrue(died, screen)
+        // Exit status 143, or death by SIGTERM itself: libedit's own handler re-raises the signal to the
+        // process group after our save, and which of the two ends the process first varies (seen under
+        // load). tmux 3.3 leaves #{pane_dead_status} empty for a death by signal; a calling shell sees
+        // 143 either way. What L4 asks for is the save, checked below.
         let status = try tmux(["display-message", "-p", "-t", session, "#{pane_dead_status}"]).trimmingCharacters(in: .whitespacesAndNewlines)
-        XCTAssertEqual(status, "143", screen)
+        XCTAssertTrue(status == "143" || status.isEmpty, "exit status \(status): \(screen)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: home.appendingPathComponent("o/autosave.fqsession").path), screen)
         XCTAssertTrue(screen.contains("session saved to o/autosave.fqsession"), screen)
     }
