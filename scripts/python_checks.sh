@@ -47,7 +47,22 @@ export_check() {   # name, fqat-shell commands (the export and reference paths a
 data="data style-fmnist per_domain=40 channels=3"
 run "ORT: ResNet-20 W4A4" export_check r20_w4a4 "$data; model new resnet20; train erm steps=3 bn=train; quantize lsq bits=4; train qat steps=2"
 run "ORT: ResNet-18 W4A4 64px" export_check r18_w4a4 "$data size=64; model new resnet18 width=0.25; quantize lsq bits=4"
-run "ORT: ResNet-20 mixed precision" export_check r20_mixed "$data; model new resnet20; quantize ewgs bits=4 override=[\"layer1.*:8\", \"layer3.*:2/3\"] keep=[layer2.0.conv1]"
+run "ORT: ResNet-20 mixed precision" export_check r20_mixed "$data; model new resnet20; quantize ewgs bits=4 override=[\"layer1.*:8\", \"layer3.*:2/3\"] keep=[layer2.0.conv1] granularity=tensor narrow=true"
+# The converted MoCo-v2 fixture (ResNet-50, Bottlenecks) on a DomainBed folder of normalised images
+# (a signed stem range, int8 zero point), the path of examples/paper/pretrained.fqs.
+"$PY" - "$work/PACS" <<'PY'
+import os, random, sys
+random.seed(1)
+for d, dom in enumerate(["art_painting", "photo", "sketch"]):
+    for c, cls in enumerate(["dog", "horse"]):
+        os.makedirs(f"{sys.argv[1]}/{dom}/{cls}", exist_ok=True)
+        for i in range(8):
+            base = [200, 60, 40] if c == 0 else [40, 80, 200]
+            px = bytes(min(255, base[ch] // (d + 1) + random.randrange(48)) for _ in range(256) for ch in range(3))
+            open(f"{sys.argv[1]}/{dom}/{cls}/{i}.ppm", "wb").write(b"P6\n16 16\n255\n" + px)
+PY
+moco="$PWD/Tests/NNTests/Fixtures/checkpoints/converted/resnet50_moco_v2.safetensors"
+run "ORT: converted MoCo-v2 ResNet-50 W4A4" export_check moco_w4a4 "data folder root=PACS test=[sketch] size=32 batch=4; model load \"$moco\" architecture=resnet50 width=0.0625 strict=false; quantize lsq bits=4"
 run "ORT: ResNet-20 full precision" export_check r20_fp "$data; model new resnet20 shortcut=B"
 echo "python-checks: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
