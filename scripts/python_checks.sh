@@ -2,8 +2,9 @@
 # Python-side checks, run by scripts/test.sh after the build:
 #   1. scripts/test_convert_checkpoint.py   the checkpoint converter (unittest, numpy only)
 #   2. scripts/check_onnx.py                `export onnx` in ONNX Runtime against fqat-shell's own
-#      outputs, for ResNet-20 W4A4, ResNet-18 W4A4 at 64 px, a mixed-precision ResNet-20 and a
-#      full-precision one (docs/export.md)
+#      outputs, for ResNet-20 W4A4, ResNet-18 W4A4 at 64 px, a mixed-precision ResNet-20, the
+#      converted MoCo-v2 ResNet-50 on a DomainBed folder, a full-precision ResNet-20 and the MNIST CNN
+#      (GroupNorm) (docs/export.md)
 # The packages (scripts/requirements-test.txt) go into the project's own .venv-test on first use.
 # Only when the package index cannot be reached are the checks skipped, with the reason printed.
 set -euo pipefail
@@ -64,5 +65,6 @@ PY
 moco="$PWD/Tests/NNTests/Fixtures/checkpoints/converted/resnet50_moco_v2.safetensors"
 run "ORT: converted MoCo-v2 ResNet-50 W4A4" export_check moco_w4a4 "data folder root=PACS test=[sketch] size=32 batch=4; model load \"$moco\" architecture=resnet50 width=0.0625 strict=false; quantize lsq bits=4"
 run "ORT: ResNet-20 full precision" export_check r20_fp "$data; model new resnet20 shortcut=B"
+run "ORT: MNIST CNN W4A4 (GroupNorm)" export_check mnist_w4a4 "data style-fmnist per_domain=40; model new mnist_cnn; quantize lsq bits=4"
 echo "python-checks: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
