@@ -52,8 +52,12 @@ final class ExportONNXTests: XCTestCase {
         let fixtures = repositoryRoot.appendingPathComponent("Tests/NNTests/Fixtures/checkpoints/converted")
         let h = try ShellHarness()
         let r18 = fixtures.appendingPathComponent("resnet18_domainbed_model.safetensors").path
-        XCTAssertEqual(h.run("model load \"\(r18)\" architecture=resnet18 width=0.0625 strict=true"), 0, h.output.error)
+        XCTAssertEqual(h.run("model load \"\(r18)\" architecture=resnet18 width=0.0625 strict=true\nexport onnx m.onnx"), 0, h.output.error)
         XCTAssertTrue(h.output.standard.contains("loaded "), h.output.standard)
+        // The converter's provenance (source file and its SHA-256) travels into the ONNX metadata.
+        let onnx = String(decoding: try Data(contentsOf: h.directory.appendingPathComponent("m.onnx")), as: UTF8.self)
+        XCTAssertTrue(onnx.contains("resnet18_domainbed_model.pkl") && onnx.contains("converted_source_sha256"),
+                      "fqat.provenance names the converted checkpoint")
         let moco = fixtures.appendingPathComponent("resnet50_moco_v2.safetensors").path
         let h2 = try ShellHarness()
         XCTAssertNotEqual(h2.run("model load \"\(moco)\" architecture=resnet50 width=0.0625 classes=7 strict=true"), 0)
