@@ -121,11 +121,13 @@ for _name, _dtype in _STORAGES.items():
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """Resolves only `_ALLOWED` globals; storages come from `load_storage(pid)`."""
+    """Resolves only `_ALLOWED` globals; storages come from `load_storage(pid)`. `rebuild` replaces
+    torch's tensor rebuild functions (the legacy format rebuilds tensors after reading their bytes)."""
 
-    def __init__(self, file, load_storage):
+    def __init__(self, file, load_storage, rebuild=None):
         super().__init__(file)
         self._load_storage = load_storage
+        self._rebuild = rebuild
 
     def find_class(self, module, name):
         # Protocol-2 pickles (torch's) may name Python 2 modules; report the Python 3 global.
@@ -133,6 +135,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
         elif module in _compat_pickle.IMPORT_MAPPING:
             module = _compat_pickle.IMPORT_MAPPING[module]
+        if self._rebuild is not None and (module, name) in _REBUILDS:
+            return self._rebuild
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
@@ -146,6 +150,9 @@ class RestrictedUnpickler(pickle.Unpickler):
         if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
             raise CheckpointError(f"unsupported persistent id {pid!r:.80}: only tensor storages are allowed")
         return self._load_storage(pid)
+
+
+_REBUILDS = {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")}
 
 
 def _storage_of(storage_type):
@@ -187,9 +194,10 @@ def _load_legacy(path, f):
     """torch < 1.6 format (and `_use_new_zipfile_serialization=False`): four pickles, then each
     storage's data as an int64 element count followed by its bytes, in the order of a key list."""
     def plain(what):
+        def no_storage(pid):
+            raise CheckpointError(f"unexpected storage in the {what}")
         try:
-            return RestrictedUnpickler(f, lambda pid: (_ for _ in ()).throw(
-                CheckpointError(f"unexpected storage in the {what}"))).load()
+            return RestrictedUnpickler(f, no_storage).load()
         except CheckpointError:
             raise
         except Exception as e:
@@ -215,7 +223,7 @@ def _load_legacy(path, f):
             return _LazyStorage(box, dtype)
         return _LazyStorage([entry, 0, None, None], dtype)
 
-    obj = RestrictedUnpickler(f, load_storage).load()
+    obj = RestrictedUnpickler(f, load_storage, rebuild=_lazy_rebuild).load()
     keys = plain("storage key list")
     for key in keys:
         if key not in storages:
@@ -245,10 +253,11 @@ class _LazyTensor:
         self.args = args
 
 
-def _lazy_rebuild_v2(storage, *args):
-    if isinstance(storage, _LazyStorage):
-        return _LazyTensor((storage,) + args)
-    return _rebuild_tensor_v2(storage, *args)
+def _lazy_rebuild(storage, *args):
+    """_rebuild_tensor(_v2) in the legacy format: the storage's bytes come later."""
+    if not isinstance(storage, _LazyStorage):
+        raise CheckpointError("a tensor refers to something that is not a storage")
+    return _LazyTensor((storage,) + args)
 
 
 def _resolve_lazy(obj):
@@ -279,13 +288,7 @@ def load_checkpoint(path):
         if zipfile.is_zipfile(path):
             return _load_zip(path)
         with open(path, "rb") as f:
-            # Legacy tensors are rebuilt after their storages' bytes are read.
-            saved = _ALLOWED[("torch._utils", "_rebuild_tensor_v2")]
-            _ALLOWED[("torch._utils", "_rebuild_tensor_v2")] = _lazy_rebuild_v2
-            try:
-                return _load_legacy(path, f)
-            finally:
-                _ALLOWED[("torch._utils", "_rebuild_tensor_v2")] = saved
+            return _load_legacy(path, f)
     except CheckpointError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, zipfile.BadZipFile) as e:
