@@ -124,23 +124,13 @@ final class ONNXGraphBuilder {
             for (_, layer) in m.layers { h = try emit(layer, h) }
             return h
         case let conv as Conv2d:
-            var entry = ExportedLayer(layer: conv.name, method: "", ewgsDelta: 0)
-            let input = try quantizedInput(conv.inputQuantizer, x, layer: conv.name, entry: &entry)
-            let weight = try weightValue(conv.weight, conv.weightQuantizer, layer: conv.name, entry: &entry)
-            if !entry.method.isEmpty { layers.append(entry) }
-            var inputs = [input, weight]
-            if let b = conv.bias { inputs.append(initializer(.float(b.name, [conv.outChannels], b.value.data))) }
+            let inputs = try operands(layer: conv.name, x, conv.inputQuantizer, conv.weight, conv.weightQuantizer, bias: conv.bias)
             let k = conv.kernelSize, s = conv.stride, p = conv.padding
             return node("Conv", inputs, name: conv.name, [("kernel_shape", .ints([k, k])), ("strides", .ints([s, s])),
                                                          ("pads", .ints([p, p, p, p])), ("dilations", .ints([1, 1])),
                                                          ("group", .int(1))])
         case let fc as Linear:
-            var entry = ExportedLayer(layer: fc.name, method: "", ewgsDelta: 0)
-            let input = try quantizedInput(fc.inputQuantizer, x, layer: fc.name, entry: &entry)
-            let weight = try weightValue(fc.weight, fc.weightQuantizer, layer: fc.name, entry: &entry)
-            if !entry.method.isEmpty { layers.append(entry) }
-            var inputs = [input, weight]
-            if let b = fc.bias { inputs.append(initializer(.float(b.name, [fc.outFeatures], b.value.data))) }
+            let inputs = try operands(layer: fc.name, x, fc.inputQuantizer, fc.weight, fc.weightQuantizer, bias: fc.bias)
             return node("Gemm", inputs, name: fc.name, [("transB", .int(1))])
         case let bn as BatchNorm2d:
             let c = bn.channels
@@ -203,12 +193,30 @@ final class ONNXGraphBuilder {
         }
     }
 
-    private func quantizer(_ q: TensorQuantizer?, layer: String, role: String) throws -> Quantizer? {
+    /// [input, weight, bias?] of a Conv or Gemm: Q/DQ where quantized, the layer recorded in `layers`.
+    private func operands(layer: String, _ x: String, _ inputQuantizer: TensorQuantizer?, _ weight: Parameter,
+                          _ weightQuantizer: TensorQuantizer?, bias: Parameter?) throws -> [String] {
+        var entry = ExportedLayer(layer: layer, method: "", ewgsDelta: 0)
+        var inputs = [try quantizedInput(inputQuantizer, x, layer: layer, entry: &entry),
+                      try weightValue(weight, weightQuantizer, layer: layer, entry: &entry)]
+        if !entry.method.isEmpty { layers.append(entry) }
+        if let b = bias { inputs.append(initializer(.float(b.name, b.shape, b.value.data))) }
+        return inputs
+    }
+
+    /// The enabled LSQ/EWGS quantizer in a slot, checked to fit 8-bit codes; records its method.
+    private func quantizer(_ q: TensorQuantizer?, layer: String, role: String, entry: inout ExportedLayer) throws -> Quantizer? {
         guard let q else { return nil }
         guard let lq = q as? Quantizer else {
             throw ONNXExportError.unsupportedQuantizer("\(layer): the \(role) quantizer is not an LSQ/EWGS Quantizer")
         }
-        return lq.quantizationEnabled ? lq : nil
+        guard lq.quantizationEnabled else { return nil }
+        guard lq.lowest >= (lq.range == .unsigned ? 0 : -128) && lq.highest <= (lq.range == .unsigned ? 255 : 127) else {
+            throw ONNXExportError.unsupportedQuantizer("\(layer): \(role) codes [\(lq.lowest), \(lq.highest)] do not fit 8 bits")
+        }
+        entry.method = lq.method.rawValue
+        entry.ewgsDelta = lq.ewgsDelta
+        return lq
     }
 
     private func zeroPoint(_ q: Quantizer, _ name: String, count: Int?) -> String {
@@ -219,13 +227,8 @@ final class ONNXGraphBuilder {
     }
 
     func quantizedInput(_ tq: TensorQuantizer?, _ x: String, layer: String, entry: inout ExportedLayer) throws -> String {
-        guard let q = try quantizer(tq, layer: layer, role: "input") else { return x }
+        guard let q = try quantizer(tq, layer: layer, role: "input", entry: &entry) else { return x }
         let s = q.effectiveScales[0]
-        guard q.lowest >= (q.range == .unsigned ? 0 : -128) && q.highest <= (q.range == .unsigned ? 255 : 127) else {
-            throw ONNXExportError.unsupportedQuantizer("\(layer): input codes [\(q.lowest), \(q.highest)] do not fit 8 bits")
-        }
-        entry.method = q.method.rawValue
-        entry.ewgsDelta = q.ewgsDelta
         entry.activationBits = q.bits
         entry.activationRange = q.range.rawValue
         entry.activationLowest = q.lowest
@@ -240,14 +243,9 @@ final class ONNXGraphBuilder {
     }
 
     func weightValue(_ weight: Parameter, _ tq: TensorQuantizer?, layer: String, entry: inout ExportedLayer) throws -> String {
-        guard let q = try quantizer(tq, layer: layer, role: "weight") else {
+        guard let q = try quantizer(tq, layer: layer, role: "weight", entry: &entry) else {
             return initializer(.float(weight.name, weight.shape, weight.value.data))
         }
-        guard q.lowest >= (q.range == .unsigned ? 0 : -128) && q.highest <= (q.range == .unsigned ? 255 : 127) else {
-            throw ONNXExportError.unsupportedQuantizer("\(layer): weight codes [\(q.lowest), \(q.highest)] do not fit 8 bits")
-        }
-        entry.method = q.method.rawValue
-        entry.ewgsDelta = q.ewgsDelta
         entry.weightBits = q.bits
         entry.weightRange = q.range.rawValue
         entry.weightLowest = q.lowest
