@@ -214,6 +214,9 @@ final class ONNXGraphBuilder {
         guard lq.lowest >= (lq.range == .unsigned ? 0 : -128) && lq.highest <= (lq.range == .unsigned ? 255 : 127) else {
             throw ONNXExportError.unsupportedQuantizer("\(layer): \(role) codes [\(lq.lowest), \(lq.highest)] do not fit 8 bits")
         }
+        if let bad = lq.effectiveScales.first(where: { !($0.isFinite && $0 > 0) }) {
+            throw ONNXExportError.unsupportedQuantizer("\(layer): the \(role) step size is \(bad); step sizes must be positive and finite (did training diverge?)")
+        }
         entry.method = lq.method.rawValue
         entry.ewgsDelta = lq.ewgsDelta
         return lq
@@ -252,6 +255,9 @@ final class ONNXGraphBuilder {
         entry.weightHighest = q.highest
         entry.weightGranularity = q.granularity.rawValue
         let codes = q.integerCodes(weight.value).data
+        guard codes.allSatisfy({ $0.isFinite }) else {
+            throw ONNXExportError.unsupportedQuantizer("\(layer): the weight holds NaN or infinite values (did training diverge?)")
+        }
         let codeTensor: ONNXTensor = q.range == .unsigned
             ? .uint8("\(layer).weight_quantized", weight.shape, codes.map { UInt8($0) })
             : .int8("\(layer).weight_quantized", weight.shape, codes.map { Int8($0) })

@@ -134,6 +134,15 @@ final class ONNXExportTests: XCTestCase {
         }
     }
 
+    func testDivergedWeightsAreAClearErrorNotATrap() throws {
+        let net = try quantizedResNet8()
+        let conv = convolutions(in: net)[2]
+        conv.weight.value.data[0] = .nan
+        XCTAssertThrowsError(try export(net)) { error in
+            XCTAssertTrue("\(error)".contains("\(conv.name): the weight holds NaN"), "\(error)")
+        }
+    }
+
     func testFullPrecisionModelIsPlainONNX() throws {
         let net = try Network.make(architecture: "resnet18", inChannels: 3, classes: 4, width: 0.0625)
         let (_, graph) = try export(net)
