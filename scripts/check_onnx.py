@@ -12,7 +12,8 @@ input's integer codes ("<layer>.input_codes"). Checks (docs/export.md, "How clos
      differ by one step at most (before the first flip both sides compute the same values up to float
      rounding, so only a value within rounding of a .5 tie can round the other way; later differences
      follow from that one). The share of differing codes is printed.
-  3. ORT's logits have the same argmax as fqat-shell's on every image, and
+  3. ORT's logits have the same argmax as fqat-shell's on every image (an image whose own top-2
+     margin is below 2·max|Δ logits| is a near tie: reported, not failed), and
      max |Δ logits| <= 1e-4·max|logit| for a full-precision model (float rounding only), or
      <= 0.1·max|logit| for a quantized one (the budget of a few one-step flips; see the docs).
 Prints one line per check; exits 1 on a failure, 0 when all pass.
@@ -104,7 +105,16 @@ def check(model_path, reference_path, log=print):
     scale = float(np.abs(want).max())
     diff = float(np.abs(got - want).max())
     agree = int((got.argmax(1) == want.argmax(1)).sum())
-    verdict(agree == len(want), f"argmax agrees on {agree} of {len(want)} images")
+    # A near tie: fqat-shell's own top-2 margin below 2·max|Δ| — there the order of the two classes is
+    # within what one flipped code moves, and is reported rather than failed (docs/export.md).
+    top2 = np.sort(want, axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0]
+    decided = margin >= 2 * diff
+    disagree_decided = int(((got.argmax(1) != want.argmax(1)) & decided).sum())
+    for i in np.nonzero((got.argmax(1) != want.argmax(1)) & ~decided)[0]:
+        log(f"      near tie on image {i}: top-2 margin {margin[i]:.3g} < 2·max|Δ|; ORT class {got[i].argmax()}, ours {want[i].argmax()}")
+    verdict(disagree_decided == 0, f"argmax agrees on {agree} of {len(want)} images "
+            f"(smallest top-2 margin {float(margin.min()):.3g}; {int((~decided).sum())} near ties)")
     bound = (0.1 if quantized else 1e-4) * scale
     verdict(diff <= bound, f"max |Δ logits| {diff:.3g} <= {bound:.3g} ({'0.1' if quantized else '1e-4'} × max |logit| {scale:.3g})")
     return failures, {"max_diff": diff, "max_logit": scale, "agree": agree, "images": len(want)}

@@ -47,8 +47,8 @@ export_check() {   # name, fqat-shell commands (the export and reference paths a
 }
 data="data style-fmnist per_domain=40 channels=3"
 run "ORT: ResNet-20 W4A4" export_check r20_w4a4 "$data; model new resnet20; train erm steps=3 bn=train; quantize lsq bits=4; train qat steps=2"
-run "ORT: ResNet-18 W4A4 64px" export_check r18_w4a4 "$data size=64; model new resnet18 width=0.25; quantize lsq bits=4"
-run "ORT: ResNet-20 mixed precision" export_check r20_mixed "$data; model new resnet20; quantize ewgs bits=4 override=[\"layer1.*:8\", \"layer3.*:2/3\"] keep=[layer2.0.conv1] granularity=tensor narrow=true"
+run "ORT: ResNet-18 W4A4 64px" export_check r18_w4a4 "$data size=64; model new resnet18 width=0.25; train erm steps=5 bn=train lr=3e-3; quantize lsq bits=4; train qat steps=2"
+run "ORT: ResNet-20 mixed precision" export_check r20_mixed "$data; model new resnet20; train erm steps=5 bn=train lr=3e-3; quantize ewgs bits=4 override=[\"layer1.*:8\", \"layer3.*:2/3\"] keep=[layer2.0.conv1] granularity=tensor narrow=true; train qat steps=2"
 # The converted MoCo-v2 fixture (ResNet-50, Bottlenecks) on a DomainBed folder of normalised images
 # (a signed stem range, int8 zero point), the path of examples/paper/pretrained.fqs.
 "$PY" - "$work/PACS" <<'PY'
