@@ -9,6 +9,8 @@ if [ "$(id -u)" -eq 0 ]; then scripts/slurm-cluster.sh install; fi
 swift build --build-tests "$@"
 # Smoke run of the benchmark (speed targets live there, not in the tests): it must run and report.
 .build/debug/fqat-bench --quick --threads 1 --only sgemm,erm,fqat > /dev/null
+# The checkpoint converter's tests and the ONNX Runtime checks of `export onnx` (a venv of the project's own).
+scripts/python_checks.sh
 # A watchdog: a hung test fails the run with a message instead of stalling CI until its limit.
 # stdbuf keeps XCTest's output line-buffered, so a log shows the last test that started.
 limit="${FQAT_TEST_TIMEOUT:-2400}"

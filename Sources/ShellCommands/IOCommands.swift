@@ -173,15 +173,14 @@ extension ShellCommands {
     }
 
     static func exportCommand(_ s: Session) -> CommandSpec {
-        CommandSpec(
-            name: "export", summary: "export the quantized model as integer weight codes plus scales, and check it",
+        let integer = CommandSpec(
+            name: "integer", summary: "export the quantized model as integer weight codes plus scales, and check it",
             discussion: """
             Writes safetensors with INT8 weight codes, F32 scales and metadata naming bits, ranges and layout
             (docs/quantization.md). Then reloads the export alone, runs the integer path (integer weights ×
             integer activation codes accumulated in Int32, rescaled by the scales) on `check` evaluation images
             and compares it with the fake-quantized model: argmax agreement and the largest logit difference.
             """,
-            group: "files",
             positionals: [ArgSpec("path", .path, required: true, help: "file to write")],
             keywords: [ArgSpec("check", .int(0...100_000), default: 512, help: "images to compare (0 skips the check)"),
                        ArgSpec("report", .bool, default: .bool(true), help: "print the per-layer SQNR report")],
@@ -196,37 +195,52 @@ extension ShellCommands {
                     if inv.bool("report") {
                         inv.print(formatQuantizationReport(quantizationReport(for: net, batch: batch)))
                     }
-                    let n = inv.int("check")
-                    if n > 0 {
-                        let integer = try loadIntegerModel(from: path)
-                        let splits = dataset.domainBedSplits(trialSeed: s.settings.trialSeed)
-                        var agree = 0, total = 0
-                        var maxDiff: Float = 0, maxLogit: Float = 0
-                        outer: for d in 0..<dataset.domains.count {
-                            var it = EvaluationSet(domain: d, part: .out, indices: splits[d].outIndices).batches(of: dataset, batchSize: 128)
-                            while let b = try it.next() {
-                                let a = net.forward(b.images, .eval), c = integer.forward(b.images, .eval)
-                                let k = a.shape[1]
-                                for i in 0..<b.labels.count {
-                                    var ia = 0, ic = 0
-                                    for j in 0..<k {
-                                        if a.data[i * k + j] > a.data[i * k + ia] { ia = j }
-                                        if c.data[i * k + j] > c.data[i * k + ic] { ic = j }
-                                        maxDiff = max(maxDiff, abs(a.data[i * k + j] - c.data[i * k + j]))
-                                        maxLogit = max(maxLogit, abs(a.data[i * k + j]))
-                                    }
-                                    if ia == ic { agree += 1 }
-                                    total += 1
-                                    if total >= n { break outer }
-                                }
-                            }
-                        }
-                        inv.print("integer path vs fake-quantized model on \(total) images: argmax agrees on \(agree) (\(Render.percent(Double(agree) / Double(max(total, 1)), decimals: 2))%), max |Δlogit| \(Render.number(Double(maxDiff), "%.3g")) (max |logit| \(Render.number(Double(maxLogit), "%.3g")))")
-                        fields += [("agreement", .number(Double(agree) / Double(max(total, 1)))), ("max_logit_diff", .number(Double(maxDiff)))]
-                    }
+                    fields += try integerPathCheck(s, net, exportPath: path, images: inv.int("check"), inv)
                 }
                 return .record(Record(fields))
             })
+        return CommandSpec(
+            name: "export", summary: "export the model: integer codes + scales (safetensors) or an ONNX graph",
+            discussion: """
+            `export integer FILE` writes our own integer format and checks the integer inference path;
+            `export onnx FILE` writes a standard ONNX graph (QuantizeLinear/DequantizeLinear for the quantized
+            layers) that ONNX Runtime and other runtimes read (docs/export.md).
+            """,
+            group: "files",
+            examples: ["export integer runs/w4a4.safetensors", "export onnx runs/w4a4.onnx reference=runs/w4a4.reference.safetensors"],
+            subcommands: [integer, exportONNXCommand(s)])
+    }
+
+    /// Compares the integer path (the integer export at `exportPath` reloaded alone) with the
+    /// fake-quantized model on up to `images` evaluation images; prints and returns the result.
+    static func integerPathCheck(_ s: Session, _ net: Network, exportPath path: String, images n: Int,
+                                 _ inv: Invocation) throws -> [(String, Value)] {
+        guard n > 0, let (dataset, _) = try? s.requireData() else { return [] }
+        let integer = try loadIntegerModel(from: path)
+        let splits = dataset.domainBedSplits(trialSeed: s.settings.trialSeed)
+        var agree = 0, total = 0
+        var maxDiff: Float = 0, maxLogit: Float = 0
+        outer: for d in 0..<dataset.domains.count {
+            var it = EvaluationSet(domain: d, part: .out, indices: splits[d].outIndices).batches(of: dataset, batchSize: 128)
+            while let b = try it.next() {
+                let a = net.forward(b.images, .eval), c = integer.forward(b.images, .eval)
+                let k = a.shape[1]
+                for i in 0..<b.labels.count {
+                    var ia = 0, ic = 0
+                    for j in 0..<k {
+                        if a.data[i * k + j] > a.data[i * k + ia] { ia = j }
+                        if c.data[i * k + j] > c.data[i * k + ic] { ic = j }
+                        maxDiff = max(maxDiff, abs(a.data[i * k + j] - c.data[i * k + j]))
+                        maxLogit = max(maxLogit, abs(a.data[i * k + j]))
+                    }
+                    if ia == ic { agree += 1 }
+                    total += 1
+                    if total >= n { break outer }
+                }
+            }
+        }
+        inv.print("integer path vs fake-quantized model on \(total) images: argmax agrees on \(agree) (\(Render.percent(Double(agree) / Double(max(total, 1)), decimals: 2))%), max |Δlogit| \(Render.number(Double(maxDiff), "%.3g")) (max |logit| \(Render.number(Double(maxLogit), "%.3g")))")
+        return [("agreement", .number(Double(agree) / Double(max(total, 1)))), ("max_logit_diff", .number(Double(maxDiff)))]
     }
 
     static func setCommand(_ s: Session) -> CommandSpec {

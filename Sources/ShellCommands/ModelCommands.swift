@@ -81,8 +81,11 @@ extension ShellCommands {
                     return try adoptSavedModel(s, path: path, inv, pretraining: inv.has("pretraining") ? inv.string("pretraining") : nil)
                 }
                 let report: LoadReport
+                var fileMetadata: [String: String] = [:]
                 do {
-                    report = try net.loadSafeTensors(from: url, strict: inv.bool("strict"))
+                    let file = try SafeTensors.read(contentsOf: url)
+                    fileMetadata = file.metadata
+                    report = try net.load(stateDict: file.stateDict, strict: inv.bool("strict"))
                 } catch NNError.stateDictMismatch(let mismatch) {
                     throw inv.error("'\(path)' does not match the model (nothing was loaded): \(mismatch.summary)",
                                     argument: "path", notes: ["`strict=false` loads the matching tensors only and reports the rest"])
@@ -97,6 +100,12 @@ extension ShellCommands {
                 s.modelProvenance = ["weights": .string(path), "bytes": .int(size),
                                      "architecture": .string(net.architecture)]
                 if inv.has("pretraining") { s.modelProvenance["pretraining"] = .string(inv.string("pretraining")) }
+                // A file from scripts/convert_checkpoint.py names the checkpoint it came from (docs/export.md).
+                if fileMetadata["format"] == "fqat-shell.converted.v1" {
+                    for key in ["source", "source_sha256", "layout"] {
+                        if let v = fileMetadata[key] { s.modelProvenance["converted_" + key] = .string(v) }
+                    }
+                }
                 inv.print("loaded \(report.loaded) tensors from \(path)")
                 if !report.isClean { inv.print(report.summary) }
                 return modelValue(s)
