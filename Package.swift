@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 // fqat-shell: an interactive shell and batch runner for flatness-oriented quantization-aware
 // training (FQAT) over one CPU engine. Arrows only point down: the language knows nothing of
-// tensors; the engine prints nothing. See docs/architecture.md.
+// tensors; the engine prints nothing. See docs/architecture.md. Each target declares exactly the
+// modules its files import (nothing reaches a module through another's dependency).
 import PackageDescription
 
 /// Numeric targets are compiled with optimisation even in debug builds: plain Swift loops run
@@ -43,15 +44,15 @@ let package = Package(
         /// Parameters, layers with hand-written backward, models, losses, safetensors.
         .target(name: "NN", dependencies: ["TensorCore"], swiftSettings: numeric),
         /// LSQ and EWGS quantizers, range initialisation, placement, integer export.
-        .target(name: "Quant", dependencies: ["NN"], swiftSettings: numeric),
+        .target(name: "Quant", dependencies: ["NN", "TensorCore"], swiftSettings: numeric),
         /// SGD, Adam, parameter groups, the SAGM step, gradient disorder and freeze policies.
-        .target(name: "Optim", dependencies: ["Quant", "NN"], swiftSettings: numeric),
+        .target(name: "Optim", dependencies: ["NN", "TensorCore"], swiftSettings: numeric),
         /// Built-in multi-domain benchmarks, DomainBed folders, splits, samplers, augmentation.
         .target(name: "Datasets", dependencies: ["TensorCore", "CZlib", "CStb"], swiftSettings: numeric),
         /// The run loop (ERM, QAT, QAT+SAGM, FQAT, ablations), evaluation, selection, records.
-        .target(name: "Training", dependencies: ["Optim", "Datasets"], swiftSettings: numeric),
+        .target(name: "Training", dependencies: ["Datasets", "NN", "Optim", "Quant", "TensorCore"], swiftSettings: numeric),
         /// Filter-normalised loss landscapes through the fake-quantized model.
-        .target(name: "Landscape", dependencies: ["Training"], swiftSettings: numeric),
+        .target(name: "Landscape", dependencies: ["NN", "TensorCore"], swiftSettings: numeric),
 
         // MARK: Front end (Foundation only)
         /// Plot specs -> gnuplot scripts; live gnuplot process and a recording stand-in.
@@ -59,22 +60,22 @@ let package = Package(
         /// Lexer, parser, checker, interpreter and the command registry. Knows nothing of tensors.
         .target(name: "ShellLanguage"),
         /// The command tables binding the language to the engine, and the shared Session.
-        .target(name: "ShellCommands", dependencies: ["ShellLanguage", "Training", "Landscape", "Plot"]),
-        .executableTarget(name: "fqat-shell", dependencies: ["ShellCommands", "CEditLine"]),
-        .executableTarget(name: "fqat-bench", dependencies: ["Training", "Landscape"], swiftSettings: numeric),
+        .target(name: "ShellCommands", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Plot", "Quant", "ShellLanguage", "TensorCore", "Training"]),
+        .executableTarget(name: "fqat-shell", dependencies: ["CEditLine", "ShellCommands", "ShellLanguage"]),
+        .executableTarget(name: "fqat-bench", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Quant", "TensorCore"], swiftSettings: numeric),
         /// libFuzzer harnesses (scripts/fuzz.sh builds them with -sanitize=fuzzer); a plain build replays inputs.
-        .executableTarget(name: "fqat-fuzz", dependencies: ["ShellCommands", "Datasets", "NN"]),
+        .executableTarget(name: "fqat-fuzz", dependencies: ["Datasets", "NN", "ShellCommands", "ShellLanguage"]),
 
         // MARK: Tests
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),
-        .testTarget(name: "NNTests", dependencies: ["NN"], resources: [.copy("Fixtures")], swiftSettings: numeric),
-        .testTarget(name: "QuantTests", dependencies: ["Quant"], resources: [.copy("Fixtures")], swiftSettings: numeric),
-        .testTarget(name: "OptimTests", dependencies: ["Optim"], swiftSettings: numeric),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], swiftSettings: numeric),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Landscape"], swiftSettings: numeric),
+        .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"], resources: [.copy("Fixtures")], swiftSettings: numeric),
+        .testTarget(name: "QuantTests", dependencies: ["NN", "Quant", "TensorCore"], resources: [.copy("Fixtures")], swiftSettings: numeric),
+        .testTarget(name: "OptimTests", dependencies: ["NN", "Optim", "TensorCore"], swiftSettings: numeric),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TensorCore"], swiftSettings: numeric),
+        .testTarget(name: "TrainingTests", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Quant", "TensorCore", "Training"], swiftSettings: numeric),
         .testTarget(name: "PlotTests", dependencies: ["Plot"]),
         .testTarget(name: "ShellLanguageTests", dependencies: ["ShellLanguage"], exclude: ["Fixtures"]),
-        .testTarget(name: "ShellCommandsTests", dependencies: ["ShellCommands", "Plot", "NN", "Datasets"], resources: [.copy("Scripts")]),
+        .testTarget(name: "ShellCommandsTests", dependencies: ["Datasets", "NN", "Plot", "ShellCommands", "ShellLanguage", "TensorCore"], resources: [.copy("Scripts")]),
     ],
     swiftLanguageModes: [.v5]
 )

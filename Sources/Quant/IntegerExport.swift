@@ -60,6 +60,13 @@ public func exportIntegerModel(_ network: Network, to path: String, width: Doubl
         guard (conv.weightQuantizer == nil || wq != nil) && (conv.inputQuantizer == nil || aq != nil) else {
             throw QuantizationError.exportMismatch(reason: "\(conv.name) has a quantizer that is not a Quant.Quantizer")
         }
+        // A diverged model (NaN or infinite weights or step sizes) has no integer codes: say so by name.
+        for q in [wq, aq].compactMap({ $0 }) where !q.scale.value.data.allSatisfy({ $0.isFinite && $0 > 0 }) {
+            throw QuantizationError.exportMismatch(reason: "\(q.scale.name) holds a step size that is zero, negative, NaN or infinite (did training diverge?); load or train a model with finite step sizes first")
+        }
+        if wq != nil, !conv.weight.value.data.allSatisfy({ $0.isFinite }) {
+            throw QuantizationError.exportMismatch(reason: "\(conv.weight.name) holds NaN or infinite values (did training diverge?); load or train a model with finite weights first")
+        }
         var entry = ExportedLayer(layer: conv.name, method: (wq ?? aq)!.method.rawValue, ewgsDelta: (wq ?? aq)!.ewgsDelta)
         if let q = wq {
             guard q.lowest >= (q.range == .unsigned ? 0 : -128), q.highest <= (q.range == .unsigned ? 255 : 127) else {

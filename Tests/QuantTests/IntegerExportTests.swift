@@ -95,6 +95,26 @@ final class IntegerExportTests: XCTestCase {
         }
     }
 
+    /// A diverged model is refused by name, never a trap converting NaN to Int8 (issue 17).
+    func testDivergedModelIsAClearErrorNotATrap() throws {
+        var rng = RNG(seed: 43)
+        let (net, _) = try makeQuantizedNetwork("mnist_cnn", width: 0.25, bits: 4, size: 8, rng: &rng)
+        let path = temporaryPath("diverged.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let conv = convolutions(in: net)[1]
+        conv.weight.value.data[3] = .nan
+        XCTAssertThrowsError(try exportIntegerModel(net, to: path)) { error in
+            XCTAssertTrue("\(error)".contains("\(conv.weight.name) holds NaN or infinite values"), "\(error)")
+        }
+        conv.weight.value.data[3] = 0.1
+        let q = try XCTUnwrap(conv.inputQuantizer as? Quantizer)
+        q.scale.value.data[0] = .infinity
+        XCTAssertThrowsError(try exportIntegerModel(net, to: path)) { error in
+            XCTAssertTrue("\(error)".contains("\(q.scale.name) holds a step size"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path), "nothing written")
+    }
+
     func testExportErrors() throws {
         var rng = RNG(seed: 42)
         let plain = try Network.make(architecture: "mnist_cnn", inChannels: 1, classes: 10, width: 0.25)
