@@ -191,11 +191,16 @@ public struct ComputeInfo: Equatable, Sendable {
     public var genericCoreWarning: String? {
         guard genericCoreOnWideCPU else { return nil }
         let suggestion = cpu.avx512f ? (cpu.avx512bf16 ? "Cooperlake or SkylakeX" : "SkylakeX") : "Haswell"
+        // With convolutions on oneDNN (which picks its kernels from the CPU's instruction sets), only the
+        // products left to OpenBLAS are slow: say so rather than promise a 2× that does not happen.
+        let cost = backend == "openblas"
+            ? "training steps about 2× slower"
+            : "convolutions run on \(backend), which is unaffected; the classifier's products and any run with `set backend=openblas` are slow"
         return """
         warning: OpenBLAS \(blas.version) does not recognise this CPU (\(cpuName), \(cpu.isaSummary)) and runs its \
         generic '\(blas.core)' kernels: matrix products run at a fraction of this CPU's speed (measured on an Intel \
-        Xeon with AVX-512: 26 GFLOP/s against 110–130 with OPENBLAS_CORETYPE=Cooperlake or SkylakeX; training steps \
-        about 2× slower). Results stay correct. To use the wide kernels, export OPENBLAS_CORETYPE=\(suggestion) \
+        Xeon with AVX-512: 26 GFLOP/s against 110–130 with OPENBLAS_CORETYPE=Cooperlake or SkylakeX; \(cost)). \
+        Results stay correct. To use the wide kernels, export OPENBLAS_CORETYPE=\(suggestion) \
         (or Haswell, the safest AVX2 path) before starting fqat-shell, then check with `fqat-bench --only sgemm` \
         and the test suite; fqat-shell never sets it for you. See docs/benchmarks.md, "Which kernels run".
         """

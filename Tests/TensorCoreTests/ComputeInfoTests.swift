@@ -26,6 +26,11 @@ final class ComputeInfoTests: XCTestCase {
         XCTAssertTrue(warning.contains("generic 'Prescott' kernels"), warning)
         XCTAssertTrue(warning.contains("OPENBLAS_CORETYPE=Cooperlake or SkylakeX"), warning)  // AVX-512 with BF16
         XCTAssertTrue(warning.contains("never sets it"), warning)
+        // What it costs depends on who runs the convolutions.
+        var openblas = unrecognised; openblas.backend = "openblas"
+        XCTAssertTrue(try XCTUnwrap(openblas.genericCoreWarning).contains("training steps about 2× slower"))
+        var onednn = unrecognised; onednn.backend = "onednn"
+        XCTAssertTrue(try XCTUnwrap(onednn.genericCoreWarning).contains("convolutions run on onednn, which is unaffected"))
         var noBF16 = xeon; noBF16.avx512bf16 = false
         XCTAssertTrue(try XCTUnwrap(info(core: "Prescott", override: nil, cpu: noBF16).genericCoreWarning).contains("OPENBLAS_CORETYPE=SkylakeX"))
         XCTAssertTrue(try XCTUnwrap(info(core: "Sandybridge", override: nil, cpu: avx2Only).genericCoreWarning).contains("OPENBLAS_CORETYPE=Haswell"))
