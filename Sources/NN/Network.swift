@@ -91,9 +91,6 @@ public final class Network: Module, DescribedModule {
         return featurizer.backward(g)
     }
 
-    /// Backward from a gradient on the features (after `features(_:_:)`), for losses on features.
-    public func backwardFeatures(_ dFeatures: Tensor) -> Tensor { featurizer.backward(dFeatures) }
-
     public var parameters: [Parameter] { featurizer.parameters + classifier.parameters }
     public var buffers: [Buffer] { featurizer.buffers }
 

@@ -116,11 +116,6 @@ public final class Adam: Optimizer {
         states[p.name] = state
     }
 
-    /// Forgets the state of the named parameters (they restart as if never updated).
-    public func resetState(for names: Set<String>) {
-        for n in names { states[n] = nil }
-    }
-
     public func checkpoint() -> OptimizerCheckpoint {
         OptimizerCheckpoint(
             algorithm: "adam",

@@ -107,12 +107,4 @@ public struct DisorderTracker: Codable, Equatable, Sendable {
             return Float(Double(total) / Double(flips[f].count * pairs))
         }
     }
-
-    /// Per-element disorder of one factor over the current window (for inspecting per-channel
-    /// scales; the freezing decision uses the mean).
-    public func elementwiseDisorder(factor: Int) -> [Float] {
-        let pairs = stepsInWindow - 1
-        guard pairs > 0 else { return [Float](repeating: 0, count: flips[factor].count) }
-        return flips[factor].map { Float(Double($0) / Double(pairs)) }
-    }
 }

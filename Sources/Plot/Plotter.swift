@@ -206,9 +206,4 @@ public final class RecordingPlotter: Plotter {
     public func write(dataFiles: [DataFile]) throws {
         self.dataFiles.append(dataFiles)
     }
-
-    /// The data file at `path` from any call, for assertions.
-    public func dataFile(at path: String) -> DataFile? {
-        dataFiles.joined().last { $0.path == path }
-    }
 }

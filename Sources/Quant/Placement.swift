@@ -266,8 +266,3 @@ public func quantizers(in model: Module) -> [Quantizer] {
 public func scaleParameters(in model: Module) -> [Parameter] {
     model.parameters.filter { $0.kind == .scale }
 }
-
-/// Switches fake quantization on or off everywhere (off: the full-precision model, same parameters).
-public func setQuantizationEnabled(_ enabled: Bool, in model: Module) {
-    for q in quantizers(in: model) { q.quantizationEnabled = enabled }
-}

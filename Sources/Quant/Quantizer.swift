@@ -84,11 +84,6 @@ public final class Quantizer: TensorQuantizer {
         cache = nil
     }
 
-    public func setRange(_ newRange: QuantizationRange) {
-        range = newRange
-        cache = nil
-    }
-
     /// LSQ gradient scale g = 1/sqrt(Qp·N), N = elements of the whole tensor (docs/quantization.md §1, LSQF).
     public func gradientScale(elementCount: Int) -> Float {
         Float(1.0 / (Double(highest) * Double(elementCount)).squareRoot())

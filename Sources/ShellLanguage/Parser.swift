@@ -84,8 +84,6 @@ public struct Parser {
 
     func check(_ kind: TokenKind) -> Bool { self.kind == kind }
 
-    func checkKeyword(_ keyword: Keyword) -> Bool { kind == .keyword(keyword) }
-
     mutating func match(_ kind: TokenKind) -> Bool {
         guard check(kind) else { return false }
         advance()
