@@ -29,20 +29,11 @@ struct Measurement {
     }
 }
 
-/// A JSON string literal (quotes, backslashes and control characters escaped).
+/// A JSON string literal, escaped by Foundation's encoder.
 func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .withoutEscapingSlashes
+    return (try? encoder.encode(s)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
 }
 
 func now() -> Double {
