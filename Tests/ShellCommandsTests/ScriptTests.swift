@@ -407,17 +407,18 @@ final class LandscapeFigureTests: XCTestCase {
         assertHasText(grouped, "set contour base")
 
         // From the cache: one range for all on a log axis, then each panel its own, without contours.
-        XCTAssertEqual(h.run("""
-            landscape plane x=-1:1:3 y=-1:1:3 split=ood images=20 models=["fp.safetensors", "q4.safetensors", "q2.safetensors"] style=surface zrange=shared zscale=log name="l"
-            """), 0, h.output.error)
-        let shared = try XCTUnwrap(h.plotter.scripts.last)
+        /// The three models' surface from the cache with extra options; returns the gnuplot script.
+        func cachedSurface(_ options: String) throws -> String {
+            XCTAssertEqual(h.run("""
+                landscape plane x=-1:1:3 y=-1:1:3 split=ood images=20 models=["fp.safetensors", "q4.safetensors", "q2.safetensors"] style=surface \(options) name="l"
+                """), 0, h.output.error)
+            return try XCTUnwrap(h.plotter.scripts.last)
+        }
+        let shared = try cachedSurface("zrange=shared zscale=log")
         XCTAssertEqual(Set(zRanges(shared)).count, 1, shared)
         assertHasLine(shared, "set logscale z")
         assertHasText(shared, "one z range for all panels")
-        XCTAssertEqual(h.run("""
-            landscape plane x=-1:1:3 y=-1:1:3 split=ood images=20 models=["fp.safetensors", "q4.safetensors", "q2.safetensors"] style=surface zrange=panel contours=false name="l"
-            """), 0, h.output.error)
-        let own = try XCTUnwrap(h.plotter.scripts.last)
+        let own = try cachedSurface("zrange=panel contours=false")
         XCTAssertEqual(Set(zRanges(own)).count, 3, own)
         XCTAssertFalse(own.contains("set contour"), own)
         XCTAssertEqual(h.run("landscape plane x=-1:1:3 y=-1:1:3 images=20 style=surface zscale=cubic"), 65)

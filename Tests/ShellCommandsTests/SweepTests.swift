@@ -133,12 +133,7 @@ final class SweepTests: XCTestCase {
         try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST is not installed")
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fqat-sweep-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        func shell(_ args: [String]) throws -> (Int32, String) {
-            let p = try Subprocess(executable: binary, arguments: args, workingDirectory: repositoryRoot.path,
-                                   stdin: .null, stdout: .pipe, stderr: .standardOutput)
-            let data = p.output!.readDataToEndOfFile()
-            return (p.wait().status, String(decoding: data, as: UTF8.self))
-        }
+        func shell(_ args: [String]) throws -> (Int32, String) { try runShell(binary, args) }
         let (created, createText) = try shell(["sweep", "create", dir, "examples/paper/table1.fqs", "--grid", "domains",
                                                "--domains=[fog,clean]", "--seeds=[0]", "--per_domain=60", "--erm_steps=3",
                                                "--qat_steps=2", "--eval_every=2", "--bits=[4]", "--ewgs=false",
@@ -210,12 +205,7 @@ final class SweepTests: XCTestCase {
         try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST is not installed")
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("fqat-sweep-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
-        func shell(_ args: [String]) throws -> (Int32, String) {
-            let p = try Subprocess(executable: binary, arguments: args, workingDirectory: repositoryRoot.path,
-                                   stdin: .null, stdout: .pipe, stderr: .standardOutput)
-            let data = p.output!.readDataToEndOfFile()
-            return (p.wait().status, String(decoding: data, as: UTF8.self))
-        }
+        func shell(_ args: [String]) throws -> (Int32, String) { try runShell(binary, args) }
         let grid = ["examples/paper/table1.fqs", "--grid", "domains", "--domains=[fog]", "--seeds=[0]", "--per_domain=60",
                     "--arch=resnet8", "--erm_steps=40", "--qat_steps=2", "--eval_every=5", "--bits=[4]", "--ewgs=false"]
         let stopped = (root as NSString).appendingPathComponent("stopped"), straight = (root as NSString).appendingPathComponent("straight")
@@ -279,4 +269,13 @@ final class SweepTests: XCTestCase {
         XCTAssertTrue(why.contains("error"), why)
         XCTAssertTrue(text.contains("1 not done"), text)
     }
+}
+
+/// Runs the built shell from the repository root; returns its exit status and its output (stdout and
+/// stderr together).
+private func runShell(_ binary: String, _ args: [String]) throws -> (Int32, String) {
+    let p = try Subprocess(executable: binary, arguments: args, workingDirectory: repositoryRoot.path,
+                           stdin: .null, stdout: .pipe, stderr: .standardOutput)
+    let data = p.output!.readDataToEndOfFile()
+    return (p.wait().status, String(decoding: data, as: UTF8.self))
 }
