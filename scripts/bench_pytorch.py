@@ -2,6 +2,7 @@
 """PyTorch counterpart of fqat-bench's model workloads, for side-by-side comparison on one machine.
 
 Never needed by the tests. Usage: python3 scripts/bench_pytorch.py [--batch 64] [--threads 1,2] [--repeats 3]
+       python3 scripts/bench_pytorch.py --models resnet18,resnet50 [--batch 32] [--threads 1,2]
 Prints one JSON object per measurement with the same keys as `fqat-bench --json`:
 workload (erm | lsq | fqat | eval), batch, threads, images_per_second, cpu_ms_per_image
 (process CPU time per image, all threads: robust when other processes share the cores).
@@ -9,6 +10,9 @@ workload (erm | lsq | fqat | eval), batch, threads, images_per_second, cpu_ms_pe
 Model: CIFAR ResNet-20 (He et al. 2016, option-A shortcuts), 1x28x28 inputs, 10 classes, Adam.
 lsq: 4-bit LSQ (per-channel weights, per-tensor unsigned activations; stem input signed, fc FP).
 fqat: the same quantized model with a SAM/SAGM-style two-pass step (perturb weights, second pass).
+--models resnet18,resnet50: torchvision-layout ResNets (written out here, so torchvision is not
+needed) on 3x224x224 inputs with 7 classes, full precision: rows `<model>-erm` (train step, Adam)
+and `<model>-eval` (forward, no grad), as `fqat-bench --only resnet18,resnet50` prints them.
 """
 import argparse, json, statistics, time
 import torch
@@ -92,6 +96,70 @@ class ResNet20(nn.Module):
         return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or cin != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = None
+        if stride != 1 or cin != planes * 4:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class TorchvisionResNet(nn.Module):
+    """torchvision's ResNet-18/50 layout (v1.5: stride in the 3x3 of a bottleneck)."""
+
+    def __init__(self, name, classes=7):
+        super().__init__()
+        block, counts = {"resnet18": (BasicBlock, [2, 2, 2, 2]), "resnet50": (Bottleneck, [3, 4, 6, 3])}[name]
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        stages, cin = [], 64
+        for i, n in enumerate(counts):
+            blocks = []
+            for j in range(n):
+                blocks.append(block(cin, 64 << i, 2 if (j == 0 and i > 0) else 1))
+                cin = (64 << i) * block.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.layers = nn.Sequential(*stages)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, 2, 1)
+        return self.fc(F.adaptive_avg_pool2d(self.layers(x), 1).flatten(1))
+
+
 def measure(fn, repeats, steps):
     """Median wall seconds per step, and mean process-CPU seconds per step (all threads; spinning
     OpenMP threads count, as in fqat-bench's cpu_ms_per_image)."""
@@ -113,7 +181,11 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--models", default="", help="resnet18,resnet50: 224-px models instead of ResNet-20")
     a = ap.parse_args()
+    if a.models:
+        large(a)
+        return
     torch.manual_seed(0)
     x = torch.rand(a.batch, 1, 28, 28)
     y = torch.randint(0, 10, (a.batch,))
@@ -157,6 +229,35 @@ def main():
                               "batch": a.batch, "threads": threads,
                               "images_per_second": round(a.batch / t, 1),
                               "cpu_ms_per_image": round(cpu / a.batch * 1e3, 3)}), flush=True)
+
+
+def large(a):
+    torch.manual_seed(0)
+    for threads in [int(t) for t in a.threads.split(",")]:
+        torch.set_num_threads(threads)
+        for name in a.models.split(","):
+            model = TorchvisionResNet(name)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            x = torch.rand(a.batch, 3, 224, 224)
+            y = torch.randint(0, 7, (a.batch,))
+
+            def train():
+                model.train()
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+
+            def evaluate():
+                model.eval()
+                with torch.no_grad():
+                    model(x)
+
+            for kind, fn in [("erm", train), ("eval", evaluate)]:
+                t, cpu = measure(fn, a.repeats, 1)
+                print(json.dumps({"workload": f"{name}-{kind}", "framework": "pytorch " + torch.__version__,
+                                  "batch": a.batch, "threads": threads,
+                                  "images_per_second": round(a.batch / t, 2),
+                                  "cpu_ms_per_image": round(cpu / a.batch * 1e3, 3)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -118,9 +118,9 @@ final class Bench {
         quick = arguments.contains("--quick")
         if let i = arguments.firstIndex(of: "--only"), i + 1 < arguments.count {
             let names = Set(arguments[i + 1].split(separator: ",").map(String.init))
-            let unknown = names.subtracting(Bench.workloads)
+            let unknown = names.subtracting(Bench.workloads + Bench.largeModels)
             if !unknown.isEmpty {
-                FileHandle.standardError.write("fqat-bench: unknown workload \(unknown.sorted().joined(separator: ", ")); choose from \(Bench.workloads.joined(separator: ", "))\n".data(using: .utf8)!)
+                FileHandle.standardError.write("fqat-bench: unknown workload \(unknown.sorted().joined(separator: ", ")); choose from \((Bench.workloads + Bench.largeModels).joined(separator: ", "))\n".data(using: .utf8)!)
                 exit(2)
             }
             only = names
@@ -171,6 +171,7 @@ final class Bench {
             print("""
             usage: fqat-bench [--json] [--quick] [--only WORKLOAD[,WORKLOAD...]] [--threads N[,N...]] [--backend B] [--batch N[,N...]] [--compare FILE]
               workloads: sgemm, conv, ops, erm, lsq, fqat, eval, data, landscape, memory
+                         and, only when named: resnet18, resnet50 (3x224x224, batch 32: training step and eval)
               --json     one JSON object per measurement (workload, batch, threads, images_per_second, gflops, ...)
               --quick    fewer repeats and smaller batches (for smoke runs)
               --threads  thread counts to measure (default 1,2); each sets OpenBLAS, oneDNN and engine threads
@@ -186,7 +187,11 @@ final class Bench {
         }
     }
 
-    func wants(_ w: String) -> Bool { only == nil || only!.contains(w) }
+    func wants(_ w: String) -> Bool {
+        // The 224-px models take minutes: they run only when named.
+        if Bench.largeModels.contains(w) { return only?.contains(w) ?? false }
+        return only.map { $0.contains(w) } ?? true
+    }
 
     func emit(_ measurement: Measurement) {
         var m = measurement
@@ -199,7 +204,7 @@ final class Bench {
         }
         results.append(m)
         if json { print(m.json()); fflush(stdout); return }
-        var line = m.workload.padding(toLength: 10, withPad: " ", startingAt: 0)
+        var line = m.workload.padding(toLength: max(10, m.workload.count + 1), withPad: " ", startingAt: 0)
         line += m.detail.padding(toLength: 34, withPad: " ", startingAt: 0)
         line += String(format: " batch %4d  threads %d", m.batch, m.threads)
         if !m.backend.isEmpty { line += "  " + m.backend.padding(toLength: 8, withPad: " ", startingAt: 0) }

@@ -130,6 +130,7 @@ extension Bench {
         if wants("data") { runDataLoading() }
         if wants("landscape") { runLandscape() }
         if wants("memory") { runMemory() }
+        for model in Bench.largeModels where wants(model) { runLargeModel(model) }
         setThreads(ProcessInfo.processInfo.activeProcessorCount)
     }
 
