@@ -37,12 +37,15 @@ extension ShellCommands {
                 let source = inv.string("source")
                 let dataSeed = inv.has("seed") ? inv.int("seed") : s.settings.seed
                 let dataset: DomainDataset
+                let descriptor: DataDescriptor
                 if source == "folder" || source.hasPrefix("/") || source.hasPrefix(".") || source.hasPrefix("~") {
-                    let root = inv.has("root") ? inv.string("root") : source
+                    // `root=` is a path argument (its `~` is expanded); a path given as the source is expanded here.
+                    let root = inv.has("root") ? inv.string("root") : HomePath.expand(source)
                     guard root != "folder" else { throw inv.error("`data folder` needs root=<folder laid out as domain/class/image>", argument: "root") }
                     var options = ImageFolderOptions()
                     if inv.has("size") { options.imageSize = inv.int("size") }
                     dataset = try DomainBedFolders.load(folder: root, options: options)
+                    descriptor = .folder(root, name: dataset.name, options: options)
                 } else {
                     var options = BenchmarkOptions(seed: UInt64(dataSeed))
                     if inv.has("per_domain") { options.perDomain = inv.int("per_domain") }
@@ -51,14 +54,12 @@ extension ShellCommands {
                     if inv.has("root") { options.sourceDirectory = inv.string("root") }
                     try checkBuiltinDataMemory(source: source, perDomain: options.perDomain, size: options.imageSize, channels: options.channels)
                     dataset = try Benchmarks.make(source, options: options)
+                    descriptor = .builtin(source, options: options)
                 }
                 let testNames = inv.has("test") ? inv.strings("test") : [dataset.domainNames.last!]
                 let env = try EnvironmentAssignment(testDomainNames: testNames, in: dataset)
-                let descriptor = ShellDataChoice(source: source, root: inv.has("root") ? inv.string("root") : nil,
-                                                perDomain: inv.has("per_domain") ? inv.int("per_domain") : nil,
-                                                imageSize: dataset.imageShape.last ?? 0, channels: dataset.imageShape.first ?? 1,
-                                                testDomains: testNames, batch: inv.int("batch"), dataSeed: dataSeed)
-                s.setData(dataset, descriptor: descriptor, environments: env)
+                s.setData(dataset, choice: DataChoice(descriptor: descriptor, testDomains: testNames), environments: env)
+                s.hyperparameters.batchPerDomain = inv.int("batch")
                 inv.print(describeData(s))
                 return dataValue(s)
             })
@@ -73,7 +74,7 @@ extension ShellCommands {
                          String(dom.count), String(splits[i].inIndices.count), String(splits[i].outIndices.count)])
         }
         let shape = d.imageShape.map(String.init).joined(separator: "×")
-        var text = "\(d.name): \(d.domains.count) domains, \(d.classCount) classes, images \(shape), batch \(s.dataDescriptor?.batch ?? 0) per training domain\n"
+        var text = "\(d.name): \(d.domains.count) domains, \(d.classCount) classes, images \(shape), batch \(s.hyperparameters.batchPerDomain) per training domain\n"
         text += Render.table(["env", "domain", "role", "images", "in (80%)", "out (20%)"], rows)
         return text
     }

@@ -43,9 +43,7 @@ extension ShellCommands {
                     ("fqat.quantization", label),
                 ]
                 if let q = s.quantization { metadata.append(("fqat.method", q.method.rawValue)) }
-                if let p = try? JSONEncoder().encode(s.modelProvenance.mapValues { $0.description }) {
-                    metadata.append(("fqat.provenance", String(decoding: p, as: UTF8.self)))
-                }
+                metadata.append(("fqat.provenance", try ModelFile.encodeJSON(s.modelProvenance)))
                 let summary: ONNXExportSummary
                 do {
                     summary = try exportONNX(net, to: path, metadata: metadata,

@@ -11,21 +11,43 @@ extension ShellCommands {
     /// Makes the model saved at `path` (by `save model`) the session's model: `load model` and
     /// `model load` without a current model.
     static func adoptSavedModel(_ s: Session, path: String, _ inv: Invocation, pretraining: String? = nil) throws -> Value {
-        let (net, width, label, _) = try ModelFile.load(path, seed: UInt64(s.settings.seed))
-        s.network = net
-        s.modelWidth = width
-        s.endRun()
-        if label == nil { s.quantization = nil }
-        s.modelProvenance = ["weights": .string(path), "architecture": .string(net.architecture)]
-        if let pretraining { s.modelProvenance["pretraining"] = .string(pretraining) }
-        inv.print("loaded \(net.architecture) from \(path)" + (label.map { " (\($0))" } ?? " (full precision)"))
+        let loaded = try ModelFile.load(path, seed: UInt64(s.settings.seed))
+        let net = loaded.network
+        var provenance: [String: RecordValue] = ["weights": .string(path), "architecture": .string(net.architecture)]
+        if let pretraining { provenance["pretraining"] = .string(pretraining) }
+        s.setModel(net, width: loaded.width, provenance: provenance, quantization: loaded.quantization)
+        inv.print("loaded \(net.architecture) from \(path)" + (loaded.label.map { " (\($0))" } ?? " (full precision)"))
         return modelValue(s)
     }
 }
 
 /// A model file: the state dict (scales included) plus metadata that rebuilds the architecture and
-/// the quantizers (bits, signed/unsigned ranges, granularity, method) exactly.
+/// the quantizers (bits, signed/unsigned ranges, granularity, method) exactly. The model part of a
+/// session file is the same, and owns the model's width, provenance and quantization setup there.
 enum ModelFile {
+    /// v2: `fqat.provenance` is a JSON object of values and `fqat.quantization.setup` the
+    /// `QuantizationSetup`. v1 wrote each provenance value as text holding its JSON (strings quoted twice).
+    static let format = "fqat-shell.model.v2"
+    static let legacyFormat = "fqat-shell.model.v1"
+
+    /// What `load` rebuilds from a model file.
+    struct Loaded {
+        var network: Network
+        var width: Double
+        /// The human-readable quantization (`fqat.quantization`, e.g. "LSQ W4/A4"); nil: full precision.
+        var label: String?
+        /// How `quantize` set the model up (nil: full precision or a v1 file, which did not say).
+        var quantization: QuantizationSetup?
+        var provenance: [String: RecordValue]
+        var report: LoadReport
+    }
+
+    static func encodeJSON<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
     static func save(_ s: Session, network: Network, to path: String) throws {
         let (tensors, meta) = try contents(s, network: network)
         let dir = (path as NSString).deletingLastPathComponent
@@ -36,19 +58,19 @@ enum ModelFile {
     /// The model file's tensors (state dict, `stateDictNames` order) and metadata; a session file holds
     /// the same plus its own.
     static func contents(_ s: Session, network: Network) throws -> (tensors: [(String, SafeTensorValue)], metadata: [String: String]) {
-        var meta: [String: String] = ["format": "fqat-shell.model.v1", "fqat.architecture": network.architecture,
+        var meta: [String: String] = ["format": format, "fqat.architecture": network.architecture,
                                       "fqat.in_channels": String(network.inChannels), "fqat.classes": String(network.classes),
                                       "fqat.width": String(s.modelWidth)]
         if network.namedModules().contains(where: { $0.0.hasSuffix("downsample") }) { meta["fqat.shortcut"] = "B" }
         let states = quantizerStates(in: network)
         if !states.isEmpty {
-            let data = try JSONEncoder().encode(states)
-            meta["fqat.quantizers"] = String(decoding: data, as: UTF8.self)
+            meta["fqat.quantizers"] = try encodeJSON(states)
         }
-        if let q = s.quantization { meta["fqat.quantization"] = ShellCommands.quantLabel(q) }
-        if let p = try? JSONEncoder().encode(s.modelProvenance.mapValues { $0.description }) {
-            meta["fqat.provenance"] = String(decoding: p, as: UTF8.self)
+        if let q = s.model?.quantization {
+            meta["fqat.quantization"] = ShellCommands.quantLabel(q.config)
+            meta["fqat.quantization.setup"] = try encodeJSON(q)
         }
+        meta["fqat.provenance"] = try encodeJSON(s.modelProvenance)
         let sd = network.stateDict()
         return (network.stateDictNames.map { ($0, .float(sd[$0]!)) }, meta)
     }
@@ -59,16 +81,16 @@ enum ModelFile {
     static let inChannelsRange = 1...64
 
     /// Loads a model saved by `save`; returns the network and its quantization label.
-    static func load(_ path: String, seed: UInt64) throws -> (Network, Double, String?, LoadReport) {
+    static func load(_ path: String, seed: UInt64) throws -> Loaded {
         try load(SafeTensors.read(contentsOf: URL(fileURLWithPath: path)), path: path, seed: seed)
     }
 
     /// Loads a model from file contents already read. The metadata is checked against limits first (a
     /// hostile `fqat.classes` must not allocate terabytes), then the quantizers' and the tensors' step
     /// sizes must be finite and positive, one quantizer per layer and role.
-    static func load(_ file: SafeTensorsFile, path: String, seed: UInt64) throws -> (Network, Double, String?, LoadReport) {
+    static func load(_ file: SafeTensorsFile, path: String, seed: UInt64) throws -> Loaded {
         var file = file
-        if file.metadata["format"] == SessionFile.format {
+        if let f = file.metadata["format"], SessionFile.embeddedRunFormats.contains(f) {
             // A session file is a model file plus an embedded run: `load model` takes the model part.
             file.names = file.names.filter { !$0.hasPrefix(SessionFile.runTensorPrefix) }
             file.tensors = file.tensors.filter { !$0.key.hasPrefix(SessionFile.runTensorPrefix) }
@@ -117,7 +139,32 @@ enum ModelFile {
                 throw CommandError("'\(path)': step size '\(p.name)' holds \(bad); step sizes must be finite and positive (the file is damaged or was edited)")
             }
         }
-        return (net, width, meta["fqat.quantization"], report)
+        var quantization: QuantizationSetup?
+        if let text = meta["fqat.quantization.setup"] {
+            do { quantization = try JSONDecoder().decode(QuantizationSetup.self, from: Data(text.utf8)) } catch {
+                throw CommandError("'\(path)': fqat.quantization.setup is damaged (\(error)); the file is damaged or was edited")
+            }
+            try SessionFile.validate(quantization!, path: path, nothingLoaded: "the file cannot be loaded")
+        }
+        return Loaded(network: net, width: width, label: meta["fqat.quantization"], quantization: quantization,
+                      provenance: provenance(meta), report: report)
+    }
+
+    /// `fqat.provenance`: a JSON object in the current formats; in older files (model v1, session
+    /// v1/v2) an object of texts, each a value's JSON form, which `legacyProvenanceValue` reads back.
+    static func provenance(_ meta: [String: String]) -> [String: RecordValue] {
+        guard let text = meta["fqat.provenance"] else { return [:] }
+        let current = [format, SessionFile.format].contains(meta["format"] ?? "")
+        if current, let p = try? JSONDecoder().decode([String: RecordValue].self, from: Data(text.utf8)) { return p }
+        let legacy = (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8))) ?? [:]
+        return legacy.mapValues(legacyProvenanceValue)
+    }
+
+    /// A provenance value of an older file: `RecordValue.description`, so text is wrapped in quotes
+    /// (without escaping) and numbers, booleans, lists and objects are their JSON.
+    static func legacyProvenanceValue(_ text: String) -> RecordValue {
+        if text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") { return .string(String(text.dropFirst().dropLast())) }
+        return (try? JSONDecoder().decode(RecordValue.self, from: Data(text.utf8))) ?? .string(text)
     }
 }
 
@@ -249,8 +296,8 @@ extension ShellCommands {
             group: "shell",
             keywords: [
                 ArgSpec("seed", .int(min: 0), help: "seed of model init, batches and directions (same seed, same run)"),
-                ArgSpec("threads", .int(1...256), help: "threads for BLAS and the engine's own loops (default: the cores available); a run is bit-identical for the same seed and thread count, and records store the count"),
-                ArgSpec("backend", .choice(ComputeBackend.allCases.map(\.rawValue)), help: "convolution backend: onednn (oneDNN's JIT kernels, the default when libdnnl loads) or openblas (im2col + sgemm, the reference); both give the same results within float32 rounding, each bit-identical run to run"),
+                ArgSpec("threads", .int(1...256), help: "threads for BLAS and the engine's own loops (default: the cores available); a run is bit-identical for the same seed and thread count, and records store the count, so a change ends the current run (the next `train` starts a new one)"),
+                ArgSpec("backend", .choice(ComputeBackend.allCases.map(\.rawValue)), help: "convolution backend: onednn (oneDNN's JIT kernels, the default when libdnnl loads) or openblas (im2col + sgemm, the reference); both give the same results within float32 rounding, each bit-identical run to run; records store it, so a change ends the current run"),
                 ArgSpec("out", .path, help: "folder for records, plots, checkpoints"),
                 ArgSpec("progress", .choice(["auto", "bar", "lines", "off"]), help: "progress display"),
                 ArgSpec("plot", .choice(["auto", "png", "svg", "text", "sixel", "none"]), help: "where plots go"),
@@ -259,30 +306,24 @@ extension ShellCommands {
             examples: ["set seed=23", "set threads=1 out=runs/seed23", "set backend=openblas"],
             run: { inv in
                 if inv.has("backend"), let backend = ComputeBackend(rawValue: inv.string("backend")) {
-                    do { try Backend.select(backend) } catch let e as BackendUnavailable {
+                    do { try s.setBackend(backend) } catch let e as BackendUnavailable {
                         throw CommandError("\(e.description)", argument: "backend",
                                            notes: ["install libdnnl-dev (scripts/setup.sh does) and restart, or keep backend=openblas"])
                     }
                 }
                 if inv.has("seed") { s.settings.seed = inv.int("seed") }
-                if inv.has("threads") { s.settings.threads = inv.int("threads"); applyThreads(s) }
+                if inv.has("threads") { s.setThreads(inv.int("threads")) }
                 if inv.has("out") { s.settings.out = inv.string("out") }
                 if inv.has("progress") { s.settings.progress = inv.string("progress") }
                 if inv.has("plot") { s.settings.plot = inv.string("plot") }
-                if inv.has("trial_seed") { s.settings.trialSeed = inv.int("trial_seed"); s.endRun() }
+                if inv.has("trial_seed") { s.setTrialSeed(inv.int("trial_seed")) }
                 return .none
             })
     }
 
     /// `set threads=N` from outside a script (`fqat-shell --threads N`).
     public static func setThreads(_ n: Int, session s: Session) {
-        s.settings.threads = n
-        applyThreads(s)
-    }
-
-    static func applyThreads(_ s: Session) {
-        BLAS.setThreads(s.settings.threads)
-        Parallel.threads = s.settings.threads
+        s.setThreads(n)
     }
 
     static func showCommand(_ s: Session) -> CommandSpec {

@@ -94,7 +94,8 @@ extension ShellCommands {
         var models: [(label: String, network: Network, description: String, quantized: Bool)] = []
         if inv.has("models") {
             for path in inv.strings("models") {
-                let (net, _, label, _) = try ModelFile.load(path, seed: UInt64(s.settings.seed))
+                let loaded = try ModelFile.load(path, seed: UInt64(s.settings.seed))
+                let (net, label) = (loaded.network, loaded.label)
                 models.append(((path as NSString).lastPathComponent.replacingOccurrences(of: ".safetensors", with: ""), net,
                                "\(net.architecture) \(label ?? "FP") \(path)", label != nil))
             }
@@ -105,7 +106,7 @@ extension ShellCommands {
         var endpoint: [String: Tensor]?
         if kind == "interpolate" {
             guard inv.has("to") else { throw inv.error("interpolate needs to=<saved model file>", argument: "to") }
-            endpoint = try ModelFile.load(inv.string("to"), seed: UInt64(s.settings.seed)).0.stateDict()
+            endpoint = try ModelFile.load(inv.string("to"), seed: UInt64(s.settings.seed)).network.stateDict()
         }
         let cache = LandscapeCache(directory: URL(fileURLWithPath: s.landscapeCache))
         var surfaces: [(label: String, split: String, surface: LandscapeSurface, quantized: Bool)] = []

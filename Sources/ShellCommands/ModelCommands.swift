@@ -26,11 +26,8 @@ extension ShellCommands {
                 let net = try Network.make(architecture: arch, inChannels: inC, classes: classes, width: inv.double("width"),
                                            shortcut: inv.string("shortcut") == "B" ? .projection : .zeroPadding,
                                            seed: UInt64(s.settings.seed))
-                s.network = net
-                s.modelWidth = inv.double("width")
-                s.quantization = nil
-                s.endRun()
-                s.modelProvenance = ["weights": .string("random init (seed \(s.settings.seed))"), "architecture": .string(arch)]
+                s.setModel(net, width: inv.double("width"),
+                           provenance: ["weights": .string("random init (seed \(s.settings.seed))"), "architecture": .string(arch)])
                 inv.print("\(arch): \(net.parameterCount) parameters, \(net.convolutions.count) convolutions, \(inC) input channel\(inC == 1 ? "" : "s"), \(classes) classes")
                 return modelValue(s)
             })
@@ -90,21 +87,20 @@ extension ShellCommands {
                     throw inv.error("'\(path)' does not match the model (nothing was loaded): \(mismatch.summary)",
                                     argument: "path", notes: ["`strict=false` loads the matching tensors only and reports the rest"])
                 }
-                if inv.has("architecture") {
-                    s.network = net
-                    s.modelWidth = inv.double("width")
-                    s.quantization = nil
-                }
-                s.endRun()
                 let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-                s.modelProvenance = ["weights": .string(path), "bytes": .int(size),
-                                     "architecture": .string(net.architecture)]
-                if inv.has("pretraining") { s.modelProvenance["pretraining"] = .string(inv.string("pretraining")) }
+                var provenance: [String: RecordValue] = ["weights": .string(path), "bytes": .int(size),
+                                                         "architecture": .string(net.architecture)]
+                if inv.has("pretraining") { provenance["pretraining"] = .string(inv.string("pretraining")) }
                 // A file from scripts/convert_checkpoint.py names the checkpoint it came from (docs/export.md).
                 if fileMetadata["format"] == "fqat-shell.converted.v1" {
                     for key in ["source", "source_sha256", "layout"] {
-                        if let v = fileMetadata[key] { s.modelProvenance["converted_" + key] = .string(v) }
+                        if let v = fileMetadata[key] { provenance["converted_" + key] = .string(v) }
                     }
+                }
+                if inv.has("architecture") {
+                    s.setModel(net, width: inv.double("width"), provenance: provenance)
+                } else {
+                    s.modelWeightsLoaded(provenance: provenance)
                 }
                 inv.print("loaded \(report.loaded) tensors from \(path)")
                 if !report.isClean { inv.print(report.summary) }
@@ -207,9 +203,7 @@ extension ShellCommands {
                 do {
                     let summary = try calibrateQuantizers(in: net, batches: calib,
                                                           options: CalibrationOptions(weightMethod: initMethod, activationMethod: initMethod))
-                    s.quantization = config
-                    s.network = net   // bumps the model version: runs restart
-                    s.endRun()
+                    s.modelQuantized(QuantizationSetup(config: config, rangeInit: initMethod, calibrationBatches: inv.int("calib")))
                     inv.print("\(quantLabel(config)): \(quantizers.count) quantizers (\(summary.weightQuantizers) weight, \(summary.activationQuantizers) activation), \(inv.string("init")) init on \(summary.batches) calibration batch\(summary.batches == 1 ? "" : "es")")
                     if !summary.signedActivations.isEmpty {
                         inv.print("signed activation ranges: \(summary.signedActivations.joined(separator: ", "))")
@@ -228,7 +222,7 @@ extension ShellCommands {
     static func calibrationBatches(_ s: Session, dataset: DomainDataset, environments: EnvironmentAssignment, count: Int) -> [Tensor] {
         let splits = dataset.domainBedSplits(trialSeed: s.settings.trialSeed)
         var sampler = TrainingSampler(splits: splits, trainingDomains: environments.trainingDomains,
-                                      batchPerDomain: s.dataDescriptor?.batch ?? 32,
+                                      batchPerDomain: s.hyperparameters.batchPerDomain,
                                       seed: RNG.seed(combining: UInt64(s.settings.seed), 0xCA11B), augment: false)
         return (0..<count).compactMap { _ in try? sampler.next(from: dataset).images }
     }

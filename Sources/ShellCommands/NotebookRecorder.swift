@@ -137,7 +137,7 @@ public enum SessionGuard {
         if saved { return true }
         saved = true
         if let s = session {
-            let path = s.autosavePath ?? (s.settings.out as NSString).appendingPathComponent("autosave.fqsession")
+            let path = s.launch.autosavePath ?? (s.settings.out as NSString).appendingPathComponent("autosave.fqsession")
             do {
                 try SessionFile.save(s, to: path)
                 FileHandle.standardError.write(Data("fqat-shell: terminated; session saved to \(path) (`load session \(path)` resumes)\n".utf8))

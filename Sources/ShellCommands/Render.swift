@@ -4,6 +4,15 @@ import Foundation
 
 enum Render {
     /// An aligned table; numeric-looking columns are right-aligned.
+    /// One CSV line (RFC 4180): a field holding a comma, a double quote, CR or LF is wrapped in double
+    /// quotes, with each double quote inside doubled; lines end in LF, as the rest of our files do.
+    static func csvLine(_ fields: [String]) -> String {
+        fields.map { f in
+            f.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" })
+                ? "\"" + f.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : f
+        }.joined(separator: ",") + "\n"
+    }
+
     static func table(_ header: [String], _ rows: [[String]], indent: String = "") -> String {
         let columns = header.count
         var widths = header.map { $0.count }

@@ -2,45 +2,134 @@
 // rename: the model's tensors, the settings, data choice, hyperparameters and results as JSON metadata,
 // and, when a run is under way, the run's exact-resume checkpoint embedded under `run/` (tensors) and
 // `fqat.run.*` (metadata). A kill at any moment leaves either the old session or the new one, never a
-// mix (docs/reliability.md). Sessions of format v1 (a `<path>.run` file beside the session) still load.
+// mix (docs/reliability.md). The same session saves to the same bytes (keys sorted). Sessions of format
+// v2 and v1 (a `<path>.run` file beside the session) still load; `SessionState` migrates their JSON.
 import Datasets
 import Foundation
 import NN
 import Quant
 import ShellLanguage
+import TensorCore
 import Training
 
+/// The session's JSON (metadata key `fqat.session`): every saved value once, in its own Codable type.
+/// The model's width, provenance and quantization setup belong to the model part of the file (the
+/// same metadata a model file has, `ModelFile`); the run, its label included (`recordArgs["label"]`),
+/// is the embedded run checkpoint.
 struct SessionState: Codable {
     var settings: Settings
-    var data: ShellDataChoice?
+    /// The convolution backend (`set backend`); nil in v1/v2 files, which keep the current one.
+    var backend: String?
+    var data: DataChoice?
     var hyperparameters: Hyperparameters
     var results: [ResultRow]
-    var quantization: QuantizationSummary?
-    var modelWidth: Double
-    var provenance: [String: String]
     var hasRun: Bool
+    /// v1/v2 only: what they kept in the JSON and v3 reads from the model part. The quantization was
+    /// method and bits alone (the other options take their defaults, `QuantizationSetup`'s decoder).
+    var legacyQuantization: QuantizationSetup?
+
+    init(settings: Settings, backend: String?, data: DataChoice?, hyperparameters: Hyperparameters, results: [ResultRow],
+         hasRun: Bool) {
+        self.settings = settings; self.backend = backend; self.data = data; self.hyperparameters = hyperparameters
+        self.results = results; self.hasRun = hasRun
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case settings, backend, data, hyperparameters, results, hasRun
+        case quantization
+    }
+
+    /// Reads v3 and migrates v1/v2: the data choice had its own fields and the batch
+    /// (`LegacyDataChoice`; the batch is now `hyperparameters.batchPerDomain`), the quantization
+    /// summary is kept for `load`. (Their `modelWidth` and `provenance` keys repeat the model part's
+    /// `fqat.width` and `fqat.provenance`, which `load` reads.)
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        settings = try c.decode(Settings.self, forKey: .settings)
+        backend = try c.decodeIfPresent(String.self, forKey: .backend)
+        hyperparameters = try c.decode(Hyperparameters.self, forKey: .hyperparameters)
+        results = try c.decode([ResultRow].self, forKey: .results)
+        hasRun = try c.decode(Bool.self, forKey: .hasRun)
+        legacyQuantization = try c.decodeIfPresent(QuantizationSetup.self, forKey: .quantization)
+        if let legacy = try? c.decodeIfPresent(LegacyDataChoice.self, forKey: .data) {
+            guard legacy.dataSeed >= 0 else {
+                throw DecodingError.dataCorruptedError(forKey: .data, in: c, debugDescription: "data.dataSeed is \(legacy.dataSeed), must be ≥ 0")
+            }
+            data = legacy.choice
+            hyperparameters.batchPerDomain = legacy.batch
+        } else {
+            data = try c.decodeIfPresent(DataChoice.self, forKey: .data)
+        }
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(settings, forKey: .settings)
+        try c.encodeIfPresent(backend, forKey: .backend)
+        try c.encodeIfPresent(data, forKey: .data)
+        try c.encode(hyperparameters, forKey: .hyperparameters)
+        try c.encode(results, forKey: .results)
+        try c.encode(hasRun, forKey: .hasRun)
+    }
 }
 
-struct QuantizationSummary: Codable {
-    var method: String
-    var weightBits: Int
-    var activationBits: Int
+/// The data choice of v1/v2 session files: a source name ("folder" or a path for folders), its own
+/// copies of the benchmark options, and the batch per domain.
+struct LegacyDataChoice: Decodable {
+    var source: String
+    var root: String?
+    var perDomain: Int?
+    var imageSize: Int
+    var channels: Int
+    var testDomains: [String]
+    var batch: Int
+    var dataSeed: Int
+
+    var choice: DataChoice {
+        let descriptor: DataDescriptor
+        if source == "folder" || source.hasPrefix("/") || source.hasPrefix(".") || source.hasPrefix("~") {
+            let folder = HomePath.expand(root ?? source)
+            var options = ImageFolderOptions()
+            options.imageSize = imageSize
+            descriptor = .folder(folder, name: (folder as NSString).lastPathComponent, options: options)
+        } else {
+            var options = BenchmarkOptions(seed: UInt64(dataSeed))
+            options.perDomain = perDomain
+            options.imageSize = imageSize
+            options.channels = channels
+            options.sourceDirectory = root
+            descriptor = .builtin(source, options: options)
+        }
+        return DataChoice(descriptor: descriptor, testDomains: testDomains)
+    }
 }
 
 enum SessionFile {
-    static let format = "fqat-shell.session.v2"
+    /// v3: the JSON of `SessionState` as it is now. v2 (one file, the JSON of `LegacyDataChoice`, a
+    /// quantization of method and bits, provenance quoted twice) and v1 (v2's JSON, the run in a
+    /// `<path>.run` file beside it) still load.
+    static let format = "fqat-shell.session.v3"
+    static let formatV2 = "fqat-shell.session.v2"
     static let legacyFormat = "fqat-shell.session.v1"
+    /// The formats whose run is embedded in the file (`run/`, `fqat.run.`).
+    static let embeddedRunFormats: Set<String> = [format, formatV2]
+
+    /// The session JSON: keys sorted, so the same session is the same bytes.
+    static func encodeState(_ state: SessionState) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        do { return String(decoding: try encoder.encode(state), as: UTF8.self) } catch {
+            throw CommandError("cannot save the session: \(error)")
+        }
+    }
     /// Prefix of the embedded run checkpoint's tensors and metadata keys.
     static let runTensorPrefix = "run/"
     static let runMetadataPrefix = "fqat.run."
 
     static func save(_ s: Session, to path: String) throws {
-        let state = SessionState(settings: s.settings, data: s.dataDescriptor, hyperparameters: s.hyperparameters,
-                                 results: s.results,
-                                 quantization: s.quantization.map { QuantizationSummary(method: $0.method.rawValue, weightBits: $0.weightBits, activationBits: $0.activationBits) },
-                                 modelWidth: s.modelWidth, provenance: s.modelProvenance.mapValues { $0.description },
-                                 hasRun: s.run != nil)
-        let json = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
+        let state = SessionState(settings: s.settings, backend: Backend.current.rawValue, data: s.dataChoice,
+                                 hyperparameters: s.hyperparameters, results: s.results, hasRun: s.run != nil)
+        let json = try encodeState(state)
         var tensors: [(String, SafeTensorValue)] = []
         var metadata: [String: String] = [:]
         if let net = s.network {
@@ -76,7 +165,7 @@ enum SessionFile {
         guard length > 0, length <= 100_000_000, let header = try? handle.read(upToCount: Int(length)),
               let object = try? JSONSerialization.jsonObject(with: header) as? [String: Any],
               let metadata = object["__metadata__"] as? [String: String] else { return false }
-        if metadata["format"] == format { return metadata[runMetadataPrefix + "state"] != nil }
+        if let f = metadata["format"], embeddedRunFormats.contains(f) { return metadata[runMetadataPrefix + "state"] != nil }
         return metadata["format"] == legacyFormat && FileManager.default.fileExists(atPath: path + ".run")
     }
 
@@ -85,7 +174,7 @@ enum SessionFile {
     static func load(_ s: Session, from path: String) throws {
         let file = try SafeTensors.read(contentsOf: URL(fileURLWithPath: path))
         let format = file.metadata["format"]
-        guard format == SessionFile.format || format == legacyFormat, let json = file.metadata["fqat.session"] else {
+        guard let format, embeddedRunFormats.contains(format) || format == legacyFormat, let json = file.metadata["fqat.session"] else {
             throw CommandError("'\(path)' is not an fqat-shell session (no session metadata); models load with `load model`")
         }
         let state: SessionState
@@ -93,22 +182,29 @@ enum SessionFile {
             throw CommandError("'\(path)': the session metadata is damaged (\(error)); nothing was loaded")
         }
         try validate(state, path: path)
-        var dataset: DomainDataset?
-        var env: EnvironmentAssignment?
-        if let d = state.data {
-            let ds = try rebuildData(d)
-            dataset = ds
-            env = try EnvironmentAssignment(testDomainNames: d.testDomains, in: ds)
+        var data: SessionData?
+        if let choice = state.data {
+            let dataset = try rebuildData(choice.descriptor)
+            data = SessionData(dataset: dataset, choice: choice,
+                               environments: try EnvironmentAssignment(testDomainNames: choice.testDomains, in: dataset))
         }
-        var network: Network?
+        let backend = try state.backend.map { name in
+            guard let b = ComputeBackend(rawValue: name) else {
+                throw CommandError("'\(path)': backend '\(name)' is not one of \(ComputeBackend.allCases.map(\.rawValue).joined(separator: ", ")) (the file is damaged or was edited); nothing was loaded")
+            }
+            return b
+        }
+        var model: SessionModel?
         if file.metadata["fqat.architecture"] != nil {
             // ModelFile.load takes the model's own tensors (everything outside the embedded run).
-            network = try ModelFile.load(file, path: path, seed: UInt64(state.settings.seed)).0
+            let loaded = try ModelFile.load(file, path: path, seed: UInt64(state.settings.seed))
+            model = SessionModel(network: loaded.network, width: loaded.width, provenance: loaded.provenance,
+                                 quantization: format == SessionFile.format ? loaded.quantization : state.legacyQuantization)
         }
         var run: Run?
-        if state.hasRun, let net = network, let ds = dataset {
+        if state.hasRun, let net = model?.network, let ds = data?.dataset {
             let checkpoint: RunCheckpoint
-            if format == SessionFile.format {
+            if embeddedRunFormats.contains(format) {
                 var runFile = SafeTensorsFile(tensors: [:], names: [])
                 for name in file.names where name.hasPrefix(runTensorPrefix) {
                     let inner = String(name.dropFirst(runTensorPrefix.count))
@@ -124,20 +220,13 @@ enum SessionFile {
             }
             run = try Run.resume(checkpoint, network: net, dataset: ds)
         }
-        // Everything is built: swap it in.
-        s.settings = state.settings
-        ShellCommands.applyThreads(s)
-        if let d = state.data, let ds = dataset, let e = env { s.setData(ds, descriptor: d, environments: e) }
-        s.network = network
-        s.modelWidth = state.modelWidth
-        s.hyperparameters = state.hyperparameters
-        s.results = state.results
-        s.quantization = state.quantization.map {
-            QuantizationConfig(method: $0.method == "ewgs" ? .ewgs : .lsq, weightBits: $0.weightBits, activationBits: $0.activationBits)
+        // Everything is built: swap it in. What the file does not hold (no data, no model) is gone.
+        if let backend, backend != Backend.current {
+            do { try Backend.select(backend) } catch {
+                throw CommandError("'\(path)' was saved with backend=\(backend.rawValue), which is not available here (\(error)); nothing was loaded. Install libdnnl-dev (scripts/setup.sh does) and restart")
+            }
         }
-        s.modelProvenance = state.provenance.mapValues { .string($0) }
-        s.endRun()
-        if let run { s.adoptRun(run) }
+        s.restore(settings: state.settings, data: data, model: model, hyperparameters: state.hyperparameters, results: state.results, run: run)
     }
 
     /// A loaded session passes the same checks as the commands that would have set it (`set`, `data`,
@@ -158,12 +247,14 @@ enum SessionFile {
         if st.out.isEmpty || st.out.contains("\0") {
             throw CommandError("'\(path)': settings.out is empty or not a path; nothing was loaded")
         }
-        if let d = state.data {
-            try check("data.batch", .int(d.batch), .int(1...4096), command: "data batch")
+        if let d = state.data?.descriptor {
             if let p = d.perDomain { try check("data.perDomain", .int(p), .int(min: 1), command: "data per_domain") }
+            if let p = d.limitPerDomain { try check("data.limitPerDomain", .int(p), .int(min: 1), command: "data per_domain") }
             try check("data.imageSize", .int(d.imageSize), .int(4...1024), command: "data size")
             try check("data.channels", .int(d.channels), .int(1...3), command: "data channels")
-            try check("data.dataSeed", .int(d.dataSeed), .int(min: 0), command: "data seed")
+            if d.name.isEmpty || d.name.contains("\0") || (d.path ?? "").contains("\0") {
+                throw CommandError("'\(path)': data.name or data.path is empty or not a path; nothing was loaded")
+            }
         }
         let h = state.hyperparameters
         for (key, value, range) in [("lr", h.learningRate, 0.0...1), ("wd", h.weightDecay, 0...1), ("scale_lr", h.scaleLearningRate, 0...1),
@@ -177,26 +268,33 @@ enum SessionFile {
         try check("hyperparameters.batchPerDomain", .int(h.batchPerDomain), .int(1...4096), command: "data batch")
         try check("hyperparameters.ewgsHessianEvery", .int(h.ewgsHessianEvery), .int(min: 0), command: "train")
         try check("hyperparameters.ewgsHessianIterations", .int(h.ewgsHessianIterations), .int(1...100_000), command: "train")
-        if let q = state.quantization {
-            try check("quantization.method", .string(q.method), .choice(["lsq", "ewgs"]), command: "quantize")
-            try check("quantization.weightBits", .int(q.weightBits), .int(2...8), command: "quantize wbits")
-            try check("quantization.activationBits", .int(q.activationBits), .int(2...8), command: "quantize abits")
-        }
-        try check("modelWidth", number(state.modelWidth), .number(0.0625...8), command: "model new width")
+        if let setup = state.legacyQuantization { try validate(setup, path: path) }
     }
 
-    static func rebuildData(_ d: ShellDataChoice) throws -> DomainDataset {
-        if d.source == "folder" || d.source.hasPrefix("/") || d.source.hasPrefix(".") {
-            var options = ImageFolderOptions()
-            options.imageSize = d.imageSize
-            return try DomainBedFolders.load(folder: d.root ?? d.source, options: options)
+    /// A saved quantization setup passes `quantize`'s checks.
+    static func validate(_ setup: QuantizationSetup, path: String, nothingLoaded: String = "nothing was loaded") throws {
+        func check(_ key: String, _ value: Value, _ kind: ArgKind, command: String) throws {
+            do { _ = try kind.coerce(value) } catch let p as ArgumentProblem {
+                throw CommandError("'\(path)': \(key) \(p.message) (the file is damaged or was edited; `\(command)` accepts \(kind.helpDescription)); \(nothingLoaded)")
+            }
         }
-        try ShellCommands.checkBuiltinDataMemory(source: d.source, perDomain: d.perDomain, size: d.imageSize, channels: d.channels)
-        var options = BenchmarkOptions(seed: UInt64(d.dataSeed))
-        options.perDomain = d.perDomain
-        options.imageSize = d.imageSize
-        options.channels = d.channels
-        options.sourceDirectory = d.root
-        return try Benchmarks.make(d.source, options: options)
+        let q = setup.config
+        try check("quantization.weightBits", .int(q.weightBits), .int(2...8), command: "quantize wbits")
+        try check("quantization.activationBits", .int(q.activationBits), .int(2...8), command: "quantize abits")
+        try check("quantization.ewgsDelta", .number(Double(q.ewgsDelta)), .number(0...1), command: "quantize delta")
+        try check("quantization.calibrationBatches", .int(setup.calibrationBatches), .int(1...64), command: "quantize calib")
+        for (i, o) in q.bitOverrides.enumerated() {
+            for bits in [o.weightBits, o.activationBits].compactMap({ $0 }) {
+                try check("quantization.bitOverrides[\(i)]", .int(bits), .int(2...8), command: "quantize override")
+            }
+        }
+    }
+
+    /// Rebuilds saved data; built-in benchmarks pass the same memory check as `data`.
+    static func rebuildData(_ d: DataDescriptor) throws -> DomainDataset {
+        if d.kind == .builtin {
+            try ShellCommands.checkBuiltinDataMemory(source: d.name, perDomain: d.perDomain, size: d.imageSize, channels: d.channels)
+        }
+        return try d.make()
     }
 }

@@ -15,7 +15,7 @@ public enum ShellCommands {
             saveCommand(s), loadCommand(s), exportCommand(s),
             setCommand(s), showCommand(s), optionCommand(),
         ])
-        applyThreads(s)
+        s.applyThreads()
         return registry
     }
 }

@@ -138,7 +138,8 @@ extension ShellCommands {
                         if !tests.isEmpty {
                             avgVal.append(vals.reduce(0, +) / Double(vals.count))
                             avgTest.append(tests.reduce(0, +) / Double(tests.count))
-                            csv += "\(label),\(d),\(tests.count),\(vals.reduce(0, +) / Double(vals.count)),\(tests.reduce(0, +) / Double(tests.count)),\(noise.last ?? .nan)\n"
+                            csv += Render.csvLine([label, String(d), String(tests.count), String(vals.reduce(0, +) / Double(vals.count)),
+                                                   String(tests.reduce(0, +) / Double(tests.count)), String(noise.last ?? .nan)])
                         }
                     }
                     let meanNoise = noise.isEmpty ? Double.nan : noise.reduce(0, +) / Double(noise.count)

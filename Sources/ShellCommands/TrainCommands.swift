@@ -78,21 +78,21 @@ extension ShellCommands {
             // A re-run sweep task (`fqat-shell --resume-from`): this is the run its killed attempt was
             // in; the saved session continues it exactly, for the steps it had left.
             try SessionFile.load(s, from: saved)
-            s.resumeFrom = nil
+            s.launch.resumeFrom = nil
             guard let r = s.run else { throw CommandError("the session '\(saved)' has no run to resume") }
             inv.print("\(label): resumed at step \(r.step) of \(steps) from \(saved)")
             steps -= r.step
             run = r
             resumed = true
-            if let file = s.recordsFile { for record in r.records { try appendRecord(record, to: file) } }
+            if let file = s.launch.recordsFile { for record in r.records { try appendRecord(record, to: file) } }
         }
-        s.runLabel = label
+        // The run owns its label (`Session.runLabel` reads it; a saved session keeps it with the run).
         run.recordArgs["label"] = .string(label)
         // DomainBed's tools make one table row per args.algorithm, so it holds the run label (one row
         // per method × quantizer × bits, as `summary`); the training method itself is args.method.
         run.recordArgs["algorithm"] = .string(label)
         run.recordArgs["method"] = .string(method.rawValue)
-        for (key, value) in s.recordArgOverrides {
+        for (key, value) in s.launch.recordArgOverrides {
             if key == "dataset", let own = run.recordArgs["dataset"], run.recordArgs["benchmark"] == nil { run.recordArgs["benchmark"] = own }
             run.recordArgs[key] = value
         }
@@ -126,7 +126,7 @@ extension ShellCommands {
                 case .evaluation(let record, _):
                     // `fqat-shell --records FILE` (a sweep task): every run's records also go to one
                     // DomainBed results.jsonl, which the task runner clears before each attempt.
-                    for file in [recordsPath] + (s.recordsFile.map { [$0] } ?? []) {
+                    for file in [recordsPath] + (s.launch.recordsFile.map { [$0] } ?? []) {
                         do { try appendRecord(record, to: file) } catch let e as RecordWriteError {
                             if recordFailure == nil { recordFailure = e }
                         } catch {}
@@ -161,19 +161,19 @@ extension ShellCommands {
         return trainValue(run, summary: summary, label: label)
     }
 
-    /// The session file to resume this new run from (`s.resumeFrom`, set by `fqat-shell
+    /// The session file to resume this new run from (`s.launch.resumeFrom`, set by `fqat-shell
     /// --resume-from`): only when its run has this label and method, the same data, seed and
     /// hyperparameters as the run about to start, and fewer steps than asked; else nil (the run
     /// starts afresh, as any run before the one that was stopped).
     static func resumableRun(_ s: Session, label: String, method: TrainingMethod, candidate: Run, steps: Int) throws -> String? {
-        guard let path = s.resumeFrom, SessionFile.hasRun(at: path) else { return nil }
+        guard let path = s.launch.resumeFrom, SessionFile.hasRun(at: path) else { return nil }
         let probe = Session()
         probe.plotter = s.plotter
         do { try SessionFile.load(probe, from: path) } catch { return nil }
         guard let saved = probe.run, saved.recordArgs["label"] == .string(label), saved.method == method,
               saved.step < steps, saved.seed == candidate.seed, saved.trialSeed == candidate.trialSeed,
               saved.hyperparameters == candidate.hyperparameters, saved.environments == candidate.environments,
-              probe.dataDescriptor == s.dataDescriptor else { return nil }
+              probe.dataChoice == s.dataChoice else { return nil }
         return path
     }
 
@@ -342,7 +342,10 @@ extension ShellCommands {
                 inv.print(Render.table(["run", "bits", "steps", "selected", "I.D %", "OOD %", "gap", "last I.D", "last OOD"], rows))
                 if inv.has("csv") {
                     var csv = "run,method,bits,steps,selected_step,id,ood,last_id,last_ood\n"
-                    for r in s.results { csv += "\(r.label),\(r.method),\(r.bits),\(r.steps),\(r.selectedStep),\(r.validation),\(r.test),\(r.lastValidation),\(r.lastTest)\n" }
+                    for r in s.results {
+                        csv += Render.csvLine([r.label, r.method, r.bits, String(r.steps), String(r.selectedStep), String(r.validation),
+                                               String(r.test), String(r.lastValidation), String(r.lastTest)])
+                    }
                     try csv.write(toFile: inv.string("csv"), atomically: true, encoding: .utf8)
                 }
                 return .list(s.results.map { r in .record(Record([("label", .string(r.label)), ("id", .number(r.validation)), ("ood", .number(r.test))])) })

@@ -532,7 +532,7 @@ public enum SourcePaths {
 
     public static func resolve(_ path: String, from source: Source?) -> String {
         var path = path
-        if path.hasPrefix("~/") { path = NSHomeDirectory() + path.dropFirst() }
+        path = HomePath.expand(path)
         if !path.hasPrefix("/"), let directory = source?.directory {
             path = directory == "." ? path : (directory as NSString).appendingPathComponent(path)
         }

@@ -55,7 +55,7 @@ public indirect enum ArgKind: Equatable {
             return .string(try ArgKind.text(value))
         case .path:
             let text = try ArgKind.text(value)
-            return .string(text.hasPrefix("~/") ? NSHomeDirectory() + text.dropFirst() : text)
+            return .string(HomePath.expand(text))
         case .choice(let choices):
             let text: String
             switch value {

@@ -154,7 +154,7 @@ public struct Completer {
         let directoryPart = slash.map { String(partial[...$0]) } ?? ""
         let namePrefix = slash.map { String(partial[partial.index(after: $0)...]) } ?? partial
         var directory = directoryPart.isEmpty ? "." : directoryPart
-        if directory.hasPrefix("~/") || directory == "~/" { directory = NSHomeDirectory() + directory.dropFirst() }
+        directory = HomePath.expand(directory)
         guard let entries = listDirectory(directory) else { return [] }
         return entries
             .filter { $0.name.hasPrefix(namePrefix) && (namePrefix.hasPrefix(".") || !$0.name.hasPrefix(".")) }

@@ -318,6 +318,8 @@ extension Run {
         run.dropoutRNG.rng = s.dropoutRNG
         run.records = s.records.map(\.record)
         run.recordArgs = s.recordArgs.mapValues(\.recordValue)
+        // As saved: a record written after the next steps states the compute path they ran on.
+        run.provenance = s.provenance.mapValues(\.recordValue)
         run.lossSinceEvaluation = s.lossSinceEvaluation
         run.stepsSinceEvaluation = s.stepsSinceEvaluation
         return run

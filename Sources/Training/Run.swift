@@ -116,8 +116,8 @@ public final class Run {
         self.provenance = provenance
         // What the records were computed on (BLAS library and core, CPU instruction sets, threads):
         // float32 sums in another order move results, so a record says which order it came from.
-        // A resumed run states where it continues, not where it started.
-        self.provenance["compute"] = .object(ComputeInfo.current().recordFields.mapValues { .string($0) })
+        // Each record refreshes it (`evaluate`): a resumed run states where it continues, not where it started.
+        self.provenance["compute"] = Run.computeProvenance()
         self.traceRecentSteps = traceRecentSteps
         self.dataDescriptor = data
         self.modelDescriptor = model
@@ -149,6 +149,10 @@ public final class Run {
                       // ... and so is the convolution backend (docs/backends.md, Determinism).
                       "backend": .string(Backend.current.rawValue)]
         applyNetworkSettings()
+    }
+
+    static func computeProvenance() -> RecordValue {
+        .object(ComputeInfo.current().recordFields.mapValues { .string($0) })
     }
 
     func applyNetworkSettings() {
@@ -325,6 +329,9 @@ public final class Run {
         var hp: [String: RecordValue] = [:]
         for (k, v) in hyperparameters.recordValues { hp[k] = .double(v) }
         record.hparams = hp
+        // The compute path as it is now, after the steps this record follows (oneDNN names the kernels
+        // it picked only once they ran); a resumed run keeps its saved value until then.
+        provenance["compute"] = Run.computeProvenance()
         record.provenance = provenance
         if stepsSinceEvaluation > 0 { record.metrics["loss"] = lossSinceEvaluation / Double(stepsSinceEvaluation) }
         // DomainBed's epoch: the 0-based index of the step just taken (its "step") over steps_per_epoch.

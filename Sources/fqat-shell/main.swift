@@ -121,15 +121,15 @@ if !checkOnly, let warning = SystemReport.backendWarning() {
 let session = Session()
 let registry = ShellCommands.makeRegistry(session: session)
 if let threads { ShellCommands.setThreads(threads, session: session) }
-session.autosavePath = autosavePath
-session.resumeFrom = resumeFrom
+session.launch.autosavePath = autosavePath
+session.launch.resumeFrom = resumeFrom
 if let file = recordsFile {
     let dir = (file as NSString).deletingLastPathComponent
     if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-    session.recordsFile = file
+    session.launch.recordsFile = file
 }
 for (key, text) in recordArgs {
-    session.setRecordArg(key, text: text)
+    session.launch.setRecordArg(key, text: text)
 }
 let output: Output
 let notebook: NotebookRecorder?
