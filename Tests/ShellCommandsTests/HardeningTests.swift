@@ -48,7 +48,7 @@ final class HardeningTests: XCTestCase {
         let saved = saver.directory.appendingPathComponent("s.fqsession")
         XCTAssertFalse(FileManager.default.fileExists(atPath: saved.path + ".run"), "a session must be one file")
         let file = try SafeTensors.read(contentsOf: saved)
-        XCTAssertEqual(file.metadata["format"], "fqat-shell.session.v2")
+        XCTAssertEqual(file.metadata["format"], "fqat-shell.session.v3")
         XCTAssertTrue(file.names.contains { $0.hasPrefix("run/") }, "the run is inside the session file")
 
         // Damaged copies: truncated; the run's state unreadable (the model part loads, the run does not).
@@ -106,7 +106,7 @@ final class HardeningTests: XCTestCase {
         let saved = saver.directory.appendingPathComponent("s.fqsession")
         let file = try SafeTensors.read(contentsOf: saved)
         let cases: [(path: [String], value: Any, message: String)] = [
-            (["settings", "seed"], -1, "settings.seed"), (["data", "dataSeed"], -1, "data.dataSeed"),
+            (["settings", "seed"], -1, "settings.seed"), (["hyperparameters", "batchPerDomain"], 0, "hyperparameters.batchPerDomain"),
             (["settings", "threads"], 0, "settings.threads"), (["settings", "threads"], 100000, "settings.threads"),
             (["settings", "trialSeed"], -1, "settings.trialSeed"), (["quantization"], ["method": "lsq", "weightBits": 99, "activationBits": 4], "quantization.weightBits"),
             (["hyperparameters", "learningRate"], 5.0, "hyperparameters.lr"),
@@ -155,6 +155,9 @@ final class HardeningTests: XCTestCase {
             (try variant("nan.safetensors") { f in
                 if case .float(var t) = f.tensors[scaleName]! { t.data[0] = .nan; f.tensors[scaleName] = .float(t) } }, "step size"),
             (try variant("dup.safetensors") { $0.metadata["fqat.quantizers"] = duplicated }, "appears twice"),
+            (try variant("setup.safetensors") { f in
+                f.metadata["fqat.quantization.setup"] = f.metadata["fqat.quantization.setup"]!.replacingOccurrences(of: "\"weightBits\":4", with: "\"weightBits\":99")
+            }, "quantization.weightBits"),
         ]
         for (path, message) in cases {
             let h = try ShellHarness()
