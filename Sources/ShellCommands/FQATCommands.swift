@@ -153,7 +153,7 @@ extension ShellCommands {
                     guard !matched.isEmpty else {
                         throw inv.error("pattern '\(pattern)' matches no scale factor; names look like \(Quant.scaleParameters(in: net).prefix(3).map(\.name).joined(separator: ", "))", argument: "pattern")
                     }
-                    s.pendingFreezes.append((freeze, pattern, steps))
+                    s.pendingFreezes.append(PendingFreeze(freeze: freeze, pattern: pattern, steps: steps))
                 }
                 inv.print("\(freeze ? "froze" : "unfroze") g_QAT of \(matched.count) scale factor\(matched.count == 1 ? "" : "s")\(steps.map { " for \($0) steps" } ?? " until released")" + (matched.count <= 6 ? ": " + matched.joined(separator: ", ") : ""))
                 return .list(matched.map { .string($0) })

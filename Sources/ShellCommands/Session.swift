@@ -87,6 +87,13 @@ public struct SessionModel {
     public var quantization: QuantizationSetup?
 }
 
+/// A `freeze`/`unfreeze` given before a quantized run exists.
+public struct PendingFreeze: Codable, Equatable {
+    public var freeze: Bool
+    public var pattern: String
+    public var steps: Int?
+}
+
 /// How this process was started (`fqat-shell` flags): never saved with a session.
 public struct LaunchOptions {
     /// When set (`fqat-shell --records FILE`, as a sweep task runs), every run's records append to
@@ -123,8 +130,9 @@ public final class Session {
     public var hyperparameters = Hyperparameters()
     /// The run `train` and `step` continue; it owns its label (`recordArgs["label"]`).
     public private(set) var run: Run?
-    /// Manual freeze commands given before a quantized run exists, replayed when it starts.
-    var pendingFreezes: [(freeze: Bool, pattern: String, steps: Int?)] = []
+    /// Manual freeze commands given before a quantized run exists, replayed when it starts (saved;
+    /// once a run exists its stepper holds the overrides, saved with the run).
+    var pendingFreezes: [PendingFreeze] = []
     /// Every finished `train` call: method label and selected accuracies (for `results`).
     public var results: [ResultRow] = []
     /// Command-line options of this process (not saved).
@@ -261,14 +269,14 @@ public final class Session {
 
     /// Replaces everything a session file holds at once (`load session`): what was not saved is gone.
     func restore(settings: Settings, data: SessionData?, model: SessionModel?, hyperparameters: Hyperparameters,
-                 results: [ResultRow], run: Run?) {
+                 pendingFreezes: [PendingFreeze], results: [ResultRow], run: Run?) {
         self.settings = settings
         applyThreads()
         self.data = data
         self.model = model
         self.hyperparameters = hyperparameters
         self.results = results
-        pendingFreezes = []
+        self.pendingFreezes = pendingFreezes
         self.run = run
     }
 

@@ -22,20 +22,22 @@ struct SessionState: Codable {
     var backend: String?
     var data: DataChoice?
     var hyperparameters: Hyperparameters
+    /// `freeze`/`unfreeze` waiting for the next quantized run (none in v1/v2 files, which dropped them).
+    var pendingFreezes: [PendingFreeze]
     var results: [ResultRow]
     var hasRun: Bool
     /// v1/v2 only: what they kept in the JSON and v3 reads from the model part. The quantization was
     /// method and bits alone (the other options take their defaults, `QuantizationSetup`'s decoder).
     var legacyQuantization: QuantizationSetup?
 
-    init(settings: Settings, backend: String?, data: DataChoice?, hyperparameters: Hyperparameters, results: [ResultRow],
-         hasRun: Bool) {
+    init(settings: Settings, backend: String?, data: DataChoice?, hyperparameters: Hyperparameters,
+         pendingFreezes: [PendingFreeze], results: [ResultRow], hasRun: Bool) {
         self.settings = settings; self.backend = backend; self.data = data; self.hyperparameters = hyperparameters
-        self.results = results; self.hasRun = hasRun
+        self.pendingFreezes = pendingFreezes; self.results = results; self.hasRun = hasRun
     }
 
     enum CodingKeys: String, CodingKey {
-        case settings, backend, data, hyperparameters, results, hasRun
+        case settings, backend, data, hyperparameters, pendingFreezes, results, hasRun
         case quantization
     }
 
@@ -48,6 +50,7 @@ struct SessionState: Codable {
         settings = try c.decode(Settings.self, forKey: .settings)
         backend = try c.decodeIfPresent(String.self, forKey: .backend)
         hyperparameters = try c.decode(Hyperparameters.self, forKey: .hyperparameters)
+        pendingFreezes = try c.decodeIfPresent([PendingFreeze].self, forKey: .pendingFreezes) ?? []
         results = try c.decode([ResultRow].self, forKey: .results)
         hasRun = try c.decode(Bool.self, forKey: .hasRun)
         legacyQuantization = try c.decodeIfPresent(QuantizationSetup.self, forKey: .quantization)
@@ -68,6 +71,7 @@ struct SessionState: Codable {
         try c.encodeIfPresent(backend, forKey: .backend)
         try c.encodeIfPresent(data, forKey: .data)
         try c.encode(hyperparameters, forKey: .hyperparameters)
+        try c.encode(pendingFreezes, forKey: .pendingFreezes)
         try c.encode(results, forKey: .results)
         try c.encode(hasRun, forKey: .hasRun)
     }
@@ -128,7 +132,8 @@ enum SessionFile {
 
     static func save(_ s: Session, to path: String) throws {
         let state = SessionState(settings: s.settings, backend: Backend.current.rawValue, data: s.dataChoice,
-                                 hyperparameters: s.hyperparameters, results: s.results, hasRun: s.run != nil)
+                                 hyperparameters: s.hyperparameters, pendingFreezes: s.pendingFreezes, results: s.results,
+                                 hasRun: s.run != nil)
         let json = try encodeState(state)
         var tensors: [(String, SafeTensorValue)] = []
         var metadata: [String: String] = [:]
@@ -226,7 +231,8 @@ enum SessionFile {
                 throw CommandError("'\(path)' was saved with backend=\(backend.rawValue), which is not available here (\(error)); nothing was loaded. Install libdnnl-dev (scripts/setup.sh does) and restart")
             }
         }
-        s.restore(settings: state.settings, data: data, model: model, hyperparameters: state.hyperparameters, results: state.results, run: run)
+        s.restore(settings: state.settings, data: data, model: model, hyperparameters: state.hyperparameters,
+                  pendingFreezes: state.pendingFreezes, results: state.results, run: run)
     }
 
     /// A loaded session passes the same checks as the commands that would have set it (`set`, `data`,

@@ -102,6 +102,10 @@ final class SessionStateTests: XCTestCase {
         try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST is not installed")
         try assertRoundTrip("set seed=3; model new resnet8 width=0.125 in_channels=1 classes=10; policy tau=0.2 K=9")
         try assertRoundTrip("set seed=1")
+        // Freezes given before a quantized run exists wait with the session.
+        let pending = try assertRoundTrip("data style-fmnist per_domain=40 batch=4 size=16; model new resnet8 width=0.125; quantize lsq bits=3 calib=1; freeze layer1.* steps=4; unfreeze layer2.*")
+        XCTAssertEqual(pending.session.pendingFreezes, [PendingFreeze(freeze: true, pattern: "layer1.*", steps: 4),
+                                                         PendingFreeze(freeze: false, pattern: "layer2.*", steps: nil)])
         // Loading a session saved without data leaves no data (and no run), whatever was loaded before.
         let saver = try ShellHarness()
         XCTAssertEqual(saver.run("model new resnet8 width=0.125 in_channels=1 classes=10; save session \"nodata.fqsession\""), 0, saver.output.error)
