@@ -212,7 +212,7 @@ extension ShellCommands {
                 case "model":
                     return try adoptSavedModel(s, path: path, inv)
                 default:
-                    try SessionFile.load(s, from: path)
+                    for note in try SessionFile.load(s, from: path) { inv.warn(note) }
                     inv.print("loaded session from \(path)" + (s.run.map { ": run \($0.method.rawValue) at step \($0.step)" } ?? ""))
                     return .string(path)
                 }

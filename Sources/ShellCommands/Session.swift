@@ -177,8 +177,9 @@ public final class Session {
 
     /// Selects the convolution backend; records state it, so a change ends the current run.
     public func setBackend(_ backend: ComputeBackend) throws {
-        if backend != Backend.current { endRun() }
+        let previous = Backend.current
         try Backend.select(backend)
+        if backend != previous { endRun() }
     }
 
     /// The DomainBed trial seed decides the in/out splits: a change ends the run.

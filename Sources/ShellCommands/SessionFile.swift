@@ -176,7 +176,9 @@ enum SessionFile {
 
     /// Loads a session into `s`. Everything (data, model, run) is built and checked first; `s` changes only
     /// when all of it succeeded, so a damaged file leaves the current session as it was.
-    static func load(_ s: Session, from path: String) throws {
+    /// Returns notes for the user (a saved backend that is not available here, for a session without a run).
+    @discardableResult
+    static func load(_ s: Session, from path: String) throws -> [String] {
         let file = try SafeTensors.read(contentsOf: URL(fileURLWithPath: path))
         let format = file.metadata["format"]
         guard let format, embeddedRunFormats.contains(format) || format == legacyFormat, let json = file.metadata["fqat.session"] else {
@@ -226,13 +228,20 @@ enum SessionFile {
             run = try Run.resume(checkpoint, network: net, dataset: ds)
         }
         // Everything is built: swap it in. What the file does not hold (no data, no model) is gone.
+        // A run continues only on the backend its records state; without a run the backend is a preference.
+        var notes: [String] = []
         if let backend, backend != Backend.current {
             do { try Backend.select(backend) } catch {
-                throw CommandError("'\(path)' was saved with backend=\(backend.rawValue), which is not available here (\(error)); nothing was loaded. Install libdnnl-dev (scripts/setup.sh does) and restart")
+                let reason = "'\(path)' was saved with backend=\(backend.rawValue), which is not available here (\(error))"
+                guard run == nil else {
+                    throw CommandError("\(reason); its run cannot continue on another backend, so nothing was loaded. Install libdnnl-dev (scripts/setup.sh does) and restart")
+                }
+                notes.append("note: \(reason); keeping backend=\(Backend.current.rawValue)")
             }
         }
         s.restore(settings: state.settings, data: data, model: model, hyperparameters: state.hyperparameters,
                   pendingFreezes: state.pendingFreezes, results: state.results, run: run)
+        return notes
     }
 
     /// A loaded session passes the same checks as the commands that would have set it (`set`, `data`,

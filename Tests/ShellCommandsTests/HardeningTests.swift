@@ -109,7 +109,7 @@ final class HardeningTests: XCTestCase {
             (["settings", "seed"], -1, "settings.seed"), (["hyperparameters", "batchPerDomain"], 0, "hyperparameters.batchPerDomain"),
             (["settings", "threads"], 0, "settings.threads"), (["settings", "threads"], 100000, "settings.threads"),
             (["settings", "trialSeed"], -1, "settings.trialSeed"), (["quantization"], ["method": "lsq", "weightBits": 99, "activationBits": 4], "quantization.weightBits"),
-            (["hyperparameters", "learningRate"], 5.0, "hyperparameters.lr"),
+            (["hyperparameters", "learningRate"], 5.0, "hyperparameters.lr"), (["backend"], "cuda", "backend 'cuda' is not one of"),
         ]
         for (index, c) in cases.enumerated() {
             var json = try JSONSerialization.jsonObject(with: Data(file.metadata["fqat.session"]!.utf8)) as! [String: Any]
