@@ -28,7 +28,6 @@ enum ModelFile {
     /// v2: `fqat.provenance` is a JSON object of values and `fqat.quantization.setup` the
     /// `QuantizationSetup`. v1 wrote each provenance value as text holding its JSON (strings quoted twice).
     static let format = "fqat-shell.model.v2"
-    static let legacyFormat = "fqat-shell.model.v1"
 
     /// What `load` rebuilds from a model file.
     struct Loaded {
@@ -141,10 +140,12 @@ enum ModelFile {
         }
         var quantization: QuantizationSetup?
         if let text = meta["fqat.quantization.setup"] {
-            do { quantization = try JSONDecoder().decode(QuantizationSetup.self, from: Data(text.utf8)) } catch {
+            let setup: QuantizationSetup
+            do { setup = try JSONDecoder().decode(QuantizationSetup.self, from: Data(text.utf8)) } catch {
                 throw CommandError("'\(path)': fqat.quantization.setup is damaged (\(error)); the file is damaged or was edited")
             }
-            try SessionFile.validate(quantization!, path: path, nothingLoaded: "the file cannot be loaded")
+            try SessionFile.validate(setup, path: path, nothingLoaded: "the file cannot be loaded")
+            quantization = setup
         }
         return Loaded(network: net, width: width, label: meta["fqat.quantization"], quantization: quantization,
                       provenance: provenance(meta), report: report)
