@@ -16,7 +16,7 @@ public enum ActivationRangeChoice: Sendable, Equatable {
 }
 
 /// Bit widths for the layers whose names match `pattern` (nil keeps the default).
-public struct LayerBitOverride: Sendable, Equatable {
+public struct LayerBitOverride: Sendable, Equatable, Codable {
     public var pattern: String
     public var weightBits: Int?
     public var activationBits: Int?
@@ -27,7 +27,8 @@ public struct LayerBitOverride: Sendable, Equatable {
     }
 }
 
-public struct QuantizationConfig: Sendable, Equatable {
+/// Codable for session and model files (missing keys decode to the defaults).
+public struct QuantizationConfig: Sendable, Equatable, Codable {
     public var method: QuantizationMethod
     public var weightBits: Int
     public var activationBits: Int
@@ -59,6 +60,23 @@ public struct QuantizationConfig: Sendable, Equatable {
         self.keepFullPrecision = keepFullPrecision
         self.bitOverrides = bitOverrides
         self.ewgsDelta = ewgsDelta
+    }
+
+    /// Every key a file does not have takes the default above, so files written before an option was
+    /// saved (fqat-shell session v2 held only method and bits) still load.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = QuantizationConfig()
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T {
+            try c.decodeIfPresent(T.self, forKey: key) ?? fallback
+        }
+        self.init(method: try value(.method, d.method), weightBits: try value(.weightBits, d.weightBits),
+                  activationBits: try value(.activationBits, d.activationBits),
+                  weightGranularity: try value(.weightGranularity, d.weightGranularity),
+                  weightRange: try value(.weightRange, d.weightRange), activationRange: try value(.activationRange, d.activationRange),
+                  quantizeStemWeights: try value(.quantizeStemWeights, d.quantizeStemWeights),
+                  keepFullPrecision: try value(.keepFullPrecision, d.keepFullPrecision),
+                  bitOverrides: try value(.bitOverrides, d.bitOverrides), ewgsDelta: try value(.ewgsDelta, d.ewgsDelta))
     }
 }
 

@@ -38,7 +38,8 @@ struct SessionState: Codable {
 
     enum CodingKeys: String, CodingKey {
         case settings, backend, data, hyperparameters, pendingFreezes, results, hasRun
-        case quantization
+        /// Never written (nil when saving): v1/v2's quantization summary.
+        case legacyQuantization = "quantization"
     }
 
     /// Reads v3 and migrates v1/v2: the data choice had its own fields and the batch
@@ -53,7 +54,7 @@ struct SessionState: Codable {
         pendingFreezes = try c.decodeIfPresent([PendingFreeze].self, forKey: .pendingFreezes) ?? []
         results = try c.decode([ResultRow].self, forKey: .results)
         hasRun = try c.decode(Bool.self, forKey: .hasRun)
-        legacyQuantization = try c.decodeIfPresent(QuantizationSetup.self, forKey: .quantization)
+        legacyQuantization = try c.decodeIfPresent(QuantizationSetup.self, forKey: .legacyQuantization)
         if let legacy = try? c.decodeIfPresent(LegacyDataChoice.self, forKey: .data) {
             guard legacy.dataSeed >= 0 else {
                 throw DecodingError.dataCorruptedError(forKey: .data, in: c, debugDescription: "data.dataSeed is \(legacy.dataSeed), must be ≥ 0")
@@ -63,17 +64,6 @@ struct SessionState: Codable {
         } else {
             data = try c.decodeIfPresent(DataChoice.self, forKey: .data)
         }
-    }
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(settings, forKey: .settings)
-        try c.encodeIfPresent(backend, forKey: .backend)
-        try c.encodeIfPresent(data, forKey: .data)
-        try c.encode(hyperparameters, forKey: .hyperparameters)
-        try c.encode(pendingFreezes, forKey: .pendingFreezes)
-        try c.encode(results, forKey: .results)
-        try c.encode(hasRun, forKey: .hasRun)
     }
 }
 

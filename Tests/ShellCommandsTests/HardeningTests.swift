@@ -70,20 +70,7 @@ final class HardeningTests: XCTestCase {
         }
         // A session in the older two-file layout (v1: `<path>.run` beside it) still loads.
         let legacy = saver.directory.appendingPathComponent("legacy.fqsession")
-        var main = file, run = SafeTensorsFile(tensors: [:], names: [])
-        main.metadata["format"] = "fqat-shell.session.v1"
-        for name in file.names where name.hasPrefix("run/") {
-            run.names.append(String(name.dropFirst(4)))
-            run.tensors[String(name.dropFirst(4))] = file.tensors[name]
-        }
-        for (key, value) in file.metadata where key.hasPrefix("fqat.run.") {
-            run.metadata[String(key.dropFirst("fqat.run.".count))] = value
-            main.metadata[key] = nil
-        }
-        main.names = file.names.filter { !$0.hasPrefix("run/") }
-        try SafeTensors.write(main.names.map { ($0, main.tensors[$0]!) }, metadata: main.metadata, to: legacy)
-        try SafeTensors.write(run.names.map { ($0, run.tensors[$0]!) }, metadata: run.metadata,
-                              to: URL(fileURLWithPath: legacy.path + ".run"))
+        try writeVersion1Session(from: file, to: legacy)
         let old = try ShellHarness()
         XCTAssertEqual(old.run("load session \"\(legacy.path)\""), 0, old.output.error)
         XCTAssertEqual(old.session.run?.step, 2)

@@ -191,20 +191,7 @@ final class SessionStateTests: XCTestCase {
         let file = try SafeTensors.read(contentsOf: Self.sessionsDirectory.appendingPathComponent("v2-run.fqsession"))
         let h = try ShellHarness()
         let legacy = h.directory.appendingPathComponent("legacy.fqsession")
-        var main = file, run = SafeTensorsFile(tensors: [:], names: [])
-        main.metadata["format"] = "fqat-shell.session.v1"
-        for name in file.names where name.hasPrefix("run/") {
-            run.names.append(String(name.dropFirst(4)))
-            run.tensors[String(name.dropFirst(4))] = file.tensors[name]
-        }
-        for (key, value) in file.metadata where key.hasPrefix("fqat.run.") {
-            run.metadata[String(key.dropFirst("fqat.run.".count))] = value
-            main.metadata[key] = nil
-        }
-        main.names = file.names.filter { !$0.hasPrefix("run/") }
-        try SafeTensors.write(main.names.map { ($0, main.tensors[$0]!) }, metadata: main.metadata, to: legacy)
-        try SafeTensors.write(run.names.map { ($0, run.tensors[$0]!) }, metadata: run.metadata,
-                              to: URL(fileURLWithPath: legacy.path + ".run"))
+        try writeVersion1Session(from: file, to: legacy)
         XCTAssertEqual(h.run("load session \"\(legacy.path)\""), 0, h.output.error)
         XCTAssertEqual(h.session.run?.step, 2)
         XCTAssertEqual(h.session.runLabel, "q-run")
@@ -301,4 +288,23 @@ final class SessionStateTests: XCTestCase {
         XCTAssertEqual(loaded.run("load session \"\(h.directory.appendingPathComponent("s.fqsession").path)\""), 0, loaded.output.error)
         XCTAssertEqual(loaded.session.modelProvenance["weights"], .string("random init (seed 0)"))
     }
+}
+
+/// A v1 session (two files) made from a one-file session: the embedded run (`run/` tensors,
+/// `fqat.run.*` metadata) moves to `<url>.run`, the rest stays in `url` with format v1.
+func writeVersion1Session(from file: SafeTensorsFile, to url: URL) throws {
+    var main = file, run = SafeTensorsFile(tensors: [:], names: [])
+    main.metadata["format"] = "fqat-shell.session.v1"
+    for name in file.names where name.hasPrefix("run/") {
+        run.names.append(String(name.dropFirst(4)))
+        run.tensors[String(name.dropFirst(4))] = file.tensors[name]
+    }
+    for (key, value) in file.metadata where key.hasPrefix("fqat.run.") {
+        run.metadata[String(key.dropFirst("fqat.run.".count))] = value
+        main.metadata[key] = nil
+    }
+    main.names = file.names.filter { !$0.hasPrefix("run/") }
+    try SafeTensors.write(main.names.map { ($0, main.tensors[$0]!) }, metadata: main.metadata, to: url)
+    try SafeTensors.write(run.names.map { ($0, run.tensors[$0]!) }, metadata: run.metadata,
+                          to: URL(fileURLWithPath: url.path + ".run"))
 }
