@@ -98,6 +98,17 @@ final class SessionStateTests: XCTestCase {
         XCTAssertEqual(s.runLabel, "q, \"x\"\nnew line")
     }
 
+    func testModelFileKeepsTheQuantizationSetup() throws {
+        try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST is not installed")
+        let saver = try ShellHarness()
+        XCTAssertEqual(saver.run("data style-fmnist per_domain=40 batch=4 size=16; model new resnet8 width=0.125; quantize ewgs bits=3 init=lsq calib=1 granularity=tensor delta=0.05; save model \"q.safetensors\""), 0, saver.output.error)
+        let h = try ShellHarness()
+        XCTAssertEqual(h.run("load model \"\(saver.directory.appendingPathComponent("q.safetensors").path)\""), 0, h.output.error)
+        XCTAssertEqual(h.session.model?.quantization, saver.session.model?.quantization)
+        XCTAssertEqual(h.session.model?.quantization?.config.weightGranularity, .perTensor)
+        XCTAssertEqual(h.session.model?.quantization?.rangeInit, .lsq)
+    }
+
     func testSessionWithoutDataOrRunRoundTripsAndLoadsWithoutData() throws {
         try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST is not installed")
         try assertRoundTrip("set seed=3; model new resnet8 width=0.125 in_channels=1 classes=10; policy tau=0.2 K=9")
