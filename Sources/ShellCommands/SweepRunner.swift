@@ -102,7 +102,7 @@ public enum SweepRunner {
         if status == 0 && !terminated {
             let seconds = String(format: "%.1f", Date().timeIntervalSince(start))
             // A finished task needs no resume point: a later forced re-run starts from zero.
-            for name in ["autosave.fqsession", "autosave.fqsession.run"] { try? fm.removeItem(atPath: sweep.file(t, name)) }
+            for name in ["autosave.fqsession", "autosave.fqsession.run", "autosave.fqsession.runs"] { try? fm.removeItem(atPath: sweep.file(t, name)) }
             try "\(seconds) s on \(SweepFolder.hostName)\n".write(toFile: sweep.file(t, "done"), atomically: true, encoding: .utf8)
         } else {
             let why = status == 143 || terminated ? "terminated (SIGTERM)" : "exit \(status)"

@@ -73,6 +73,12 @@ extension ShellCommands {
         // A continued run keeps its label (and records file) unless a new one is given.
         let label = inv.has("label") ? inv.string("label") : (!isNew ? s.runLabel : nil) ?? defaultLabel(method, s)
         var steps = inv.int("steps")
+        // A sweep task's earlier attempt finished this very call: reuse its result (FinishedRuns).
+        let finishedKey = FinishedRuns.folder(s) == nil ? nil : FinishedRuns.key(s, run: run, label: label, method: method, steps: steps)
+        if let key = finishedKey, let (path, outcome) = FinishedRuns.lookup(s, key: key) {
+            return try reuseFinished(inv, s, label: label, method: method, isNew: isNew, path: path, outcome: outcome)
+        }
+        let recordsBefore = run.records.count
         var resumed = false
         if isNew, let saved = try resumableRun(s, label: label, method: method, candidate: run, steps: steps) {
             // A re-run sweep task (`fqat-shell --resume-from`): this is the run its killed attempt was
@@ -147,6 +153,11 @@ extension ShellCommands {
             // (in memory, with the run) are intact.
             throw CommandError("could not append a record to '\(failure.path)': \(failure.reason). The run stopped at step \(run.step) with its state and records kept in the session; free space or `set out=…`, then `train \(method.rawValue) steps=…` continues (or `save session` keeps everything)")
         }
+        if let key = finishedKey, !summary.interrupted {
+            try FinishedRuns.store(s, key: key, outcome: .init(stepsRun: summary.stepsRun, lastLoss: lastLoss, meanLoss: summary.meanLoss,
+                                                               seconds: summary.seconds, imagesPerSecond: summary.imagesPerSecond,
+                                                               recordsBefore: resumed ? 0 : recordsBefore))
+        }
         if let sel = summary.selected {
             let row = resultRow(label: label, method: method, run: run, selection: sel, s: s)
             s.results.removeAll { $0.label == label }
@@ -157,6 +168,32 @@ extension ShellCommands {
         if summary.interrupted {
             inv.print("interrupted after step \(run.step): model, optimizer and freeze state are intact; `train \(method.rawValue) steps=…` continues")
             throw Interrupted()
+        }
+        return trainValue(run, summary: summary, label: label)
+    }
+
+    /// A `train` call that an earlier attempt of this sweep task finished (same key): loads the
+    /// session it left, writes the records the call wrote, and reports what it reported.
+    static func reuseFinished(_ inv: Invocation, _ s: Session, label: String, method: TrainingMethod, isNew: Bool,
+                              path: String, outcome: FinishedRuns.Outcome) throws -> Value {
+        try SessionFile.load(s, from: path)
+        guard let run = s.run else { throw CommandError("the finished-run snapshot '\(path)' has no run; delete it and run again") }
+        let recordsPath = try recordsFile(s, label: label)
+        if isNew, let moved = try setAsideEarlierRecords(recordsPath) {
+            inv.print("\(label): earlier records in \(recordsPath) moved to \(moved) (a new run starts a new file)")
+        }
+        let written = run.records.count > outcome.recordsBefore ? Array(run.records[outcome.recordsBefore...]) : []
+        for record in written {
+            for file in [recordsPath] + (s.launch.recordsFile.map { [$0] } ?? []) { try appendRecord(record, to: file) }
+        }
+        inv.print("\(label): steps \(run.step - outcome.stepsRun)–\(run.step) finished in an earlier attempt of this task; loaded from \(path), not trained again")
+        let summary = TrainSummary(stepsRun: outcome.stepsRun, finalStep: run.step, lastLoss: outcome.lastLoss, meanLoss: outcome.meanLoss,
+                                   seconds: outcome.seconds, imagesPerSecond: outcome.imagesPerSecond, interrupted: false,
+                                   lastRecord: run.records.last, selected: run.selection())
+        if let sel = summary.selected {
+            s.results.removeAll { $0.label == label }
+            s.results.append(resultRow(label: label, method: method, run: run, selection: sel, s: s))
+            inv.print("  selected step \(sel.record.step) by train-domain validation: I.D \(Render.percent(sel.validationAccuracy))%  OOD \(Render.percent(sel.testAccuracy))%  (records: \(recordsPath))")
         }
         return trainValue(run, summary: summary, label: label)
     }

@@ -29,6 +29,19 @@ public struct TrainSummary: Sendable {
     public var interrupted: Bool
     public var lastRecord: EvalRecord?
     public var selected: Selection?
+
+    public init(stepsRun: Int, finalStep: Int, lastLoss: Float, meanLoss: Double, seconds: Double, imagesPerSecond: Double,
+                interrupted: Bool, lastRecord: EvalRecord?, selected: Selection?) {
+        self.stepsRun = stepsRun
+        self.finalStep = finalStep
+        self.lastLoss = lastLoss
+        self.meanLoss = meanLoss
+        self.seconds = seconds
+        self.imagesPerSecond = imagesPerSecond
+        self.interrupted = interrupted
+        self.lastRecord = lastRecord
+        self.selected = selected
+    }
 }
 
 /// One EWGS δ re-estimation (hyperparameter `ewgsHessianEvery`).

@@ -247,6 +247,38 @@ final class SweepTests: XCTestCase {
         XCTAssertEqual(try shell(["sweep", "collect", stopped]).1, try shell(["sweep", "collect", straight]).1)
     }
 
+    /// A re-run task does not train again the `train` calls an earlier attempt finished: it loads the
+    /// session each one left (`<autosave>.runs/`) and writes the same records; a call whose inputs
+    /// changed (here: more QAT steps) trains, and everything before it is still reused.
+    func testARerunTaskReusesTheRunsItFinished() throws {
+        let binary = repositoryRoot.appendingPathComponent(".build/debug/fqat-shell").path
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "fqat-shell is not built")
+        try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST is not installed")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("fqat-finished-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        func path(_ name: String) -> String { (root as NSString).appendingPathComponent(name) }
+        let options = ["--domains=[fog]", "--seeds=[0]", "--per_domain=60", "--arch=resnet8", "--erm_steps=10",
+                       "--eval_every=5", "--bits=[4]", "--ewgs=false", "--out=" + path("out")]
+        func attempt(_ records: String, qatSteps: Int) throws -> (String, [EvalRecord]) {
+            let (status, text) = try runShell(binary, ["--threads", "1", "--records", path(records), "--autosave", path("autosave.fqsession"),
+                                                       "examples/paper/table1.fqs"] + options + ["--qat_steps=\(qatSteps)"])
+            XCTAssertEqual(status, 0, text)
+            return (text, try EvalRecord.parse(jsonLines: String(contentsOfFile: path(records), encoding: .utf8)))
+        }
+        let (first, straight) = try attempt("first.jsonl", qatSteps: 2)
+        XCTAssertFalse(first.contains("finished in an earlier attempt"), first)
+        let (second, reused) = try attempt("second.jsonl", qatSteps: 2)
+        XCTAssertTrue(second.contains("fp-erm: steps 0–10 finished in an earlier attempt"), second)
+        XCTAssertFalse(second.contains(": new "), "no call trains again:\n\(second)")
+        XCTAssertEqual(reused.count, straight.count)
+        XCTAssertEqual(reused, straight, "the reused calls write the records of the first attempt")
+        // More QAT steps: fp-erm and fp-control are reused, every quantized run trains anew.
+        let (third, _) = try attempt("third.jsonl", qatSteps: 3)
+        XCTAssertTrue(third.contains("fp-erm: steps 0–10 finished in an earlier attempt"), third)
+        XCTAssertTrue(third.contains("fp-control: new erm run"), third)
+        XCTAssertTrue(third.contains(": new qat run"), third)
+    }
+
     func testAFailingTaskIsMarkedWithItsLastErrorLine() throws {
         let binary = repositoryRoot.appendingPathComponent(".build/debug/fqat-shell").path
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "fqat-shell is not built")
