@@ -89,7 +89,13 @@ extension ShellCommands {
             noise of the two runs, and the kernel noise over √pairs; then the run is `ahead` or `behind` the
             baseline (`—` when none can be measured). The kernel noise (`kernel_noise`, in points) is how far
             one run's selected OOD accuracy moves when only the order of float32 sums changes (another BLAS
-            kernel or CPU; docs/data.md "Kernel noise"); its default was measured with the quickstart.
+            kernel, CPU or backend; docs/data.md "Kernel noise"); its default was measured with the quickstart.
+
+            With `across=[<folder>, …]`, the same runs (label, held-out domain, seed) recorded in other
+            folders (the same script run with another BLAS kernel, backend or thread count) are compared
+            with this folder's: each run's selected Val / Test per folder, then for every pair of folders
+            the mean |Δ Val|, the mean and the largest |Δ Test| over the runs both hold, and the mean over
+            all pairs, which is the kernel noise those folders measure.
             """,
             group: "training",
             positionals: [ArgSpec("folder", .path, required: true, help: "folder with records (searched recursively)")],
@@ -97,8 +103,10 @@ extension ShellCommands {
                        ArgSpec("csv", .path, help: "also write the table as CSV"),
                        ArgSpec("versus", .string, help: "a run label: also print every other run's paired difference from it"),
                        ArgSpec("kernel_noise", .number(min: 0), default: .number(kernelNoisePoints),
-                               help: "points: OOD differences within it are ties (the spread between BLAS kernels)")],
-            examples: ["summary runs/table1", "summary runs/table1 versus=\"lsq+sagm-4bit\""],
+                               help: "points: OOD differences within it are ties (the spread between BLAS kernels and backends)"),
+                       ArgSpec("across", .list(.path), help: "folders holding the same runs from another kernel or backend: print how far each run moves")],
+            examples: ["summary runs/table1", "summary runs/table1 versus=\"lsq+sagm-4bit\"",
+                       "summary runs/haswell across=[\"runs/prescott\", \"runs/onednn\"]"],
             run: { inv in
                 let runs = try readRecords(under: inv.string("folder"))
                 guard !runs.isEmpty else { throw inv.error("no records (*.jsonl) under '\(inv.string("folder"))'", argument: "folder") }
@@ -162,6 +170,16 @@ extension ShellCommands {
                     inv.print(pairedTable(selected: selected, baseline: baseline, baseLabel: base, labels: labels,
                                           noise: noiseByLabel, kernelNoise: inv.double("kernel_noise") / 100))
                 }
+                if inv.has("across") {
+                    let folders = [inv.string("folder")] + inv.strings("across")
+                    var columns: [[RunKey: (Double, Double)]] = []
+                    for (i, folder) in folders.enumerated() {
+                        let folderRuns = i == 0 ? runs : try readRecords(under: folder)
+                        guard !folderRuns.isEmpty else { throw inv.error("no records (*.jsonl) under '\(folder)'", argument: "across") }
+                        columns.append(selectedAccuracies(folderRuns, method: method))
+                    }
+                    inv.print(spreadTable(folders: folders, columns: columns))
+                }
                 return .list(values)
             })
     }
@@ -209,16 +227,100 @@ extension ShellCommands {
             + Render.table(["run", "Δ Val", "Δ Test", "pairs", "OOD verdict"], rows)
     }
 
+    /// A run of a study, told apart from the others in one folder: its label, held-out domain and seed.
+    struct RunKey: Hashable, Comparable {
+        var label: String
+        var domain: Int
+        var seed: Int
+        static func < (a: RunKey, b: RunKey) -> Bool { (a.label, a.domain, a.seed) < (b.label, b.domain, b.seed) }
+    }
+
+    /// Each run's selected (Val, Test) accuracy, as `summary` selects them.
+    static func selectedAccuracies(_ runs: [RunRecords], method: SelectionMethod) -> [RunKey: (Double, Double)] {
+        var out: [RunKey: (Double, Double)] = [:]
+        for r in runs {
+            guard let sel = ModelSelection.select(r.records, method: method) else { continue }
+            for d in r.testDomains {
+                out[RunKey(label: r.label, domain: d, seed: r.seed)] = (sel.validationAccuracy, sel.testAccuracyByDomain[d] ?? sel.testAccuracy)
+            }
+        }
+        return out
+    }
+
+    /// How far the same runs move between folders (one folder per kernel or backend), in fractions.
+    struct Spread: Equatable {
+        struct Pair: Equatable {
+            var first: Int, second: Int   // folder indices
+            var runs: Int
+            var meanValidation: Double, meanTest: Double, maxTest: Double
+        }
+        var pairs: [Pair]
+        /// Over every (run, pair of folders) difference: the kernel noise these folders measure.
+        var all: Pair
+    }
+
+    /// Mean |Δ Val|, mean and largest |Δ Test| for every pair of columns over the runs both hold, and
+    /// the same over all pairs together (every difference counted once; NaN where none).
+    static func spread(_ columns: [[RunKey: (Double, Double)]]) -> Spread {
+        var pairs: [Spread.Pair] = []
+        var allValidation: [Double] = [], allTest: [Double] = []
+        for i in columns.indices {
+            for j in columns.indices where j > i {
+                var dv: [Double] = [], dt: [Double] = []
+                // In a fixed order, so the sums never depend on hashing.
+                for key in columns[i].keys.sorted() {
+                    guard let a = columns[i][key], let b = columns[j][key] else { continue }
+                    dv.append(abs(a.0 - b.0))
+                    dt.append(abs(a.1 - b.1))
+                }
+                pairs.append(spreadPair(i, j, dv, dt))
+                allValidation += dv
+                allTest += dt
+            }
+        }
+        return Spread(pairs: pairs, all: spreadPair(-1, -1, allValidation, allTest))
+    }
+
+    private static func spreadPair(_ i: Int, _ j: Int, _ dv: [Double], _ dt: [Double]) -> Spread.Pair {
+        func mean(_ xs: [Double]) -> Double { xs.isEmpty ? .nan : xs.reduce(0, +) / Double(xs.count) }
+        return Spread.Pair(first: i, second: j, runs: dt.count, meanValidation: mean(dv), meanTest: mean(dt),
+                           maxTest: dt.max() ?? .nan)
+    }
+
+    /// `summary … across=`: each run's selected Val / Test per folder, then the spread per pair of folders.
+    static func spreadTable(folders: [String], columns: [[RunKey: (Double, Double)]]) -> String {
+        let keys = Set(columns.flatMap(\.keys)).sorted()
+        let runRows = keys.map { key in
+            ["\(key.label) (env\(key.domain), seed \(key.seed))"] + columns.map { column in
+                column[key].map { String(format: "%.1f / %.1f", $0.0 * 100, $0.1 * 100) } ?? "—"
+            }
+        }
+        let s = spread(columns)
+        func row(_ name: String, _ p: Spread.Pair) -> [String] {
+            [name, String(p.runs), Render.percent(p.meanValidation), Render.percent(p.meanTest), Render.percent(p.maxTest)]
+        }
+        let pairRows = s.pairs.map { row("\(folders[$0.first]) – \(folders[$0.second])", $0) } + [row("all pairs", s.all)]
+        return "the same runs across folders (selected Val / Test, points)\n"
+            + Render.table(["run"] + folders, runRows)
+            + "\n\nspread between folders (points)\n"
+            + Render.table(["folders", "runs", "mean |Δ Val|", "mean |Δ Test|", "max |Δ Test|"], pairRows)
+            + (s.all.runs == 0 ? "\n\nno run (label, held-out domain, seed) is in two of the folders: nothing to compare"
+                : String(format: "\n\nkernel noise these folders measure (mean |Δ Test| over all pairs): %.1f points (kernel_noise=)",
+                         s.all.meanTest * 100))
+    }
+
     public enum Verdict: String {
         case ahead, behind, tie
         case unknown = "—"
     }
 
-    /// The quickstart's selected OOD accuracy moved by this many points on average between OpenBLAS's
-    /// Prescott and Haswell kernels (mean |difference| over its 5 runs: 10.5, 4.0, 2.7, 1.2, 2.0; same
-    /// binary, machine, seed and threads; docs/data.md "Kernel noise"). `summary … versus=` calls a
-    /// paired difference within it (over √pairs) a tie; `kernel_noise=` overrides it.
-    public static let kernelNoisePoints = 4.1
+    /// The quickstart's selected OOD accuracy moved by this many points on average between any two of
+    /// its four measured columns (OpenBLAS's Haswell, Prescott and Cooperlake kernels, and the oneDNN
+    /// backend; same machine, seed and 2 threads): the mean |difference| over all 6 pairs of columns ×
+    /// 5 runs, as `summary docs/results/quickstart across=[…]` prints it from the committed records
+    /// (docs/data.md "Kernel noise"; KernelNoiseTests checks this value against them). `summary …
+    /// versus=` calls a paired difference within it (over √pairs) a tie; `kernel_noise=` overrides it.
+    public static let kernelNoisePoints = 4.6
 
     /// The study's rule for a paired difference: a tie unless |mean| exceeds the half-width of its
     /// two-sided 95% t-interval (t(0.975, pairs − 1) standard errors: 12.7 with 2 pairs, 2.36 with 8,
