@@ -39,7 +39,9 @@ public struct LineSeries: Equatable, Sendable {
 /// curves run. The inside positions stay for callers who know where their data is not.
 public enum KeyPosition: String, Equatable, Sendable {
     case topRight = "top right", topLeft = "top left", bottomRight = "bottom right", bottomLeft = "bottom left"
-    case outside = "outside right top", below = "below center horizontal", off = "off"
+    /// `below`: under the x axis label. `height 1` adds one line of space above the entries: without
+    /// it gnuplot 5.4 draws the first row of a key below the plot over the x axis label.
+    case outside = "outside right top", below = "below center horizontal height 1", off = "off"
     /// In the top margin, under the title, in one row.
     case above = "tmargin center horizontal"
     /// Inside at the right edge, middle height, on an opaque white box: where training curves leave room

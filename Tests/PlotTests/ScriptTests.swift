@@ -249,9 +249,9 @@ final class ScriptTests: XCTestCase {
             }
         }
         XCTAssertEqual(LinePlot(title: "t", xLabel: "x", yLabel: "y", series: []).key, .below)
-        assertHasLine(try record(Examples.trainingCurves()).script, "set key below center horizontal")
-        assertHasLine(try record(Examples.landscape1D()).script, "set key below center horizontal")
-        assertHasLine(try record(Examples.bitWidth()).script, "set key below center horizontal")
+        assertHasLine(try record(Examples.trainingCurves()).script, "set key below center horizontal height 1")
+        assertHasLine(try record(Examples.landscape1D()).script, "set key below center horizontal height 1")
+        assertHasLine(try record(Examples.bitWidth()).script, "set key below center horizontal height 1")
     }
 
     func testGradientComparisonIsSmallMultiples() throws {
