@@ -7,6 +7,7 @@
 // from oneDNN's layouts inside it. See docs/backends.md.
 import CDNNL
 import Foundation
+import Synchronization
 
 /// Which library computes convolutions.
 public enum ComputeBackend: String, CaseIterable, Sendable {
@@ -32,7 +33,7 @@ public enum Backend {
     private static let loaded: (ok: Bool, reason: String) = {
         var buffer = [CChar](repeating: 0, count: 512)
         let ok = fqdnnl_load(defaultWaitPolicy, &buffer, buffer.count) != 0
-        return (ok, ok ? "" : String(cString: buffer))
+        return (ok, ok ? "" : cString(buffer))
     }()
 
     /// Whether oneDNN loaded (libdnnl.so.2 present, OpenMP build, CPU engine created).
@@ -44,34 +45,34 @@ public enum Backend {
     /// OMP_WAIT_POLICY as the OpenMP runtime saw it when it loaded ("" when unset).
     public static var waitPolicy: String { _ = loaded; return String(cString: fqdnnl_wait_policy()) }
 
-    nonisolated(unsafe) private static var note: String? = nil
+    /// The selected backend (nil until first asked) and the FQAT_BACKEND note, under one lock.
+    private static let selection = Mutex<(backend: ComputeBackend?, note: String?)>((nil, nil))
     /// A note about the FQAT_BACKEND environment variable when it could not be honoured.
-    public static var environmentNote: String? { _ = current; return note }
+    public static var environmentNote: String? { _ = current; return selection.withLock { $0.note } }
 
     /// The starting backend: FQAT_BACKEND (openblas | onednn) when set, else oneDNN when it loads
-    /// (measured faster on every workload, docs/benchmarks.md), else OpenBLAS.
-    private static func initial() -> ComputeBackend {
+    /// (measured faster on every workload, docs/benchmarks.md), else OpenBLAS; with a note when the
+    /// variable could not be honoured.
+    private static func initial() -> (ComputeBackend, String?) {
         let fallback: ComputeBackend = oneDNNAvailable ? .onednn : .openblas
-        guard let raw = ProcessInfo.processInfo.environment["FQAT_BACKEND"], !raw.isEmpty else { return fallback }
+        guard let raw = ProcessInfo.processInfo.environment["FQAT_BACKEND"], !raw.isEmpty else { return (fallback, nil) }
         guard let wanted = ComputeBackend(rawValue: raw.lowercased()) else {
-            note = "FQAT_BACKEND=\(raw) is not a backend (openblas or onednn); using \(fallback.rawValue)"
-            return fallback
+            return (fallback, "FQAT_BACKEND=\(raw) is not a backend (openblas or onednn); using \(fallback.rawValue)")
         }
         if wanted == .onednn && !oneDNNAvailable {
-            note = "FQAT_BACKEND=onednn: \(loaded.reason); using openblas"
-            return .openblas
+            return (.openblas, "FQAT_BACKEND=onednn: \(loaded.reason); using openblas")
         }
-        return wanted
+        return (wanted, nil)
     }
-
-    nonisolated(unsafe) private static var selected: ComputeBackend? = nil
 
     /// The backend convolutions use now.
     public static var current: ComputeBackend {
-        if let s = selected { return s }
-        let s = initial()
-        selected = s
-        return s
+        selection.withLock { state in
+            if let s = state.backend { return s }
+            let (s, note) = initial()
+            state = (s, note)
+            return s
+        }
     }
 
     /// Switches the backend; oneDNN only when it is available.
@@ -79,14 +80,15 @@ public enum Backend {
         if backend == .onednn && !oneDNNAvailable {
             throw BackendUnavailable(backend: .onednn, reason: loaded.reason)
         }
-        selected = backend
+        _ = current  // the FQAT_BACKEND note is read before the first choice replaces it
+        selection.withLock { $0.backend = backend }
     }
 
     /// Runs `body` with `backend` selected (restored afterwards), for tests and benchmarks.
     public static func with<R>(_ backend: ComputeBackend, _ body: () throws -> R) throws -> R {
         let saved = current
         try select(backend)
-        defer { selected = saved }
+        defer { selection.withLock { $0.backend = saved } }
         return try body()
     }
 
@@ -109,37 +111,49 @@ enum OneDNNConvolution {
     struct Key: Hashable {
         var batch, cin, height, width, cout, kernel, stride, padding, threads: Int
     }
-    private final class Handle: @unchecked Sendable {
+    /// Owns one oneDNN primitive set; lives only inside `Cache`, so only under its lock.
+    private final class Handle {
         let pointer: OpaquePointer
         init(_ p: OpaquePointer) { pointer = p }
         deinit { fqdnnl_conv_destroy(pointer) }
     }
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var handles: [Key: Handle] = [:]
-    /// Shapes oneDNN refused, with the reason (they run on OpenBLAS).
-    nonisolated(unsafe) private static var refused: [Key: String] = [:]
-    nonisolated(unsafe) private static var impls: [String] = []
-    nonisolated(unsafe) private(set) static var lastFallback: String? = nil
-    /// Tests only: primitive creation fails as if oneDNN refused the shape.
-    nonisolated(unsafe) static var simulateCreationFailure = false
+    private struct Cache {
+        var handles: [Key: Handle] = [:]
+        /// Shapes oneDNN refused, with the reason (they run on OpenBLAS).
+        var refused: [Key: String] = [:]
+        var impls: [String] = []
+        var lastFallback: String? = nil
+        /// Tests only: primitive creation fails as if oneDNN refused the shape.
+        var simulateCreationFailure = false
+    }
+    /// Handles hold per-call state and share one arena for their blocked buffers, so every call into
+    /// oneDNN runs under this lock.
+    private static let cache = Mutex(Cache())
 
     /// Distinct implementation names of the primitives created so far (forward, backward data,
     /// backward weights), e.g. ["jit:avx512_core", "gemm:jit"].
-    static var implementations: [String] { lock.lock(); defer { lock.unlock() }; return impls }
+    static var implementations: [String] { cache.withLock { $0.impls } }
+
+    /// Why the last shape fell back to OpenBLAS, nil when none did.
+    static var lastFallback: String? { cache.withLock { $0.lastFallback } }
+
+    /// Tests only: primitive creation fails as if oneDNN refused the shape.
+    static var simulateCreationFailure: Bool {
+        get { cache.withLock { $0.simulateCreationFailure } }
+        set { cache.withLock { $0.simulateCreationFailure = newValue } }
+    }
 
     /// Number of cached handles (one per shape and thread count).
-    static var cachedHandles: Int { lock.lock(); defer { lock.unlock() }; return handles.count }
+    static var cachedHandles: Int { cache.withLock { $0.handles.count } }
 
     /// Bytes of the arena all handles share for their blocked-layout buffers (the largest call's).
-    static var arenaBytes: Int {
-        lock.lock(); defer { lock.unlock() }
-        return Int(fqdnnl_arena_bytes())
-    }
+    static var arenaBytes: Int { cache.withLock { _ in Int(fqdnnl_arena_bytes()) } }
 
     /// Releases every cached primitive and buffer.
     static func clearCache() {
-        lock.lock(); defer { lock.unlock() }
-        handles = [:]; refused = [:]; impls = []; lastFallback = nil
+        cache.withLock { c in
+            c.handles = [:]; c.refused = [:]; c.impls = []; c.lastFallback = nil
+        }
     }
 
     static func key(_ x: Tensor, _ weight: Tensor, _ options: Convolution2dOptions) -> Key {
@@ -150,37 +164,38 @@ enum OneDNNConvolution {
     /// Runs `body` with the handle for `key` under the lock (handles hold per-call state and share
     /// one arena for their blocked buffers), or
     /// returns nil when oneDNN cannot do this shape.
-    static func withHandle<R>(_ key: Key, _ body: (OpaquePointer) -> R?) -> R? {
-        lock.lock(); defer { lock.unlock() }
-        if refused[key] != nil { return nil }
-        let handle: Handle
-        if let h = handles[key] {
-            handle = h
-        } else {
-            var error = [CChar](repeating: 0, count: 256)
-            if simulateCreationFailure {
-                refused[key] = "simulated failure"
-                lastFallback = "\(key.cin)→\(key.cout) k\(key.kernel) s\(key.stride) at \(key.height)×\(key.width): simulated failure"
-                return nil
+    static func withHandle<R: Sendable>(_ key: Key, _ body: @Sendable (OpaquePointer) -> R?) -> R? {
+        cache.withLock { c -> R? in
+            if c.refused[key] != nil { return nil }
+            let handle: Handle
+            if let h = c.handles[key] {
+                handle = h
+            } else {
+                var error = [CChar](repeating: 0, count: 256)
+                if c.simulateCreationFailure {
+                    c.refused[key] = "simulated failure"
+                    c.lastFallback = "\(key.cin)→\(key.cout) k\(key.kernel) s\(key.stride) at \(key.height)×\(key.width): simulated failure"
+                    return nil
+                }
+                guard let p = fqdnnl_conv_create(Int32(key.batch), Int32(key.cin), Int32(key.height), Int32(key.width),
+                                                 Int32(key.cout), Int32(key.kernel), Int32(key.stride), Int32(key.padding),
+                                                 Int32(key.threads), &error, error.count) else {
+                    let reason = cString(error)
+                    c.refused[key] = reason
+                    c.lastFallback = "\(key.cin)→\(key.cout) k\(key.kernel) s\(key.stride) at \(key.height)×\(key.width): \(reason)"
+                    return nil
+                }
+                handle = Handle(p)
+                c.handles[key] = handle
+                for which in 0..<3 {
+                    let name = String(cString: fqdnnl_conv_impl(p, Int32(which)))
+                    if !c.impls.contains(name) { c.impls.append(name) }
+                }
             }
-            guard let p = fqdnnl_conv_create(Int32(key.batch), Int32(key.cin), Int32(key.height), Int32(key.width),
-                                             Int32(key.cout), Int32(key.kernel), Int32(key.stride), Int32(key.padding),
-                                             Int32(key.threads), &error, error.count) else {
-                let reason = String(cString: error)
-                refused[key] = reason
-                lastFallback = "\(key.cin)→\(key.cout) k\(key.kernel) s\(key.stride) at \(key.height)×\(key.width): \(reason)"
-                return nil
-            }
-            handle = Handle(p)
-            handles[key] = handle
-            for which in 0..<3 {
-                let name = String(cString: fqdnnl_conv_impl(p, Int32(which)))
-                if !impls.contains(name) { impls.append(name) }
-            }
+            let result = body(handle.pointer)
+            if result == nil { c.lastFallback = "a oneDNN call failed for \(key.cin)→\(key.cout) at \(key.height)×\(key.width)" }
+            return result
         }
-        let result = body(handle.pointer)
-        if result == nil { lastFallback = "a oneDNN call failed for \(key.cin)→\(key.cout) at \(key.height)×\(key.width)" }
-        return result
     }
 
     /// y = conv(x, weight) + bias through oneDNN, or nil when it cannot (the caller falls back).
@@ -235,4 +250,9 @@ enum OneDNNConvolution {
             return status == 0 ? Convolution2dGradients(input: dX, weight: dW, bias: dB) : nil
         }
     }
+}
+
+/// The text of a NUL-terminated C buffer filled by a C call.
+func cString(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }

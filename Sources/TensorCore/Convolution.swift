@@ -25,19 +25,36 @@
 // both entry points hand the work to oneDNN first and come back here only when it cannot do it.
 
 import Foundation
+import Synchronization
 
 public enum Convolution {
     public enum Strategy: String, Sendable, CaseIterable {
         case batched
         case parallelChunks
     }
+    /// The three process-wide tuning settings, read once per call under one lock.
+    struct Settings: Sendable {
+        var strategy: Strategy = .parallelChunks
+        var columnBudget: Int = 1 << 25
+        var chunkBudget: Int = 1 << 17
+    }
+    private static let settings = Mutex(Settings())
     /// How the fast path groups images into GEMMs.
-    nonisolated(unsafe) public static var strategy: Strategy = .parallelChunks
+    public static var strategy: Strategy {
+        get { settings.withLock { $0.strategy } }
+        set { settings.withLock { $0.strategy = newValue } }
+    }
     /// .batched: largest column matrix (in floats) one call may allocate before it splits the batch.
     /// 2^25 floats = 128 MiB.
-    nonisolated(unsafe) public static var columnBudget: Int = 1 << 25
+    public static var columnBudget: Int {
+        get { settings.withLock { $0.columnBudget } }
+        set { settings.withLock { $0.columnBudget = newValue } }
+    }
     /// .parallelChunks: column-matrix floats per worker and chunk (2^17 floats = 512 KiB, half an L2).
-    nonisolated(unsafe) public static var chunkBudget: Int = 1 << 17
+    public static var chunkBudget: Int {
+        get { settings.withLock { $0.chunkBudget } }
+        set { settings.withLock { $0.chunkBudget = newValue } }
+    }
 }
 
 /// Stride and padding of a square-kernel 2-D convolution; the kernel size comes from the weight.
@@ -52,7 +69,7 @@ public struct Convolution2dOptions: Equatable, Hashable, Sendable {
 }
 
 /// Gradients of a convolution with respect to its input, weight and bias.
-public struct Convolution2dGradients {
+public struct Convolution2dGradients: Sendable {
     /// dL/dx, (N, Cin, H, W); nil when not requested.
     public var input: Tensor?
     /// dL/dW, (Cout, Cin, k, k).
@@ -254,13 +271,13 @@ func col2imConsuming(_ col: UnsafeMutablePointer<Float>, _ g: ConvGeometry, _ dx
 }
 
 /// A lock-protected list of per-worker results, summed in the order of their first image.
-private final class PartialSums: @unchecked Sendable {
-    private let lock = NSLock()
-    private var parts: [(Int, [Float])] = []
-    func add(_ first: Int, _ values: [Float]) { lock.lock(); parts.append((first, values)); lock.unlock() }
+private final class PartialSums: Sendable {
+    private let parts = Mutex<[(Int, [Float])]>([])
+    func add(_ first: Int, _ values: [Float]) { parts.withLock { $0.append((first, values)) } }
     /// Σ parts in ascending `first` order into `out`.
     func sum(into out: UnsafeMutablePointer<Float>, count: Int) {
-        for (_, v) in parts.sorted(by: { $0.0 < $1.0 }) { for i in 0..<count { out[i] += v[i] } }
+        let sorted = parts.withLock { $0.sorted(by: { $0.0 < $1.0 }) }
+        for (_, v) in sorted { for i in 0..<count { out[i] += v[i] } }
     }
 }
 

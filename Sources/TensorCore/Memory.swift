@@ -8,16 +8,19 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 public enum TensorMemory {
+    private static let configured = Atomic<Bool>(false)
     /// Whether `retainFreedMemory()` has run (it runs once, on the first fast convolution).
-    nonisolated(unsafe) public private(set) static var retainsFreedMemory = false
+    public static var retainsFreedMemory: Bool { configured.load(ordering: .acquiring) }
 
     /// Configures the C allocator to reuse freed blocks instead of returning them to the system.
     /// Idempotent; called automatically by the first `convolution2d`/`convolution2dBackward`.
     public static func retainFreedMemory() {
-        if retainsFreedMemory { return }
-        retainsFreedMemory = true
+        if configured.load(ordering: .acquiring) { return }
+        // Only the first caller configures (compare-exchange): two threads never both call mallopt.
+        guard configured.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
         #if canImport(Glibc)
         // mallopt is declared in <malloc.h>, which the Glibc module does not import: look it up.
         // Parameter numbers from <malloc.h>: M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3.
