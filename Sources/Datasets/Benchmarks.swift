@@ -109,7 +109,7 @@ public enum Benchmarks {
             if let limit = options.perDomain { members = Array(members.prefix(limit)) }
             var images = Tensor(shape: [members.count] + outShape)
             images.data.withUnsafeMutableBufferPointer { out in
-                let base = UnsafeSendablePointer(pointer: out.baseAddress!)
+                let base = out.baseAddress!
                 source.pixels.withUnsafeBufferPointer { pixels in
                     Parallel.forEach(members.count, costPerItem: 40 * pixelsPerImage + 20 * outSize) { range in
                         var rotatedBytes = [UInt8](repeating: 0, count: pixelsPerImage)
@@ -120,7 +120,7 @@ public enum Benchmarks {
                                                 degrees: angle, into: r.baseAddress!)
                             }
                             for p in 0..<pixelsPerImage { grey[p] = Float(rotatedBytes[p]) / 255 }
-                            finish(grey, width: columns, height: rows, options: options, into: base.pointer + j * outSize)
+                            finish(grey, width: columns, height: rows, options: options, into: base + j * outSize)
                         }
                     }
                 }
@@ -165,7 +165,7 @@ public enum Benchmarks {
             let members = Array(order[(d * perDomain)..<((d + 1) * perDomain)])
             var images = Tensor(shape: [members.count] + outShape)
             images.data.withUnsafeMutableBufferPointer { out in
-                let base = UnsafeSendablePointer(pointer: out.baseAddress!)
+                let base = out.baseAddress!
                 source.pixels.withUnsafeBufferPointer { pixels in
                     Parallel.forEach(members.count, costPerItem: 200 * pixelsPerImage + 20 * outSize) { range in
                         var grey = [Float](repeating: 0, count: pixelsPerImage)
@@ -175,7 +175,7 @@ public enum Benchmarks {
                             // Each image's randomness depends only on (seed, style, image), not on threads.
                             var imageRNG = RNG(seed: mixSeed(options.seed, UInt64(d), UInt64(members[j])))
                             let rendered = StyleRendering.render(style, grey, width: columns, height: rows, rng: &imageRNG)
-                            finish(rendered, width: columns, height: rows, options: options, into: base.pointer + j * outSize)
+                            finish(rendered, width: columns, height: rows, options: options, into: base + j * outSize)
                         }
                     }
                 }

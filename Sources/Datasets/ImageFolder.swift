@@ -13,6 +13,7 @@
 // LRU cache.
 import CStb
 import Foundation
+import Synchronization
 import TensorCore
 
 /// A decoded image: H×W×3 bytes, rows top to bottom.
@@ -89,7 +90,7 @@ public struct ImageFolderOptions: Equatable, Sendable {
 }
 
 /// The files of one domain, decoded on demand, with a least-recently-used cache of decoded images.
-public final class ImageFileStore: @unchecked Sendable {
+public final class ImageFileStore: Sendable {
     public let paths: [String]
     public let options: ImageFolderOptions
     private let cache: DecodedImageCache
@@ -130,13 +131,12 @@ public final class ImageFileStore: @unchecked Sendable {
         let size = options.imageSize
         let stride = 3 * size * size
         let failure = FirstError()
-        let base = UnsafeSendablePointer(pointer: destination)
         Parallel.forEach(indices.count, costPerItem: 40 * stride, minimumWork: 1) { range in
             for j in range {
                 if failure.isSet { return }
                 do {
                     let image = try self.decoded(indices[j])
-                    let out = base.pointer + j * stride
+                    let out = destination + j * stride
                     image.pixels.withUnsafeBufferPointer { px in
                         if let seeds = augmentSeeds {
                             var rng = RNG(seed: seeds[j])
@@ -171,53 +171,51 @@ public final class ImageFileStore: @unchecked Sendable {
     }
 }
 
-/// A raw pointer that may be captured by the parallel loop (each worker writes its own rows).
-struct UnsafeSendablePointer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-}
-
 /// The first error thrown by any worker of a parallel loop.
-final class FirstError: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Error?
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return stored != nil }
-    var error: Error? { lock.lock(); defer { lock.unlock() }; return stored }
-    func set(_ e: Error) { lock.lock(); if stored == nil { stored = e }; lock.unlock() }
+final class FirstError: Sendable {
+    private let stored = Mutex<Error?>(nil)
+    var isSet: Bool { stored.withLock { $0 != nil } }
+    var error: Error? { stored.withLock { $0 } }
+    func set(_ e: Error) { stored.withLock { if $0 == nil { $0 = e } } }
 }
 
 /// Decoded images by index, evicting the least recently used beyond a byte budget.
-final class DecodedImageCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var entries: [Int: (image: DecodedImage, lastUse: UInt64)] = [:]
-    private var bytes = 0
-    private var clock: UInt64 = 0
+final class DecodedImageCache: Sendable {
+    private struct State {
+        var entries: [Int: (image: DecodedImage, lastUse: UInt64)] = [:]
+        var bytes = 0
+        var clock: UInt64 = 0
+    }
+    private let state = Mutex(State())
     let capacityBytes: Int
 
     init(capacityBytes: Int) { self.capacityBytes = capacityBytes }
 
     func get(_ index: Int) -> DecodedImage? {
-        lock.lock(); defer { lock.unlock() }
-        guard let entry = entries[index] else { return nil }
-        clock += 1
-        entries[index] = (entry.image, clock)
-        return entry.image
+        state.withLock { s in
+            guard let entry = s.entries[index] else { return nil }
+            s.clock += 1
+            s.entries[index] = (entry.image, s.clock)
+            return entry.image
+        }
     }
 
     func put(_ index: Int, _ image: DecodedImage) {
         let size = image.pixels.count
         guard size <= capacityBytes else { return }
-        lock.lock(); defer { lock.unlock() }
-        if entries[index] != nil { return }
-        while bytes + size > capacityBytes, let oldest = entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
-            bytes -= oldest.value.image.pixels.count
-            entries[oldest.key] = nil
+        state.withLock { s in
+            if s.entries[index] != nil { return }
+            while s.bytes + size > capacityBytes, let oldest = s.entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+                s.bytes -= oldest.value.image.pixels.count
+                s.entries[oldest.key] = nil
+            }
+            s.clock += 1
+            s.entries[index] = (image, s.clock)
+            s.bytes += size
         }
-        clock += 1
-        entries[index] = (image, clock)
-        bytes += size
     }
 
-    var count: Int { lock.lock(); defer { lock.unlock() }; return entries.count }
+    var count: Int { state.withLock { $0.entries.count } }
 }
 
 public enum DomainBedFolders {

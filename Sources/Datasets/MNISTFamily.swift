@@ -3,6 +3,7 @@
 // concatenates them (docs/data.md §4). Decoded sets are cached per process and folder, so
 // building several benchmarks costs one gunzip.
 import Foundation
+import Synchronization
 
 public enum MNISTFamily {
     /// Where Debian's `dataset-fashion-mnist` package installs the gzip IDX files.
@@ -20,8 +21,8 @@ public enum MNISTFamily {
     static let testImages = "t10k-images-idx3-ubyte"
     static let testLabels = "t10k-labels-idx1-ubyte"
 
-    nonisolated(unsafe) private static var cache: [String: IDXImageSet] = [:]
-    private static let lock = NSLock()
+    /// Loaded sets by standardized folder path.
+    private static let cache = Mutex<[String: IDXImageSet]>([:])
 
     /// Fashion-MNIST train+test (70,000 28×28 images), from `directory`.
     public static func fashionMNIST(directory: String = fashionMNISTDirectory) throws -> IDXImageSet {
@@ -43,15 +44,13 @@ public enum MNISTFamily {
 
     /// Drops every cached set (tests use it to measure a cold load).
     public static func clearCache() {
-        lock.lock(); cache.removeAll(); lock.unlock()
+        cache.withLock { $0.removeAll() }
     }
 
     /// Loads train then test from `directory`, cached by the folder's standardized path.
     static func load(directory: String, dataset: String, remedy: String) throws -> IDXImageSet {
         let key = (directory as NSString).standardizingPath
-        lock.lock()
-        if let hit = cache[key] { lock.unlock(); return hit }
-        lock.unlock()
+        if let hit = cache.withLock({ $0[key] }) { return hit }
 
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: key, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -65,11 +64,12 @@ public enum MNISTFamily {
         }
         let paths = try [trainImages, trainLabels, testImages, testLabels].map(need)
         // The two halves are independent files: gunzip them concurrently (2 cores here).
-        var halves: [Result<IDXImageSet, Error>] = Array(repeating: .failure(DatasetError.samplerMismatch(reason: "")), count: 2)
+        let results = Mutex<[Result<IDXImageSet, Error>]>(Array(repeating: .failure(DatasetError.samplerMismatch(reason: "")), count: 2))
         DispatchQueue.concurrentPerform(iterations: 2) { half in
             let result = Result { try IDXImageSet.read(images: paths[2 * half], labels: paths[2 * half + 1]) }
-            lock.lock(); halves[half] = result; lock.unlock()
+            results.withLock { $0[half] = result }
         }
+        let halves = results.withLock { $0 }
         var set = try halves[0].get()
         let test = try halves[1].get()
         guard test.rows == set.rows && test.columns == set.columns else {
@@ -77,7 +77,7 @@ public enum MNISTFamily {
                                                   reason: "training images are \(set.rows)x\(set.columns), test images \(test.rows)x\(test.columns)")
         }
         set.append(test)
-        lock.lock(); cache[key] = set; lock.unlock()
+        cache.withLock { $0[key] = set }
         return set
     }
 

@@ -3,7 +3,8 @@
 import TensorCore
 
 /// How a forward pass should behave.
-public struct ForwardContext: Sendable {
+/// Not Sendable: it may carry the run's dropout generator, which one forward pass mutates.
+public struct ForwardContext {
     /// Training mode: dropout active, BatchNorm in batch-statistics mode unless frozen.
     public var training: Bool
     /// Whether BatchNorm may update its running statistics (false in SAGM's second pass).
@@ -20,11 +21,11 @@ public struct ForwardContext: Sendable {
         self.rng = rng
     }
 
-    public static let eval = ForwardContext(training: false, updateRunningStats: false, needsBackward: false)
+    public static var eval: ForwardContext { ForwardContext(training: false, updateRunningStats: false, needsBackward: false) }
 }
 
-/// A shared, mutable RNG reference for stochastic layers.
-public final class RNGBox: @unchecked Sendable {
+/// A shared, mutable RNG reference for stochastic layers (one run's, used by one thread at a time).
+public final class RNGBox {
     public var rng: RNG
     public init(_ rng: RNG) { self.rng = rng }
 }

@@ -78,7 +78,7 @@ public struct SafeTensorsFile: Equatable {
 
 /// A safetensors file that cannot be read or written, with the file and what is wrong.
 public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
-    public enum Problem: Equatable {
+    public enum Problem: Equatable, Sendable {
         case unreadable(String)
         case unwritable(String)
         case tooSmall(bytes: Int)

@@ -1,6 +1,7 @@
 // The effect behind a protocol (STYLE.md: "Effects behind protocols"): `GnuplotProcess` pipes scripts
 // into a live gnuplot; `RecordingPlotter` records them for tests, which never spawn gnuplot.
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -155,12 +156,11 @@ func ignoreBrokenPipe() {
 }
 
 /// Bytes gathered by the draining threads (each writes its own field once, read after `group.wait()`).
-final class Collected: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var output = Data()
-    private(set) var errors = Data()
-    func setOutput(_ data: Data) { lock.lock(); output = data; lock.unlock() }
-    func setErrors(_ data: Data) { lock.lock(); errors = data; lock.unlock() }
+final class Collected: Sendable {
+    private let state = Mutex<(output: Data, errors: Data)>((Data(), Data()))
+    var bytes: (output: Data, errors: Data) { state.withLock { $0 } }
+    func setOutput(_ data: Data) { state.withLock { $0.output = data } }
+    func setErrors(_ data: Data) { state.withLock { $0.errors = data } }
 }
 
 /// Writes each file, creating its folder.

@@ -5,6 +5,7 @@
 // start before `main`), where the signal is dropped. `waitpid` on the child's pid cannot miss it.
 import CSpawn
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,7 +30,7 @@ public enum Termination: Equatable, Sendable {
     }
 }
 
-public final class Subprocess: @unchecked Sendable {
+public final class Subprocess: Sendable {
     /// Where a child's standard stream goes.
     public enum Stream: Sendable {
         /// The parent's own stream (or /dev/null if the parent has none open).
@@ -47,8 +48,8 @@ public final class Subprocess: @unchecked Sendable {
     public let input: FileHandle?
     public let output: FileHandle?
     public let errors: FileHandle?
-    private var ended: Termination?
-    private let lock = NSLock()
+    /// How the child ended, once it has been reaped.
+    private let ended = Mutex<Termination?>(nil)
 
     /// Starts `executable` (an absolute path) with `arguments`.
     public init(executable: String, arguments: [String] = [], workingDirectory: String? = nil,
@@ -140,32 +141,30 @@ public final class Subprocess: @unchecked Sendable {
 
     /// Sends `signal` (SIGTERM by default) unless the child has already been reaped.
     public func send(signal: Int32 = SIGTERM) {
-        lock.lock(); defer { lock.unlock() }
-        if ended == nil { kill(pid, signal) }
+        ended.withLock { if $0 == nil { kill(pid, signal) } }
     }
 
     /// Reaps the child if it has ended. The lock is not held during a blocking `waitpid`, so another
     /// thread can still `send` a signal to a child that one thread is waiting for.
     private func poll(blocking: Bool) -> Termination? {
-        lock.lock()
-        if let ended { lock.unlock(); return ended }
-        lock.unlock()
+        if let done = ended.withLock({ $0 }) { return done }
         var raw: Int32 = 0
         let result = waitpid(pid, &raw, blocking ? 0 : WNOHANG)
         let error = errno
-        lock.lock(); defer { lock.unlock() }
-        if let ended { return ended }  // another thread reaped it meanwhile
-        if result == 0 { return nil }
-        if result == -1 {
-            if error == EINTR { return nil }
-            // ECHILD: someone else reaped it (or SIGCHLD is ignored); the status is unknowable.
-            ended = .exited(-1)
+        return ended.withLock { ended -> Termination? in
+            if let ended { return ended }  // another thread reaped it meanwhile
+            if result == 0 { return nil }
+            if result == -1 {
+                if error == EINTR { return nil }
+                // ECHILD: someone else reaped it (or SIGCHLD is ignored); the status is unknowable.
+                ended = .exited(-1)
+                return ended
+            }
+            // WIFEXITED / WEXITSTATUS / WTERMSIG are macros Swift cannot import.
+            let signalNumber = raw & 0x7f
+            ended = signalNumber == 0 ? .exited((raw >> 8) & 0xff) : .signalled(signalNumber)
             return ended
         }
-        // WIFEXITED / WEXITSTATUS / WTERMSIG are macros Swift cannot import.
-        let signalNumber = raw & 0x7f
-        ended = signalNumber == 0 ? .exited((raw >> 8) & 0xff) : .signalled(signalNumber)
-        return ended
     }
 
     /// Runs to completion, feeding `input` to stdin and collecting stdout and stderr (each drained
@@ -192,6 +191,7 @@ public final class Subprocess: @unchecked Sendable {
         }
         let termination = child.wait()
         group.wait()
-        return (termination, collected.output, collected.errors)
+        let (output, errors) = collected.bytes
+        return (termination, output, errors)
     }
 }
