@@ -71,9 +71,12 @@ let package = Package(
         .executableTarget(name: "fqat-fuzz", dependencies: ["Datasets", "NN", "ShellCommands", "ShellLanguage"]),
 
         // MARK: Tests
-        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: numeric),
-        .testTarget(name: "NNTests", dependencies: ["NN", "TensorCore"], resources: [.copy("Fixtures")], swiftSettings: numeric),
-        .testTarget(name: "QuantTests", dependencies: ["NN", "Quant", "TensorCore"], resources: [.copy("Fixtures")], swiftSettings: numeric),
+        /// Slow reference kernels (direct loops, Double sums) the tests check the fast kernels against;
+        /// only test targets depend on it (like llm.c's dev/).
+        .target(name: "ReferenceKernels", dependencies: ["TensorCore"], path: "Tests/ReferenceKernels", swiftSettings: numeric + swift6),
+        .testTarget(name: "TensorCoreTests", dependencies: ["ReferenceKernels", "TensorCore"], swiftSettings: numeric),
+        .testTarget(name: "NNTests", dependencies: ["NN", "ReferenceKernels", "TensorCore"], resources: [.copy("Fixtures")], swiftSettings: numeric),
+        .testTarget(name: "QuantTests", dependencies: ["NN", "Quant", "ReferenceKernels", "TensorCore"], resources: [.copy("Fixtures")], swiftSettings: numeric),
         .testTarget(name: "OptimTests", dependencies: ["NN", "Optim", "TensorCore"], swiftSettings: numeric),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TensorCore"], swiftSettings: numeric),
         .testTarget(name: "TrainingTests", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Quant", "TensorCore", "Training"], swiftSettings: numeric),

@@ -1,4 +1,5 @@
-// The fused fake-quantization kernels behind `Quantizer` and their slow references.
+// The fused fake-quantization kernels behind `Quantizer` (their slow references, for the tests, are
+// QuantizerReference in Tests/ReferenceKernels).
 //
 // Layout: a tensor of n elements is split into `blocks` contiguous blocks of n/blocks elements,
 // block b using step size s[b] (per-tensor: 1 block; per-channel weight [Cout, Cin, kh, kw]:
@@ -174,45 +175,5 @@ enum QuantizerKernels {
             i += 1
         }
         return Double(acc.sum()) + Double(tail)
-    }
-
-    // MARK: - Slow references (Double arithmetic where it matters), kept beside the fast kernels for tests
-
-    /// Reference forward: y and the residual cache, element by element with Swift's own rounding.
-    static func referenceForward(x: [Float], scales: [Float], lowest: Float, highest: Float) -> (y: [Float], residual: [Float]) {
-        let blockSize = x.count / scales.count
-        var y = [Float](repeating: 0, count: x.count), r = y
-        for i in 0..<x.count {
-            let s = scales[i / blockSize]
-            let v = x[i] / s
-            let c = min(max(v, lowest), highest)
-            let q = c.rounded(.toNearestOrEven)
-            y[i] = q * s
-            r[i] = v < lowest ? -1 : (v > highest ? 1 : q - v)
-        }
-        return (y, r)
-    }
-
-    /// Reference backward from x itself (not from the cache): dx and per-block Σ dy·∂y/∂s in Double.
-    static func referenceBackward(x: [Float], dy: [Float], scales: [Float], lowest: Float, highest: Float,
-                                  ewgsFactor: Float) -> (dx: [Float], sums: [Double]) {
-        let blockSize = x.count / scales.count
-        var dx = [Float](repeating: 0, count: x.count)
-        var sums = [Double](repeating: 0, count: scales.count)
-        for i in 0..<x.count {
-            let b = i / blockSize
-            let v = x[i] / scales[b]
-            if v < lowest {
-                sums[b] += Double(dy[i]) * Double(lowest)
-            } else if v > highest {
-                sums[b] += Double(dy[i]) * Double(highest)
-            } else {
-                let q = v.rounded(.toNearestOrEven)
-                let sign: Float = dy[i] > 0 ? 1 : (dy[i] < 0 ? -1 : 0)
-                dx[i] = dy[i] * (1 + ewgsFactor * sign * (v - q))
-                sums[b] += Double(dy[i]) * Double(q - v)
-            }
-        }
-        return (dx, sums)
     }
 }

@@ -1,5 +1,5 @@
-// The one call site for BLAS. Everything that multiplies matrices goes through `gemm`, so
-// threading, accounting and the reference path live in one place.
+// The one call site for BLAS. Everything that multiplies matrices goes through `gemm`, so threading
+// and accounting live in one place, and one slow reference (Tests/ReferenceKernels) checks it.
 import COpenBLAS
 
 public enum BLAS {
@@ -32,24 +32,6 @@ public func gemm(transA: Bool = false, transB: Bool = false,
                 transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha,
                 a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-}
-
-/// Slow triple-loop reference for `gemm`, kept beside it for tests.
-public func gemmReference(transA: Bool = false, transB: Bool = false,
-                          m: Int, n: Int, k: Int, alpha: Float = 1,
-                          a: [Float], lda: Int, b: [Float], ldb: Int,
-                          beta: Float = 0, c: inout [Float], ldc: Int) {
-    for i in 0..<m {
-        for j in 0..<n {
-            var s: Double = 0
-            for p in 0..<k {
-                let av = transA ? a[p * lda + i] : a[i * lda + p]
-                let bv = transB ? b[j * ldb + p] : b[p * ldb + j]
-                s += Double(av) * Double(bv)
-            }
-            c[i * ldc + j] = alpha * Float(s) + (beta == 0 ? 0 : beta * c[i * ldc + j])
-        }
-    }
 }
 
 extension Tensor {

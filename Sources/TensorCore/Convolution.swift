@@ -1,4 +1,5 @@
-// 2-D convolution on NCHW tensors: fast im2col + GEMM paths and a slow direct reference.
+// 2-D convolution on NCHW tensors: fast im2col + GEMM paths (the slow direct reference the tests
+// check them against is convolution2dReference in Tests/ReferenceKernels).
 //
 // Shapes: x is (N, Cin, H, W), weight is (Cout, Cin, k, k), y is (N, Cout, OH, OW) with
 // OH = (H + 2p − k)/s + 1. The fast paths lay the patches of a group of images side by side in a
@@ -21,7 +22,7 @@
 //                    matrices for a batch of 64 at 28×28 stream through memory three times per conv,
 //                    and whose idle OpenBLAS threads spin in sched_yield while im2col runs); see
 //                    docs/numerics.md for the measurements.
-// Both are tested against the reference below. With `Backend.current == .onednn` (Backend.swift)
+// Both are tested against that reference. With `Backend.current == .onednn` (Backend.swift)
 // both entry points hand the work to oneDNN first and come back here only when it cannot do it.
 
 import Foundation
@@ -394,54 +395,4 @@ public func convolution2dBackward(_ x: Tensor, weight: Tensor, outputGradient dy
     }}}}}}
     let dX = computeInputGradient ? Tensor(shape: x.shape, data: dxStorage) : nil
     return Convolution2dGradients(input: dX, weight: dW, bias: dB)
-}
-
-// MARK: - Slow reference
-
-/// y = conv(x, weight) + bias by direct summation in Double. For tests only.
-public func convolution2dReference(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
-                                   options: Convolution2dOptions = .init()) -> Tensor {
-    let g = convolutionGeometry(x, weight, options)
-    let batch = x.shape[0], cout = weight.shape[0], cin = g.channels, k = g.kernelH
-    let oh = g.outHeight, ow = g.outWidth, s = options.stride, p = options.padding
-    var y = Tensor.zeros([batch, cout, oh, ow])
-    // y[n, co, a, b] = bias[co] + Σ_{ci, i, j} x[n, ci, a·s + i − p, b·s + j − p] · w[co, ci, i, j]
-    for n in 0..<batch { for co in 0..<cout { for a in 0..<oh { for b in 0..<ow {
-        var acc = Double(bias?.data[co] ?? 0)
-        for ci in 0..<cin { for i in 0..<k { for j in 0..<k {
-            let h = a * s + i - p, w = b * s + j - p
-            if h < 0 || h >= g.height || w < 0 || w >= g.width { continue }
-            acc += Double(x.data[x.offset(n, ci, h, w)]) * Double(weight.data[weight.offset(co, ci, i, j)])
-        } } }
-        y.data[y.offset(n, co, a, b)] = Float(acc)
-    } } } }
-    return y
-}
-
-/// Gradients of the reference convolution by direct summation in Double. For tests only.
-public func convolution2dReferenceBackward(_ x: Tensor, weight: Tensor, outputGradient dy: Tensor,
-                                           options: Convolution2dOptions = .init()) -> Convolution2dGradients {
-    let g = convolutionGeometry(x, weight, options)
-    let batch = x.shape[0], cout = weight.shape[0], cin = g.channels, k = g.kernelH
-    let oh = g.outHeight, ow = g.outWidth, s = options.stride, p = options.padding
-    precondition(dy.shape == [batch, cout, oh, ow], "reference conv backward: dy \(dy.shape) vs output \([batch, cout, oh, ow])")
-    var dx = [Double](repeating: 0, count: x.count)
-    var dw = [Double](repeating: 0, count: weight.count)
-    var db = [Double](repeating: 0, count: cout)
-    // dx[n, ci, a·s+i−p, b·s+j−p] += dy[n, co, a, b] · w[co, ci, i, j]
-    // dw[co, ci, i, j]            += dy[n, co, a, b] · x[n, ci, a·s+i−p, b·s+j−p]
-    for n in 0..<batch { for co in 0..<cout { for a in 0..<oh { for b in 0..<ow {
-        let d = Double(dy.data[dy.offset(n, co, a, b)])
-        db[co] += d
-        for ci in 0..<cin { for i in 0..<k { for j in 0..<k {
-            let h = a * s + i - p, w = b * s + j - p
-            if h < 0 || h >= g.height || w < 0 || w >= g.width { continue }
-            let xi = x.offset(n, ci, h, w), wi = weight.offset(co, ci, i, j)
-            dx[xi] += d * Double(weight.data[wi])
-            dw[wi] += d * Double(x.data[xi])
-        } } }
-    } } } }
-    return Convolution2dGradients(input: Tensor(shape: x.shape, data: dx.map { Float($0) }),
-                                  weight: Tensor(shape: weight.shape, data: dw.map { Float($0) }),
-                                  bias: Tensor(shape: [cout], data: db.map { Float($0) }))
 }

@@ -1,4 +1,5 @@
 import XCTest
+import ReferenceKernels
 import TensorCore
 @testable import NN
 

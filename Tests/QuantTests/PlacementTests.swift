@@ -1,5 +1,6 @@
 // Placement (paper layout, patterns, overrides, errors), calibration of a model, the report, and
 // the integer convolution against the fake-quantized one.
+import ReferenceKernels
 import NN
 @testable import Quant
 import TensorCore

@@ -1,6 +1,7 @@
 // The fake quantizer: fast kernels against slow references, the hand-computed boundary cases,
 // LSQ gradients against finite differences, per-channel vs per-tensor, the gradient scale and
 // the EWGS backward formula.
+import ReferenceKernels
 import NN
 @testable import Quant
 import TensorCore
@@ -80,7 +81,7 @@ final class QuantizerTests: XCTestCase {
                 let x = rng.normalTensor([count], std: 0.8)
                 let dy = rng.normalTensor([count])
                 let (qn, qp): (Float, Float) = (-8, 7)
-                let (yRef, rRef) = QuantizerKernels.referenceForward(x: x.data, scales: scales, lowest: qn, highest: qp)
+                let (yRef, rRef) = QuantizerReference.forward(x: x.data, scales: scales, lowest: qn, highest: qp)
                 var y = [Float](repeating: 0, count: count), r = y, dx = y
                 QuantizerKernels.forward(x: x.data, y: &y, residual: &r, count: count, scales: scales, lowest: qn, highest: qp)
                 XCTAssertEqual(y, yRef, "forward count \(count)")
@@ -88,7 +89,7 @@ final class QuantizerTests: XCTestCase {
                 let factor: Float = method == .ewgs ? 0.05 : 0
                 let sums = QuantizerKernels.backward(dy: dy.data, residual: r, dx: &dx, count: count, blocks: blocks,
                                                      lowest: qn, highest: qp, ewgsFactor: factor)
-                let (dxRef, sumsRef) = QuantizerKernels.referenceBackward(x: x.data, dy: dy.data, scales: scales,
+                let (dxRef, sumsRef) = QuantizerReference.backward(x: x.data, dy: dy.data, scales: scales,
                                                                           lowest: qn, highest: qp, ewgsFactor: factor)
                 let dxDiff = Tensor(shape: [count], data: dx).maxRelativeDifference(Tensor(shape: [count], data: dxRef))
                 XCTAssertLessThanOrEqual(dxDiff, method == .lsq ? 0 : 1e-6, "dx \(method) count \(count): \(dxDiff)")

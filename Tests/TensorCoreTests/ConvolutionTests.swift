@@ -1,5 +1,6 @@
 import XCTest
 @testable import TensorCore
+import ReferenceKernels
 
 /// The fast im2col + GEMM convolution against the direct Double reference, forward and both gradients.
 /// Tolerance: max |fast − ref| / max(1, |ref|) < 1e-4 (float32 GEMM sums of up to a few hundred terms).

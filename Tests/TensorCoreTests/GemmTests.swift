@@ -1,5 +1,6 @@
 import XCTest
 @testable import TensorCore
+import ReferenceKernels
 
 final class GemmTests: XCTestCase {
     func testGemmMatchesReferenceAllTransposes() {
