@@ -108,10 +108,7 @@ public final class BatchNorm2d: Module, DescribedModule {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard let cc = cache else {
-            preconditionFailure("BatchNorm2d \(name): backward called without a forward pass with needsBackward")
-        }
-        cache = nil
+        let cc = takeCache(&cache, layer: "BatchNorm2d \(name)")
         let x = cc.input
         precondition(dy.shape == x.shape, "BatchNorm2d \(name): dy \(dy.shape) vs input \(x.shape)")
         let n = x.shape[0], c = channels, hw = x.shape[2] * x.shape[3]

@@ -12,7 +12,7 @@ public protocol ConvInferenceOverride: AnyObject {
     func forward(_ x: Tensor, conv: Conv2d) -> Tensor
 }
 
-public final class Conv2d: Module, DescribedModule {
+public final class Conv2d: Module, DescribedModule, QuantizerSlots {
     /// Module path, e.g. "layer1.0.conv1"; parameters are "\(name).weight" and "\(name).bias".
     public let name: String
     public let inChannels: Int
@@ -31,14 +31,9 @@ public final class Conv2d: Module, DescribedModule {
     /// Used instead of the normal compute when no backward is needed.
     public var inferenceOverride: ConvInferenceOverride?
 
-    /// What backward needs: the operands the convolution actually saw.
-    struct Cache {
-        /// x' = Qa(x), (N, Cin, H, W)
-        var input: Tensor
-        /// w' = Qw(W), (Cout, Cin, k, k)
-        var weight: Tensor
-    }
-    private var cache: Cache?
+    /// What backward needs: the operands the convolution actually saw, x' (N, Cin, H, W) and
+    /// w' (Cout, Cin, k, k).
+    private var cache: QuantizedOperands?
 
     public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1,
                 padding: Int = 0, bias: Bool = false,
@@ -51,11 +46,9 @@ public final class Conv2d: Module, DescribedModule {
         self.kernelSize = kernel
         self.stride = stride
         self.padding = padding
-        let fanIn = inChannels * kernel * kernel, fanOut = outChannels * kernel * kernel
-        let w = initialization.weight([outChannels, inChannels, kernel, kernel], fanIn: fanIn, fanOut: fanOut, rng: &rng)
-        self.weight = Parameter(name: name + ".weight", kind: .weight, value: w)
-        self.bias = bias ? Parameter(name: name + ".bias", kind: .bias,
-                                     value: initialization.bias(outChannels, fanIn: fanIn, rng: &rng)) : nil
+        (self.weight, self.bias) = initialization.parameters(
+            name: name, shape: [outChannels, inChannels, kernel, kernel],
+            fanIn: inChannels * kernel * kernel, fanOut: outChannels * kernel * kernel, bias: bias, rng: &rng)
     }
 
     public var options: Convolution2dOptions { Convolution2dOptions(stride: stride, padding: padding) }
@@ -67,43 +60,30 @@ public final class Conv2d: Module, DescribedModule {
             cache = nil
             return override.forward(x, conv: self)
         }
-        let xq = inputQuantizer?.forward(x, ctx) ?? x
-        let wq = weightQuantizer?.forward(weight.value, ctx) ?? weight.value
-        let y = convolution2d(xq, weight: wq, bias: bias?.value, options: options)
-        cache = ctx.needsBackward ? Cache(input: xq, weight: wq) : nil
+        let q = quantizedOperands(x, ctx)
+        let y = convolution2d(q.input, weight: q.weight, bias: bias?.value, options: options)
+        cache = ctx.needsBackward ? q : nil
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard let c = cache else {
-            preconditionFailure("Conv2d \(name): backward called without a forward pass with needsBackward")
-        }
-        cache = nil
+        let c = takeCache(&cache, layer: "Conv2d \(name)")
         let g = convolution2dBackward(c.input, weight: c.weight, outputGradient: dy, options: options)
-        weight.grad.add(weightQuantizer?.backward(g.weight) ?? g.weight)
         bias?.grad.add(g.bias)
-        let dxq = g.input!
-        return inputQuantizer?.backward(dxq) ?? dxq
+        return backwardThroughQuantizers(weightGradient: g.weight, inputGradient: g.input!)
     }
 
     /// Own weight and bias, then the quantizers' step sizes.
-    public var parameters: [Parameter] {
-        [weight] + (bias.map { [$0] } ?? []) + (weightQuantizer?.parameters ?? []) + (inputQuantizer?.parameters ?? [])
-    }
+    public var parameters: [Parameter] { slotParameters }
 
     public func clearCache() {
         cache = nil
-        weightQuantizer?.clearCache()
-        inputQuantizer?.clearCache()
+        clearQuantizerCaches()
     }
 
     public var typeName: String { "Conv2d" }
     public var detail: String {
-        var s = "\(inChannels) -> \(outChannels), kernel \(kernelSize), stride \(stride), padding \(padding)"
-        s += bias == nil ? ", no bias" : ", bias"
-        if weightQuantizer != nil { s += ", weight quantized" }
-        if inputQuantizer != nil { s += ", input quantized" }
-        return s
+        "\(inChannels) -> \(outChannels), kernel \(kernelSize), stride \(stride), padding \(padding)" + slotDetail
     }
     public func outputShape(for s: [Int]) -> [Int] {
         [s[0], outChannels, (s[2] + 2 * padding - kernelSize) / stride + 1, (s[3] + 2 * padding - kernelSize) / stride + 1]

@@ -35,8 +35,7 @@ public final class Dropout: Module, DescribedModule {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard let c = cache else { preconditionFailure("Dropout: backward called without a forward pass with needsBackward") }
-        cache = nil
+        let c = takeCache(&cache, layer: "Dropout")
         guard let mask = c.mask else { return dy }
         var dx = dy
         for i in 0..<dx.count { dx.data[i] *= mask[i] }

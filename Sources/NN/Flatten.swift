@@ -16,8 +16,7 @@ public final class Flatten: Module, DescribedModule {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard let c = cache else { preconditionFailure("Flatten: backward called without a forward pass with needsBackward") }
-        cache = nil
+        let c = takeCache(&cache, layer: "Flatten")
         return dy.reshaped(c.inputShape)
     }
 

@@ -24,8 +24,7 @@ public final class GlobalAvgPool: Module, DescribedModule {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard let c = cache else { preconditionFailure("GlobalAvgPool: backward called without a forward pass with needsBackward") }
-        cache = nil
+        let c = takeCache(&cache, layer: "GlobalAvgPool")
         let planes = c.inputShape[0] * c.inputShape[1], hw = c.inputShape[2] * c.inputShape[3]
         precondition(dy.count == planes, "GlobalAvgPool: dy \(dy.shape) vs (N, C) = \(c.inputShape.prefix(2))")
         var dx = Tensor(uninitializedShape: c.inputShape)

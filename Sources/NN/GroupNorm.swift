@@ -74,10 +74,7 @@ public final class GroupNorm: Module, DescribedModule {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard let cc = cache else {
-            preconditionFailure("GroupNorm \(name): backward called without a forward pass with needsBackward")
-        }
-        cache = nil
+        let cc = takeCache(&cache, layer: "GroupNorm \(name)")
         let x = cc.input
         precondition(dy.shape == x.shape, "GroupNorm \(name): dy \(dy.shape) vs input \(x.shape)")
         let n = x.shape[0], c = channels, hw = x.shape[2] * x.shape[3]

@@ -5,7 +5,7 @@
 // exactly as in Conv2d.
 import TensorCore
 
-public final class Linear: Module, DescribedModule {
+public final class Linear: Module, DescribedModule, QuantizerSlots {
     /// Module path, e.g. "fc".
     public let name: String
     public let inFeatures: Int
@@ -17,13 +17,8 @@ public final class Linear: Module, DescribedModule {
     public var weightQuantizer: TensorQuantizer?
     public var inputQuantizer: TensorQuantizer?
 
-    struct Cache {
-        /// x' (N, in)
-        var input: Tensor
-        /// w' (out, in)
-        var weight: Tensor
-    }
-    private var cache: Cache?
+    /// x' (N, in) and w' (out, in), kept for backward.
+    private var cache: QuantizedOperands?
 
     public init(name: String, inFeatures: Int, outFeatures: Int, bias: Bool = true,
                 initialization: WeightInitialization = .pytorchDefault, rng: inout RNG) {
@@ -31,17 +26,14 @@ public final class Linear: Module, DescribedModule {
         self.name = name
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
-        let w = initialization.weight([outFeatures, inFeatures], fanIn: inFeatures, fanOut: outFeatures, rng: &rng)
-        self.weight = Parameter(name: name + ".weight", kind: .weight, value: w)
-        self.bias = bias ? Parameter(name: name + ".bias", kind: .bias,
-                                     value: initialization.bias(outFeatures, fanIn: inFeatures, rng: &rng)) : nil
+        (self.weight, self.bias) = initialization.parameters(name: name, shape: [outFeatures, inFeatures],
+                                                             fanIn: inFeatures, fanOut: outFeatures, bias: bias, rng: &rng)
     }
 
     public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
         precondition(x.rank == 2 && x.shape[1] == inFeatures, "Linear \(name) expects (N, \(inFeatures)), got \(x.shape)")
-        let xq = inputQuantizer?.forward(x, ctx) ?? x
-        let wq = weightQuantizer?.forward(weight.value, ctx) ?? weight.value
-        var y = Tensor.matmul(xq, wq, transB: true)
+        let q = quantizedOperands(x, ctx)
+        var y = Tensor.matmul(q.input, q.weight, transB: true)
         if let b = bias?.value {
             let n = x.shape[0], m = outFeatures
             y.data.withUnsafeMutableBufferPointer { py in
@@ -50,18 +42,14 @@ public final class Linear: Module, DescribedModule {
                 }
             }
         }
-        cache = ctx.needsBackward ? Cache(input: xq, weight: wq) : nil
+        cache = ctx.needsBackward ? q : nil
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard let c = cache else {
-            preconditionFailure("Linear \(name): backward called without a forward pass with needsBackward")
-        }
-        cache = nil
+        let c = takeCache(&cache, layer: "Linear \(name)")
         precondition(dy.shape == [c.input.shape[0], outFeatures], "Linear \(name): dy \(dy.shape) vs output \([c.input.shape[0], outFeatures])")
         let dw = Tensor.matmul(dy, c.input, transA: true)         // (out, in)
-        weight.grad.add(weightQuantizer?.backward(dw) ?? dw)
         if let b = bias {
             let n = dy.shape[0], m = outFeatures
             var db = [Double](repeating: 0, count: m)
@@ -69,25 +57,20 @@ public final class Linear: Module, DescribedModule {
             b.grad.add(Tensor(shape: [m], data: db.map { Float($0) }))
         }
         let dxq = Tensor.matmul(dy, c.weight)                     // (N, in)
-        return inputQuantizer?.backward(dxq) ?? dxq
+        return backwardThroughQuantizers(weightGradient: dw, inputGradient: dxq)
     }
 
-    public var parameters: [Parameter] {
-        [weight] + (bias.map { [$0] } ?? []) + (weightQuantizer?.parameters ?? []) + (inputQuantizer?.parameters ?? [])
-    }
+    /// Own weight and bias, then the quantizers' step sizes.
+    public var parameters: [Parameter] { slotParameters }
 
     public func clearCache() {
         cache = nil
-        weightQuantizer?.clearCache()
-        inputQuantizer?.clearCache()
+        clearQuantizerCaches()
     }
 
     public var typeName: String { "Linear" }
     public var detail: String {
-        var s = "\(inFeatures) -> \(outFeatures)" + (bias == nil ? ", no bias" : ", bias")
-        if weightQuantizer != nil { s += ", weight quantized" }
-        if inputQuantizer != nil { s += ", input quantized" }
-        return s
+        "\(inFeatures) -> \(outFeatures)" + slotDetail
     }
     public func outputShape(for s: [Int]) -> [Int] { [s[0], outFeatures] }
 }

@@ -67,8 +67,7 @@ public final class MaxPool2d: Module, DescribedModule {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard let c = cache else { preconditionFailure("MaxPool2d: backward called without a forward pass with needsBackward") }
-        cache = nil
+        let c = takeCache(&cache, layer: "MaxPool2d")
         let planes = c.inputShape[0] * c.inputShape[1], hw = c.inputShape[2] * c.inputShape[3]
         let per = dy.count / max(1, planes)
         precondition(dy.count == c.argmax.count, "MaxPool2d: dy \(dy.shape) does not match the forward output")

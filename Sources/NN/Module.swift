@@ -62,6 +62,14 @@ extension Module {
     public func zeroGrad() { for p in parameters { p.zeroGrad() } }
 }
 
+/// The cache a backward needs, taken out of `cache` (left nil: one forward, at most one backward).
+/// A backward without a forward that kept its cache is a programming error in the caller.
+func takeCache<C>(_ cache: inout C?, layer: @autoclosure () -> String) -> C {
+    guard let c = cache else { preconditionFailure("\(layer()): backward called without a forward pass with needsBackward") }
+    cache = nil
+    return c
+}
+
 /// A quantizer that a Conv2d or Linear can apply to its weight or input (implemented in Quant).
 /// Forward returns the fake-quantized tensor; backward maps dL/dy to dL/dx and accumulates the
 /// gradient of its own parameters (the step size).

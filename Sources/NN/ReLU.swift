@@ -24,8 +24,7 @@ public final class ReLU: Module, DescribedModule {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard let c = cache else { preconditionFailure("ReLU: backward called without a forward pass with needsBackward") }
-        cache = nil
+        let c = takeCache(&cache, layer: "ReLU")
         precondition(dy.shape == c.output.shape, "ReLU: dy \(dy.shape) vs output \(c.output.shape)")
         var dx = Tensor(uninitializedShape: dy.shape)
         c.output.data.withUnsafeBufferPointer { py in

@@ -65,8 +65,7 @@ public final class ZeroPadShortcut: Module, DescribedModule {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        guard let cc = cache else { preconditionFailure("ZeroPadShortcut: backward called without a forward pass with needsBackward") }
-        cache = nil
+        let cc = takeCache(&cache, layer: "ZeroPadShortcut")
         let n = cc.inputShape[0], h = cc.inputShape[2], w = cc.inputShape[3]
         let oh = dy.shape[2], ow = dy.shape[3], s = stride
         var dx = Tensor.zeros(cc.inputShape)

@@ -66,11 +66,7 @@ public final class Adam: Optimizer {
     }
 
     public func step(skipping: Set<String>) {
-        for group in groups {
-            for p in group.parameters where p.trainable && !skipping.contains(p.name) {
-                update(p, learningRate: group.learningRate, weightDecay: group.weightDecay)
-            }
-        }
+        forEachUpdate(skipping: skipping) { update($0, learningRate: $1, weightDecay: $2) }
     }
 
     /// The Adam state machine for one parameter.

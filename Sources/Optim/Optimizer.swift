@@ -47,6 +47,16 @@ extension Optimizer {
     /// Updates every trainable parameter.
     public func step() { step(skipping: []) }
 
+    /// Calls `update` for every trainable parameter not in `skipping`, with its group's learning
+    /// rate and weight decay, group by group: the loop every optimizer's `step(skipping:)` runs.
+    func forEachUpdate(skipping: Set<String>, _ update: (Parameter, _ learningRate: Double, _ weightDecay: Double) -> Void) {
+        for group in groups {
+            for p in group.parameters where p.trainable && !skipping.contains(p.name) {
+                update(p, group.learningRate, group.weightDecay)
+            }
+        }
+    }
+
     /// Sets the learning rate of the group called `group` (precondition: it exists).
     public func setLearningRate(_ learningRate: Double, group: String) {
         guard let i = groups.firstIndex(where: { $0.name == group }) else {

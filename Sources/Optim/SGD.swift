@@ -52,11 +52,7 @@ public final class SGD: Optimizer {
     }
 
     public func step(skipping: Set<String>) {
-        for group in groups {
-            for p in group.parameters where p.trainable && !skipping.contains(p.name) {
-                update(p, learningRate: group.learningRate, weightDecay: group.weightDecay)
-            }
-        }
+        forEachUpdate(skipping: skipping) { update($0, learningRate: $1, weightDecay: $2) }
     }
 
     /// The SGD state machine for one parameter.
