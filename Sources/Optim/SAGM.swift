@@ -44,6 +44,11 @@ public struct GradientStepResult: Equatable, Sendable {
     public var perturbationNorm: Double
     /// Per scale factor, in the order the scales were given.
     public var scales: [ScaleGradients]
+
+    public init(loss: Float, perturbedLoss: Float?, gradientNorm: Double, perturbationNorm: Double, scales: [ScaleGradients]) {
+        self.loss = loss; self.perturbedLoss = perturbedLoss; self.gradientNorm = gradientNorm
+        self.perturbationNorm = perturbationNorm; self.scales = scales
+    }
 }
 
 /// A non-finite loss or gradient: the step was abandoned and every parameter value is as it was

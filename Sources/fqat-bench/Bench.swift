@@ -86,7 +86,8 @@ func peakResidentMiB() -> Double {
 
 final class Bench {
     /// Every workload name `--only` accepts, in the order they run.
-    static let workloads = ["sgemm", "conv", "erm", "lsq", "fqat", "eval", "ops", "data", "landscape", "memory"]
+    static let workloads = ["sgemm", "conv", "erm", "lsq", "fqat", "eval", "ops", "data", "landscape", "memory",
+                            "bookkeeping", "landscape-overhead"]
     let json: Bool
     let quick: Bool
     let only: Set<String>?
@@ -170,7 +171,8 @@ final class Bench {
         if arguments.contains("--help") || arguments.contains("-h") {
             print("""
             usage: fqat-bench [--json] [--quick] [--only WORKLOAD[,WORKLOAD...]] [--threads N[,N...]] [--backend B] [--batch N[,N...]] [--compare FILE]
-              workloads: sgemm, conv, ops, erm, lsq, fqat, eval, data, landscape, memory
+              workloads: sgemm, conv, ops, erm, lsq, fqat, eval, data, landscape, memory,
+                         bookkeeping, landscape-overhead
                          and, only when named: resnet18, resnet50 (3x224x224, batch 32: training step and eval)
               --json     one JSON object per measurement (workload, batch, threads, images_per_second, gflops, ...)
               --quick    fewer repeats and smaller batches (for smoke runs)
@@ -240,6 +242,8 @@ final class Bench {
                                  seconds: 2.0 * Double(n * n * n) / g / 1e9, extra: ["cpu_gflops": cpu]))
             }
         }
+        // Backend-independent: no convolution runs.
+        if wants("bookkeeping") { runBookkeeping() }
         for backend in backends {
             do { try Backend.select(backend) } catch {
                 FileHandle.standardError.write("fqat-bench: \(error)\n".data(using: .utf8)!)

@@ -129,6 +129,7 @@ extension Bench {
         if wants("ops") { runOperatorBreakdown() }
         if wants("data") { runDataLoading() }
         if wants("landscape") { runLandscape() }
+        if wants("landscape-overhead") { runLandscapeOverhead() }
         if wants("memory") { runMemory() }
         for model in Bench.largeModels where wants(model) { runLargeModel(model) }
         setThreads(ProcessInfo.processInfo.activeProcessorCount)
