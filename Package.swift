@@ -62,7 +62,7 @@ let package = Package(
         /// Plot specs -> gnuplot scripts; live gnuplot process and a recording stand-in.
         .target(name: "Plot", dependencies: ["CSpawn"], swiftSettings: swift6),
         /// Lexer, parser, checker, interpreter and the command registry. Knows nothing of tensors.
-        .target(name: "ShellLanguage"),
+        .target(name: "ShellLanguage", swiftSettings: swift6),
         /// The command tables binding the language to the engine, and the shared Session.
         .target(name: "ShellCommands", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Plot", "Quant", "ShellLanguage", "TensorCore", "Training"]),
         .executableTarget(name: "fqat-shell", dependencies: ["CEditLine", "ShellCommands", "ShellLanguage"]),

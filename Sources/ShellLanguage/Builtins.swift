@@ -10,7 +10,7 @@ enum Builtins {
         [help, print, echo, exit, history, letTopic, forTopic, ifTopic, source, time, syntax]
     }
 
-    static let help = CommandSpec(
+    static var help: CommandSpec { CommandSpec(
         name: "help", summary: "list the commands, or describe one",
         discussion: "With no topic, lists every command by group. `help name` (or `name?`) shows a command's usage, each argument with its type and default, and examples. `help name sub` describes a subcommand.",
         group: "shell",
@@ -27,9 +27,9 @@ enum Builtins {
                                      : try invocation.interpreter.helpText(topic, at: invocation.argumentRanges["topic"])
             invocation.output.write(text, to: .standard)
             return .none
-        })
+        }) }
 
-    static let print = CommandSpec(
+    static var print: CommandSpec { CommandSpec(
         name: "print", summary: "print values",
         discussion: "Prints its arguments separated by spaces. A single record prints as an aligned table of its fields; strings print without quotes. Arguments are expressions: `print \"ood\" r.ood * 100`. A negative number after a value starts a new argument (`print x -1` prints two values); write `x - 1` to subtract.",
         group: "shell",
@@ -42,9 +42,9 @@ enum Builtins {
                 invocation.print(invocation.rest.map(\.inlineString).joined(separator: " "))
             }
             return .none
-        })
+        }) }
 
-    static let echo = CommandSpec(
+    static var echo: CommandSpec { CommandSpec(
         name: "echo", summary: "print words and values on one line",
         discussion: "Like `print`, but always one line: records and lists print in their one-line form.",
         group: "shell",
@@ -53,9 +53,9 @@ enum Builtins {
         run: { invocation in
             invocation.print(invocation.rest.map(\.inlineString).joined(separator: " "))
             return .none
-        })
+        }) }
 
-    static let exit = CommandSpec(
+    static var exit: CommandSpec { CommandSpec(
         name: "exit", summary: "end the script or session with a status",
         discussion: "Stops at once, from any depth of blocks and sourced files. The process exits with the status (default 0).",
         group: "shell",
@@ -63,9 +63,9 @@ enum Builtins {
         examples: ["exit", "exit 3"],
         run: { invocation in
             throw ExitRequest(status: Int32(invocation.int("status")))
-        })
+        }) }
 
-    static let history = CommandSpec(
+    static var history: CommandSpec { CommandSpec(
         name: "history", summary: "show the most recent input lines",
         discussion: "History is kept across sessions in ~/.fqat_shell_history (set FQAT_SHELL_HISTORY to move it). Ctrl-R searches it at the prompt.",
         group: "shell",
@@ -79,11 +79,11 @@ enum Builtins {
                 invocation.print(String(repeating: " ", count: max(0, 5 - number.count)) + number + "  " + entry)
             }
             return .none
-        })
+        }) }
 
     // MARK: Language topics (help only)
 
-    static let letTopic = CommandSpec(
+    static var letTopic: CommandSpec { CommandSpec(
         name: "let", summary: "bind a variable to a value or a command's result",
         discussion: """
         `let name = expression` or `let name = command args…` binds `name` in the current block. \
@@ -93,38 +93,38 @@ enum Builtins {
         """,
         group: "language",
         examples: ["let bits = [2, 3, 4]", "let r = eval", "print r.ood", "best = r.ood"],
-        usage: "let <name> = <expression> | <command> …")
+        usage: "let <name> = <expression> | <command> …") }
 
-    static let forTopic = CommandSpec(
+    static var forTopic: CommandSpec { CommandSpec(
         name: "for", summary: "repeat a block for each element of a list",
         discussion: "The loop variable is bound inside the block only. Ctrl-C stops the loop between iterations.",
         group: "language",
         examples: ["for b in [2, 3, 4] {\n    quantize lsq bits=b\n    train fqat steps=500\n}"],
-        usage: "for <name> in <list> { … }")
+        usage: "for <name> in <list> { … }") }
 
-    static let ifTopic = CommandSpec(
+    static var ifTopic: CommandSpec { CommandSpec(
         name: "if", summary: "run a block when a condition holds",
         discussion: "Conditions must be true or false: compare with == != < <= > >=, combine with and, or, not. `else` may follow `}` on the same line or the next one (at the prompt, keep `} else {` on one line).",
         group: "language",
         examples: ["if r.ood > best {\n    best = r.ood\n} else if r.ood < 0.1 {\n    print \"diverged\"\n} else {\n    print \"no better\"\n}"],
-        usage: "if <condition> { … } [else if <condition> { … }] [else { … }]")
+        usage: "if <condition> { … } [else if <condition> { … }] [else { … }]") }
 
-    static let source = CommandSpec(
+    static var source: CommandSpec { CommandSpec(
         name: "source", summary: "run the commands of another script file here",
         discussion: "The file runs in the current scope, so its variables stay bound afterwards. A relative path is looked up in the directory of the file that sources it (the working directory at the prompt). Sourced files are checked together with the script before anything runs.",
         group: "language",
         positionals: [ArgSpec("path", .path, required: true, help: "the .fqs file")],
         examples: ["source \"common.fqs\""],
-        usage: "source <path>")
+        usage: "source <path>") }
 
-    static let time = CommandSpec(
+    static var time: CommandSpec { CommandSpec(
         name: "time", summary: "run a command and report its wall time",
         discussion: "Shows the command's result (if any), then `time: 12.345 s`.",
         group: "language",
         examples: ["time train fqat steps=100"],
-        usage: "time <command> …")
+        usage: "time <command> …") }
 
-    static let syntax = CommandSpec(
+    static var syntax: CommandSpec { CommandSpec(
         name: "syntax", summary: "how commands, values and words are written",
         discussion: """
         A statement is `command positional… key=value…`, one per line or separated by `;`; `#` starts a \
@@ -137,5 +137,5 @@ enum Builtins {
         """,
         group: "language",
         examples: ["quantize lsq bits=4 keep=[conv1, fc]", "let n = $1 * 2", "print \"steps\" n"],
-        usage: "<command> <value>… <key>=<value>…")
+        usage: "<command> <value>… <key>=<value>…") }
 }

@@ -19,36 +19,49 @@ extension Output {
     public func errorLine(_ text: String) { write(text + "\n", to: .error) }
 }
 
-/// The process's stdout and stderr, flushed on every write so progress shows immediately.
+/// The process's stdout and stderr, written at once (no buffering) so progress shows immediately.
 public final class StandardOutput: Output {
     public init() {}
     public func write(_ text: String, to channel: OutputChannel) {
-        let stream = channel == .standard ? stdout : stderr
-        fputs(text, stream)
-        fflush(stream)
+        writeUnbuffered(text, to: channel == .standard ? STDOUT_FILENO : STDERR_FILENO)
+    }
+}
+
+/// Writes all of `text` to a file descriptor with write(2), after flushing C stdio (whatever `print`
+/// left in its buffer comes first). Unlike C's `stdout` global, this touches no shared mutable state.
+/// A closed pipe or a full disk ends the write silently, as `fputs` would.
+public func writeUnbuffered(_ text: String, to descriptor: Int32) {
+    fflush(nil)
+    var bytes = Array(text.utf8)
+    bytes.withUnsafeMutableBytes { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let n = Foundation.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+            if n > 0 { offset += n } else if n < 0 && errno == EINTR { continue } else { return }
+        }
     }
 }
 
 /// Keeps everything written, per channel and interleaved (for tests). Thread-safe.
-public final class CapturingOutput: Output, @unchecked Sendable {
-    private let lock = NSLock()
-    private var standardText = ""
-    private var errorText = ""
-    private var combinedText = ""
+public final class CapturingOutput: Output, Sendable {
+    private struct Texts {
+        var standard = "", error = "", combined = ""
+    }
+    private let texts = Mutex(Texts())
 
     public init() {}
 
     public func write(_ text: String, to channel: OutputChannel) {
-        lock.lock()
-        defer { lock.unlock() }
-        if channel == .standard { standardText += text } else { errorText += text }
-        combinedText += text
+        texts.withLock { t in
+            if channel == .standard { t.standard += text } else { t.error += text }
+            t.combined += text
+        }
     }
 
-    public var standard: String { lock.lock(); defer { lock.unlock() }; return standardText }
-    public var error: String { lock.lock(); defer { lock.unlock() }; return errorText }
+    public var standard: String { texts.withLock { $0.standard } }
+    public var error: String { texts.withLock { $0.error } }
     /// Both channels in the order written.
-    public var combined: String { lock.lock(); defer { lock.unlock() }; return combinedText }
+    public var combined: String { texts.withLock { $0.combined } }
 
     /// Standard output split into lines (without the final empty line).
     public var standardLines: [String] {
@@ -58,11 +71,7 @@ public final class CapturingOutput: Output, @unchecked Sendable {
     }
 
     public func clear() {
-        lock.lock()
-        defer { lock.unlock() }
-        standardText = ""
-        errorText = ""
-        combinedText = ""
+        texts.withLock { $0 = Texts() }
     }
 }
 
@@ -70,7 +79,7 @@ public final class CapturingOutput: Output, @unchecked Sendable {
 /// statements and commands check it at step boundaries (`Invocation.checkInterrupt()`), so a long
 /// `train` stops at a clean point and the session keeps its state. Setting and reading are atomic
 /// and lock-free, hence safe inside a signal handler.
-public final class Interrupt: @unchecked Sendable {
+public final class Interrupt: Sendable {
     private let flag = Atomic<Bool>(false)
 
     public init() {}

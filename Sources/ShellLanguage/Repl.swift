@@ -31,8 +31,7 @@ public final class StdinLineReader: LineReader {
 
     public func readLine(prompt: String) -> LineInput {
         if showsPrompts {
-            fputs(prompt, stdout)
-            fflush(stdout)
+            writeUnbuffered(prompt, to: STDOUT_FILENO)
         }
         guard let line = Swift.readLine(strippingNewline: true) else { return .endOfInput }
         return .line(line)

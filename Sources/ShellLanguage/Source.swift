@@ -7,7 +7,7 @@
 import Foundation
 
 /// One script: a file, a `-c` string, or one REPL entry. Immutable, shared by reference from ranges.
-public final class Source: Hashable, CustomStringConvertible {
+public final class Source: Hashable, CustomStringConvertible, Sendable {
     /// The name shown in diagnostics (a path as given, `<stdin>`, `<repl>`, `<command line>`).
     public let name: String
     /// The file this text was read from, if any; `source "x.fqs"` resolves relative paths against its directory.
@@ -102,7 +102,7 @@ public struct SourceLocation: Equatable, Comparable, CustomStringConvertible, Se
 }
 
 /// A half-open range of scalar offsets `[start, end)` in one source.
-public struct SourceRange: Hashable, CustomStringConvertible {
+public struct SourceRange: Hashable, CustomStringConvertible, Sendable {
     public let source: Source
     public let start: Int
     public let end: Int
