@@ -64,7 +64,7 @@ let package = Package(
         /// Lexer, parser, checker, interpreter and the command registry. Knows nothing of tensors.
         .target(name: "ShellLanguage", swiftSettings: swift6),
         /// The command tables binding the language to the engine, and the shared Session.
-        .target(name: "ShellCommands", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Plot", "Quant", "ShellLanguage", "TensorCore", "Training"]),
+        .target(name: "ShellCommands", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Plot", "Quant", "ShellLanguage", "TensorCore", "Training"], swiftSettings: swift6),
         .executableTarget(name: "fqat-shell", dependencies: ["CEditLine", "ShellCommands", "ShellLanguage"]),
         .executableTarget(name: "fqat-bench", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Quant", "TensorCore"], swiftSettings: numeric),
         /// libFuzzer harnesses (scripts/fuzz.sh builds them with -sanitize=fuzzer); a plain build replays inputs.

@@ -110,7 +110,7 @@ public enum SessionGuard {
             if saved { lock.unlock(); return }
             saved = true
             FileHandle.standardError.write(Data("fqat-shell: terminated; the running command did not reach a step boundary within \(Int(grace)) s, so the session was not saved (a save now could hold a half-updated model); the last saved session is unchanged\n".utf8))
-            fflush(stdout)
+            fflush(nil)
             _exit(143)  // the main thread is mid-step: no exit handlers may run beside it
         }
         watcher.name = "fqat.sigterm"

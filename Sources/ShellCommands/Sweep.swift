@@ -199,7 +199,7 @@ public enum SweepTaskState: Equatable, Sendable {
 }
 
 /// A sweep folder: the task list and the task folders.
-public struct SweepFolder {
+public struct SweepFolder: Sendable {
     public static let taskListName = "sweep.tasks"
     public let path: String
 

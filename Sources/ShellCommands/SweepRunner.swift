@@ -3,6 +3,7 @@
 // per stage, the reuse stage after the prepare stage with --dependency=afterok).
 import Datasets
 import Foundation
+import Synchronization
 
 public enum SweepRunner {
     /// The fqat-shell executable that runs tasks (this process's own binary).
@@ -10,23 +11,28 @@ public enum SweepRunner {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 
-    /// The child process of the task running in this process (SIGTERM is passed on to it).
-    nonisolated(unsafe) static var childPID: pid_t = 0
-    nonisolated(unsafe) static var termSource: DispatchSourceSignal?
-    nonisolated(unsafe) static var terminated = false
+    /// The child process of the task running in this process (SIGTERM is passed on to it), 0 when none.
+    static let childPID = Atomic<pid_t>(0)
+    /// The SIGTERM dispatch source, once installed (kept alive here).
+    static let termSource = Mutex<DispatchSourceSignal?>(nil)
+    /// Whether SIGTERM arrived.
+    static let terminated = Atomic<Bool>(false)
 
     /// Passes SIGTERM (Slurm preemption, `scancel --signal=TERM`, a local stop) to the running script,
     /// which saves its session and exits 143; this process then marks the task failed and exits 143.
     static func forwardTermination() {
-        guard termSource == nil else { return }
-        signal(SIGTERM, SIG_IGN)
-        let src = DispatchSource.makeSignalSource(signal: SIGTERM, queue: DispatchQueue(label: "fqat.sweep.sigterm"))
-        src.setEventHandler {
-            terminated = true
-            if childPID > 0 { kill(childPID, SIGTERM) }
+        termSource.withLock { source in
+            guard source == nil else { return }
+            signal(SIGTERM, SIG_IGN)
+            let src = DispatchSource.makeSignalSource(signal: SIGTERM, queue: DispatchQueue(label: "fqat.sweep.sigterm"))
+            src.setEventHandler {
+                terminated.store(true, ordering: .sequentiallyConsistent)
+                let pid = childPID.load(ordering: .sequentiallyConsistent)
+                if pid > 0 { kill(pid, SIGTERM) }
+            }
+            src.resume()
+            source = src
         }
-        src.resume()
-        termSource = src
     }
 
     /// The script's command line for a task (after the executable).
@@ -94,18 +100,19 @@ public enum SweepRunner {
             try? message.write(toFile: sweep.file(t, "failed"), atomically: true, encoding: .utf8)
             throw SweepError(message)
         }
-        childPID = process.processIdentifier
-        if terminated { kill(childPID, SIGTERM) }
+        childPID.store(process.processIdentifier, ordering: .sequentiallyConsistent)
+        if terminated.load(ordering: .sequentiallyConsistent) { kill(process.processIdentifier, SIGTERM) }
         process.waitUntilExit()
-        childPID = 0
+        childPID.store(0, ordering: .sequentiallyConsistent)
+        let stopped = terminated.load(ordering: .sequentiallyConsistent)
         let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
-        if status == 0 && !terminated {
+        if status == 0 && !stopped {
             let seconds = String(format: "%.1f", Date().timeIntervalSince(start))
             // A finished task needs no resume point: a later forced re-run starts from zero.
             for name in ["autosave.fqsession", "autosave.fqsession.run", "autosave.fqsession.runs"] { try? fm.removeItem(atPath: sweep.file(t, name)) }
             try "\(seconds) s on \(SweepFolder.hostName)\n".write(toFile: sweep.file(t, "done"), atomically: true, encoding: .utf8)
         } else {
-            let why = status == 143 || terminated ? "terminated (SIGTERM)" : "exit \(status)"
+            let why = status == 143 || stopped ? "terminated (SIGTERM)" : "exit \(status)"
             let last = sweep.lastErrorLine(t).map { ": " + $0 } ?? ""
             try? "\(why)\(last)\n".write(toFile: sweep.file(t, "failed"), atomically: true, encoding: .utf8)
         }
@@ -147,17 +154,19 @@ public enum SweepRunner {
     }
 
     /// The local launcher's shared queue (one lock around everything).
-    final class LocalQueue: @unchecked Sendable {
+    final class LocalQueue: Sendable {
         let sweep: SweepFolder
         let tasks: [SweepTask]
-        var pending: [SweepTask]
-        var failedIDs = Set<String>()
-        var runningIDs = Set<String>()
-        var failures = 0
-        let lock = NSLock()
+        private struct State {
+            var pending: [SweepTask]
+            var failedIDs = Set<String>()
+            var runningIDs = Set<String>()
+            var failures = 0
+        }
+        private let state: Mutex<State>
 
         init(sweep: SweepFolder, tasks: [SweepTask], pending: [SweepTask]) {
-            self.sweep = sweep; self.tasks = tasks; self.pending = pending
+            self.sweep = sweep; self.tasks = tasks; self.state = Mutex(State(pending: pending))
         }
 
         func ready(_ t: SweepTask) -> Bool {
@@ -167,35 +176,47 @@ public enum SweepRunner {
         /// The next task whose dependencies are done; waits while a dependency still runs; nil when
         /// nothing more can start (tasks blocked by a failed dependency are dropped and counted).
         func next(report: (String) -> Void) -> SweepTask? {
-            lock.lock(); defer { lock.unlock() }
+            enum Step { case run(SweepTask), stop, wait }
             while true {
-                if let i = pending.firstIndex(where: ready) {
-                    let t = pending.remove(at: i)
-                    runningIDs.insert(t.id)
-                    return t
+                var lines: [String] = []
+                let step: Step = state.withLock { s in
+                    while true {
+                        if let i = s.pending.firstIndex(where: ready) {
+                            let t = s.pending.remove(at: i)
+                            s.runningIDs.insert(t.id)
+                            return .run(t)
+                        }
+                        let blocked = s.pending.filter { t in t.after.contains { s.failedIDs.contains($0) } }
+                        if !blocked.isEmpty {
+                            for b in blocked {
+                                lines.append("task \(b.index) (\(String(b.id.prefix(8)))) not run: a task it needs failed")
+                                s.failedIDs.insert(b.id)
+                            }
+                            s.failures += blocked.count
+                            s.pending.removeAll { t in blocked.contains { $0.id == t.id } }
+                            continue
+                        }
+                        return s.pending.isEmpty || s.runningIDs.isEmpty ? .stop : .wait
+                    }
                 }
-                let blocked = pending.filter { t in t.after.contains { failedIDs.contains($0) } }
-                if !blocked.isEmpty {
-                    for b in blocked { report("task \(b.index) (\(String(b.id.prefix(8)))) not run: a task it needs failed"); failedIDs.insert(b.id) }
-                    failures += blocked.count
-                    pending.removeAll { t in blocked.contains { $0.id == t.id } }
-                    continue
+                lines.forEach(report)
+                switch step {
+                case .run(let t): return t
+                case .stop: return nil
+                case .wait: Thread.sleep(forTimeInterval: 0.2)
                 }
-                if pending.isEmpty || runningIDs.isEmpty { return nil }
-                lock.unlock()
-                Thread.sleep(forTimeInterval: 0.2)
-                lock.lock()
             }
         }
 
         func finished(_ t: SweepTask, ok: Bool) {
-            lock.lock(); defer { lock.unlock() }
-            runningIDs.remove(t.id)
-            if !ok { failures += 1; failedIDs.insert(t.id) }
+            state.withLock { s in
+                s.runningIDs.remove(t.id)
+                if !ok { s.failures += 1; s.failedIDs.insert(t.id) }
+            }
         }
 
         /// Failed, blocked, and never started (a dependency outside this run that is not done).
-        var notDone: Int { lock.lock(); defer { lock.unlock() }; return failures + pending.count }
+        var notDone: Int { state.withLock { $0.failures + $0.pending.count } }
     }
 
     // MARK: Slurm launcher

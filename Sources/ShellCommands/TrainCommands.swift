@@ -9,7 +9,7 @@ import TensorCore
 import Training
 
 extension ShellCommands {
-    static let hyperparameterKeys: [ArgSpec] = [
+    static var hyperparameterKeys: [ArgSpec] { [
         ArgSpec("lr", .number(0...1), help: "Adam learning rate of the model (default 1e-3)"),
         ArgSpec("wd", .number(0...1), help: "weight decay, L2 added to the gradient (default 0)"),
         ArgSpec("scale_lr", .number(0...1), help: "Adam learning rate of the scale factors, no weight decay (default 1e-4)"),
@@ -21,7 +21,7 @@ extension ShellCommands {
         ArgSpec("eval", .choice(["all", "selection"]), help: "splits each evaluation covers: all (DomainBed, default) or selection (not the training domains' in splits, which no score reads; same numbers, less work)"),
         ArgSpec("bn", .choice(["train", "frozen"]), help: "BatchNorm: batch statistics (train) or running statistics fixed (frozen, DomainBed/SAGM)"),
         ArgSpec("dropout", .number(0...0.99), help: "dropout on the features (default 0)"),
-    ]
+    ] }
 
     /// Applies the hyperparameter keys given to this command to the session's hyperparameters.
     static func applyHyperparameters(_ inv: Invocation, _ s: Session) {
