@@ -205,7 +205,7 @@ final class Bench {
             m.extra["ratio_to_pytorch"] = ips / torch
         }
         results.append(m)
-        if json { print(m.json()); fflush(stdout); return }
+        if json { print(m.json()); fflush(nil); return }
         var line = m.workload.padding(toLength: max(10, m.workload.count + 1), withPad: " ", startingAt: 0)
         line += m.detail.padding(toLength: 34, withPad: " ", startingAt: 0)
         line += String(format: " batch %4d  threads %d", m.batch, m.threads)
@@ -214,7 +214,7 @@ final class Bench {
         if let g = m.gflops { line += String(format: "  %7.1f GFLOP/s", g) }
         if let s = m.seconds { line += String(format: "  %9.3f ms", s * 1000) }
         for (k, v) in m.extra.sorted(by: { $0.key < $1.key }) { line += String(format: "  %@=%.3g", k, v) }
-        print(line); fflush(stdout)
+        print(line); fflush(nil)
     }
 
     func run() {

@@ -67,7 +67,9 @@ func storedActivationFloats(_ network: Network, batch: Int, imageShape: [Int] = 
 enum Allocator {
     private typealias MalloptFunction = @convention(c) (Int32, Int32) -> Int32
     private typealias TrimFunction = @convention(c) (Int) -> Int32
-    private static let handle = dlopen(nil, RTLD_NOW)
+    /// RTLD_DEFAULT (a null handle on glibc): search the process's global symbols, as TensorCore's
+    /// TensorMemory does.
+    private static var handle: UnsafeMutableRawPointer? { nil }
 
     /// mallopt(M_MMAP_THRESHOLD, bytes); false when unavailable.
     @discardableResult
