@@ -65,7 +65,7 @@ let package = Package(
         .target(name: "ShellLanguage", swiftSettings: swift6),
         /// The command tables binding the language to the engine, and the shared Session.
         .target(name: "ShellCommands", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Plot", "Quant", "ShellLanguage", "TensorCore", "Training"], swiftSettings: swift6),
-        .executableTarget(name: "fqat-shell", dependencies: ["CEditLine", "ShellCommands", "ShellLanguage"]),
+        .executableTarget(name: "fqat-shell", dependencies: ["CEditLine", "ShellCommands", "ShellLanguage"], swiftSettings: swift6),
         .executableTarget(name: "fqat-bench", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Quant", "TensorCore"], swiftSettings: numeric + swift6),
         /// libFuzzer harnesses (scripts/fuzz.sh builds them with -sanitize=fuzzer); a plain build replays inputs.
         .executableTarget(name: "fqat-fuzz", dependencies: ["Datasets", "NN", "ShellCommands", "ShellLanguage"]),

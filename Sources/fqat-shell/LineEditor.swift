@@ -10,24 +10,32 @@ import Foundation
 import ShellCommands
 import ShellLanguage
 
-/// The editor the C completion callbacks talk to (libedit has one global line editor).
-nonisolated(unsafe) private var activeEditor: LineEditor?
-/// Candidates of the completion in progress, handed out one by one to `rl_completion_matches`.
-nonisolated(unsafe) private var pendingCompletions: [String] = []
-/// C strings libedit keeps pointers to for the life of the process.
-nonisolated(unsafe) private var retainedCStrings: [UnsafeMutablePointer<CChar>] = []
+/// What the C completion callbacks need, which libedit gives them no context pointer to reach.
+private struct LibeditContext {
+    /// The editor the callbacks talk to (libedit has one global line editor).
+    var editor: LineEditor?
+    /// Candidates of the completion in progress, handed out one by one to `rl_completion_matches`.
+    var completions: [String] = []
+    /// C strings libedit keeps pointers to for the life of the process.
+    var retained: [UnsafeMutablePointer<CChar>] = []
+}
+/// Audited unsafe global (docs/architecture.md, "Concurrency"): libedit's callbacks are plain C
+/// function pointers without a context argument, so their state must be global. It is safe because
+/// only the main thread touches it: the REPL calls readline() there, and libedit runs the callbacks
+/// synchronously inside that call; no other thread reads or writes it.
+nonisolated(unsafe) private var libedit = LibeditContext()
 
 private func retainedCString(_ text: String) -> UnsafeMutablePointer<CChar> {
     let pointer = strdup(text)!
-    retainedCStrings.append(pointer)
+    libedit.retained.append(pointer)
     return pointer
 }
 
 /// `rl_compentry_func_t`: returns the `state`-th candidate (malloc'd; libedit frees it), then NULL.
 private func completionGenerator(_ text: UnsafePointer<CChar>?, _ state: Int32) -> UnsafeMutablePointer<CChar>? {
     let index = Int(state)
-    guard index < pendingCompletions.count else { return nil }
-    return strdup(pendingCompletions[index])
+    guard index < libedit.completions.count else { return nil }
+    return strdup(libedit.completions[index])
 }
 
 /// `rl_completion_func_t`: computes the candidates for the word at the cursor.
@@ -35,15 +43,15 @@ private func attemptCompletion(_ text: UnsafePointer<CChar>?, _ start: Int32, _ 
     -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? {
     // Never fall back to libedit's own file-name completion: the Completer decides.
     rl_attempted_completion_over = 1
-    guard let editor = activeEditor, let text, let buffer = rl_line_buffer else { return nil }
+    guard let editor = libedit.editor, let text, let buffer = rl_line_buffer else { return nil }
     let bytes = Array(String(cString: buffer).utf8)
     let cursorBytes = max(0, min(Int(rl_point), bytes.count))
     let line = String(decoding: bytes, as: UTF8.self)
     let cursor = String(decoding: bytes[..<cursorBytes], as: UTF8.self).count
-    pendingCompletions = editor.completer.complete(line: line, cursor: cursor, dynamic: editor.dynamicNames)
-    guard !pendingCompletions.isEmpty else { return nil }
+    libedit.completions = editor.completer.complete(line: line, cursor: cursor, dynamic: editor.dynamicNames)
+    guard !libedit.completions.isEmpty else { return nil }
     // `steps=` and `dir/` continue the same word: no space after them.
-    let single = pendingCompletions.count == 1 ? pendingCompletions[0] : nil
+    let single = libedit.completions.count == 1 ? libedit.completions[0] : nil
     rl_completion_append_character = (single?.hasSuffix("=") == true || single?.hasSuffix("/") == true) ? 0 : 32
     return rl_completion_matches(text, completionGenerator)
 }
@@ -75,7 +83,7 @@ final class LineEditor: LineReader {
         using_history()
         stifle_history(historyLimit)
         _ = read_history(self.historyPath)  // a missing file is fine on first use
-        activeEditor = self
+        libedit.editor = self
     }
 
     static func defaultHistoryPath() -> String {
