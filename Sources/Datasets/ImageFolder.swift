@@ -52,6 +52,9 @@ public enum ImageDecoder {
         if known != 0, abs(Int(w)) * abs(Int(h)) > maximumPixels {
             throw DatasetError.undecodableImage(path: path, reason: "the header declares \(abs(Int(w)))×\(abs(Int(h))) pixels, more than the \(maximumPixels / 1_000_000) megapixels accepted; the file is damaged or not a data set image")
         }
+        if let problem = PNMHeader.truncation(bytes) {
+            throw DatasetError.undecodableImage(path: path, reason: problem)
+        }
         let decoded: UnsafeMutablePointer<stbi_uc>? = bytes.withUnsafeBufferPointer { p in
             stbi_load_from_memory(p.baseAddress, Int32(clamping: p.count), &w, &h, &channelsInFile, 3)
         }
@@ -63,6 +66,49 @@ public enum ImageDecoder {
         guard w > 0 && h > 0 else { throw DatasetError.undecodableImage(path: path, reason: "zero-sized image") }
         let count = Int(w) * Int(h) * 3
         return DecodedImage(width: Int(w), height: Int(h), pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
+    }
+}
+
+/// The header of a binary PGM/PPM (P5/P6, the two stb reads), parsed as stb parses it: whitespace
+/// and `#` comments before each of width, height and maxval; the character after maxval's digits is
+/// consumed, and the pixels follow. stb 2.27 (Debian's libstb) reads a 16-bit file's samples without
+/// checking that the file holds them: a 18-byte `P5` declaring 2552552×5 pixels with maxval 52552
+/// made it read far past the buffer (SEGV, found by fuzzing). So the declared pixel data must be in
+/// the file before stb sees it.
+enum PNMHeader {
+    /// Why the file cannot be decoded, or nil when it is not a binary PNM or its pixels are all there.
+    static func truncation(_ bytes: [UInt8]) -> String? {
+        guard bytes.count >= 2, bytes[0] == UInt8(ascii: "P"), bytes[1] == UInt8(ascii: "5") || bytes[1] == UInt8(ascii: "6") else { return nil }
+        let channels = bytes[1] == UInt8(ascii: "5") ? 1 : 3
+        var i = 2
+        func isSpace(_ c: UInt8) -> Bool { c == 32 || (9...13).contains(c) }
+        func integer() -> Int? {
+            while i < bytes.count, isSpace(bytes[i]) || bytes[i] == UInt8(ascii: "#") {
+                if bytes[i] == UInt8(ascii: "#") {
+                    while i < bytes.count, bytes[i] != 10, bytes[i] != 13 { i += 1 }
+                } else { i += 1 }
+            }
+            var value = 0, digits = 0
+            while i < bytes.count, (48...57).contains(bytes[i]) {
+                value = value * 10 + Int(bytes[i] - 48)
+                digits += 1
+                i += 1
+                if value > 1 << 30 { return nil }
+            }
+            return digits > 0 ? value : nil
+        }
+        guard let width = integer(), let height = integer(), let maxval = integer() else {
+            return "the PGM/PPM header is incomplete or its numbers are out of range"
+        }
+        guard width > 0, height > 0 else { return "the PGM/PPM header declares \(width)×\(height) pixels" }
+        guard (1...65535).contains(maxval) else { return "the PGM/PPM header's maximum value \(maxval) is outside 1…65535" }
+        i += 1  // the character after maxval, which stb consumes
+        let needed = width * height * channels * (maxval > 255 ? 2 : 1)
+        let present = max(0, bytes.count - i)
+        guard present >= needed else {
+            return "the file is truncated: its header declares \(width)×\(height) pixels (\(needed) bytes of samples) but \(present) bytes follow it"
+        }
+        return nil
     }
 }
 

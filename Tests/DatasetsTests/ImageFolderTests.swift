@@ -203,6 +203,26 @@ final class ImageFolderTests: XCTestCase {
         assertDatasetError(try DomainBedFolders.load(folder: folder.file("empty")), contains: ["holds no domain folders"])
     }
 
+    /// Fuzzing finding (the long campaign): an 18-byte 16-bit PGM declaring 2552552×5 pixels made
+    /// stb read past the end of the file (SEGV). A PGM/PPM's samples must be in the file; complete
+    /// 8- and 16-bit files, with a comment in the header, still decode.
+    func testTruncatedPNMIsRefusedBeforeStbReadsIt() throws {
+        let crash = Array("P52552552\n5\n52552\n".utf8)
+        XCTAssertThrowsError(try ImageDecoder.decode(bytes: crash, path: "crash.pgm")) { error in
+            XCTAssertTrue("\(error)".contains("declares 2552552×5 pixels"), "\(error)")
+        }
+        XCTAssertThrowsError(try ImageDecoder.decode(bytes: Array("P6 2 2 255\n".utf8) + [1, 2, 3], path: "short.ppm")) { error in
+            XCTAssertTrue("\(error)".contains("truncated"), "\(error)")
+        }
+        XCTAssertThrowsError(try ImageDecoder.decode(bytes: Array("P5 2 2 70000\n".utf8) + [UInt8](repeating: 0, count: 8), path: "bad.pgm"))
+        let gray8 = try ImageDecoder.decode(bytes: Array("P5\n# made by hand\n2 1\n255\n".utf8) + [10, 200], path: "ok.pgm")
+        XCTAssertEqual(gray8.pixels, [10, 10, 10, 200, 200, 200])
+        let gray16 = try ImageDecoder.decode(bytes: Array("P5 2 1 65535\n".utf8) + [0xff, 0xff, 0x00, 0x00], path: "ok16.pgm")
+        XCTAssertEqual(gray16.pixels, [255, 255, 255, 0, 0, 0])
+        let rgb = try ImageDecoder.decode(bytes: Array("P6 1 1 255 ".utf8) + [1, 2, 3], path: "ok.ppm")
+        XCTAssertEqual(rgb.pixels, [1, 2, 3])
+    }
+
     /// Issue 17 fuzzing finding: a 54-byte BMP declaring 5832706×54 pixels made stb allocate and fill
     /// ~1 GB. The header's size is checked first.
     func testHugeDeclaredImagesAreRefusedFromTheHeader() {
