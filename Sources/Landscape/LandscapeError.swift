@@ -41,3 +41,10 @@ public enum LandscapeError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
+
+/// Thrown by a landscape's evaluation closure to stop inside a point (e.g. between batches on Ctrl-C):
+/// `Landscape.compute` drops that point, keeps (and caches) the points before it and returns the partial
+/// surface, exactly as when `shouldStop` answers true between points.
+public struct LandscapeStopRequested: Error, Sendable {
+    public init() {}
+}

@@ -181,7 +181,9 @@ public enum Landscape {
     /// - `progress`: called after each evaluated point. `shouldStop`: polled before each point; when it
     ///   returns true the partial surface is returned (and cached, so a later call resumes it).
     /// - `evaluate`: evaluates the model as it currently is (loss, accuracy) — e.g. mean cross-entropy
-    ///   and percent correct over a split in eval mode.
+    ///   and percent correct over a split in eval mode. It may throw `LandscapeStopRequested` (checked per
+    ///   batch, so a stop does not wait for a whole point): the point in progress is dropped and the
+    ///   computation ends as if `shouldStop` had answered true before it.
     /// Every parameter and buffer is restored to its exact original tensor before returning or
     /// throwing. Errors from `evaluate` are rethrown after the points so far are cached.
     public static func compute(model: Module, request: LandscapeRequest, endpoint: [String: Tensor]? = nil,
@@ -281,6 +283,8 @@ public enum Landscape {
                     lastCheckpoint = now
                 }
             }
+        } catch is LandscapeStopRequested {
+            // Stopped inside point k: its partial sums are dropped; points before it are kept below.
         } catch {
             perturbation.restore()
             if evaluated > 0 { try? save() }

@@ -63,19 +63,25 @@ extension ShellCommands {
 
     /// The evaluation images of a split, fixed once: the first images of each domain's split in
     /// order, `images` in all, spread evenly over the domains.
-    static func landscapeBatches(_ s: Session, split: String, images: Int) throws -> [LabeledBatch] {
+    /// `stop` is polled per batch (Ctrl-C); when it answers true this throws `LandscapeStopRequested`.
+    static func landscapeBatches(_ s: Session, split: String, images: Int, stop: () -> Bool = { false }) throws -> [LabeledBatch] {
         let (dataset, env) = try s.requireData()
         let splits = dataset.domainBedSplits(trialSeed: s.settings.trialSeed)
         let sets: [EvaluationSet] = split == "id"
             ? env.trainingDomains.map { EvaluationSet(domain: $0, part: .out, indices: splits[$0].outIndices) }
             : env.testDomains.map { EvaluationSet(domain: $0, part: .in, indices: splits[$0].inIndices) }
         let per = max(1, images / max(sets.count, 1))
+        // The images are held for the whole grid; a folder's are otherwise never all in memory (C7).
+        try checkLandscapeImageMemory(images: sets.reduce(0) { $0 + min(per, $1.indices.count) }, imageShape: dataset.imageShape)
         var batches: [LabeledBatch] = []
         for set in sets {
             var sub = set
             sub.indices = Array(set.indices.prefix(per))
             var it = sub.batches(of: dataset, batchSize: 250)
-            while let b = try it.next() { batches.append(b) }
+            while let b = try it.next() {
+                if stop() { throw LandscapeStopRequested() }
+                batches.append(b)
+            }
         }
         return batches
     }
@@ -110,8 +116,21 @@ extension ShellCommands {
         }
         let cache = LandscapeCache(directory: URL(fileURLWithPath: s.landscapeCache))
         var surfaces: [(label: String, split: String, surface: LandscapeSurface, quantized: Bool)] = []
+        // Ctrl-C is honoured between batches, inside a point as well as between points (issue 17, C6): a
+        // point of a large evaluation set can take minutes. The points finished before it are cached.
+        func interrupted(after done: Int, of total: Int) -> Interrupted {
+            inv.print(done > 0
+                ? "landscape interrupted after \(done) of \(total) points; those are kept in the cache and the same command resumes from them"
+                : "landscape interrupted before its first point finished; nothing was computed for this surface")
+            return Interrupted()
+        }
         for split in splits {
-            let batches = try landscapeBatches(s, split: split, images: inv.int("images"))
+            let batches: [LabeledBatch]
+            do {
+                batches = try landscapeBatches(s, split: split, images: inv.int("images"), stop: { inv.interrupt.isRequested })
+            } catch is LandscapeStopRequested {
+                throw interrupted(after: 0, of: x.count * (y?.count ?? 1))
+            }
             let imageCount = batches.reduce(0) { $0 + $1.labels.count }
             let evalDescription = "\(s.dataset!.name) \(split) trial \(s.settings.trialSeed) images \(imageCount) test \(s.environments!.testDomains)"
             for m in models {
@@ -131,6 +150,7 @@ extension ShellCommands {
                                                    shouldStop: { inv.interrupt.isRequested }) {
                     var lossSum = 0.0, correct = 0, count = 0
                     for b in batches {
+                        if inv.interrupt.isRequested { throw LandscapeStopRequested() }
                         let logits = net.forward(b.images, .eval)
                         let (loss, _, c) = softmaxCrossEntropy(logits: logits, labels: b.labels)
                         lossSum += Double(loss) * Double(b.labels.count); correct += c; count += b.labels.count
@@ -138,10 +158,7 @@ extension ShellCommands {
                     return (lossSum / Double(max(count, 1)), 100 * Double(correct) / Double(max(count, 1)))
                 }
                 progress.finish()
-                if !result.completed {
-                    inv.print("landscape interrupted after \(result.surface.completedPoints) of \(total) points; the same command resumes from the cache")
-                    throw Interrupted()
-                }
+                if !result.completed { throw interrupted(after: result.surface.completedPoints, of: total) }
                 inv.print("landscape \(m.label) on \(split): \(total) points, " + (result.cacheHit ? "from cache" : "\(result.evaluatedPoints) evaluated in \(Render.duration(result.seconds)) (\(Render.number(result.pointsPerSecond, "%.2f")) points/s)") + " on \(imageCount) images")
                 let dir = (s.settings.out as NSString).appendingPathComponent("plots")
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -103,7 +103,16 @@ public enum SessionGuard {
                 let done = saved, waiting = idle
                 lock.unlock()
                 if done { return }  // the main thread saved and exits by itself
-                if waiting { saveIfTerminating(); exit(143) }  // main is blocked reading a line
+                if waiting {
+                    // Main is blocked reading a line. Save and end here while holding the lock: should
+                    // readline return meanwhile, main waits in setIdle(false) instead of running exit()
+                    // beside this thread (two exit() calls at once crashed in exit handlers, which tmux
+                    // showed as a death by signal instead of status 143). _exit: deterministic 143.
+                    lock.lock()
+                    saveLocked()
+                    fflush(stdout)
+                    _exit(143)
+                }
                 Thread.sleep(forTimeInterval: 0.05)
             }
             lock.lock()  // waits for a save the main thread may have begun
@@ -134,7 +143,13 @@ public enum SessionGuard {
     public static func saveIfTerminating() -> Bool {
         guard terminating else { return false }
         lock.lock(); defer { lock.unlock() }
-        if saved { return true }
+        saveLocked()
+        return true
+    }
+
+    /// The save itself, once; the caller holds `lock`.
+    static func saveLocked() {
+        if saved { return }
         saved = true
         if let s = session {
             let path = s.launch.autosavePath ?? (s.settings.out as NSString).appendingPathComponent("autosave.fqsession")
@@ -145,6 +160,5 @@ public enum SessionGuard {
                 FileHandle.standardError.write(Data("fqat-shell: terminated; could not save the session: \(error)\n".utf8))
             }
         }
-        return true
     }
 }
