@@ -38,6 +38,7 @@ extension ShellCommands {
                 let dataSeed = inv.has("seed") ? inv.int("seed") : s.settings.seed
                 let dataset: DomainDataset
                 let descriptor: DataDescriptor
+                var cacheBytes = 0
                 if source == "folder" || source.hasPrefix("/") || source.hasPrefix(".") || source.hasPrefix("~") {
                     // `root=` is a path argument (its `~` is expanded); a path given as the source is expanded here.
                     let root = inv.has("root") ? inv.string("root") : HomePath.expand(source)
@@ -46,6 +47,7 @@ extension ShellCommands {
                     if inv.has("size") { options.imageSize = inv.int("size") }
                     dataset = try DomainBedFolders.load(folder: root, options: options)
                     descriptor = .folder(root, name: dataset.name, options: options)
+                    cacheBytes = options.cacheBytes
                 } else {
                     var options = BenchmarkOptions(seed: UInt64(dataSeed))
                     if inv.has("per_domain") { options.perDomain = inv.int("per_domain") }
@@ -58,6 +60,10 @@ extension ShellCommands {
                 }
                 let testNames = inv.has("test") ? inv.strings("test") : [dataset.domainNames.last!]
                 let env = try EnvironmentAssignment(testDomainNames: testNames, in: dataset)
+                // A folder is only listed so far (images are decoded on demand): its steps' batches and the
+                // decoded-image cache are what it will hold.
+                try checkStepInputMemory(source: source, imageShape: dataset.imageShape, batch: inv.int("batch"),
+                                         trainingDomains: env.trainingDomains.count, cacheBytes: cacheBytes)
                 s.setData(dataset, choice: DataChoice(descriptor: descriptor, testDomains: testNames), environments: env)
                 s.hyperparameters.batchPerDomain = inv.int("batch")
                 inv.print(describeData(s))

@@ -83,3 +83,51 @@ extension ShellCommands {
         }
     }
 }
+
+extension ShellCommands {
+    /// Refuses a training step whose activations would not fit in half the memory budget: one batch from
+    /// every training domain goes forward and back together (SAGM's second pass reuses that memory), plus
+    /// the input images. Says the largest batch per domain that fits.
+    static func checkTrainingMemory(_ network: Network, imageShape: [Int], batchPerDomain: Int, trainingDomains: Int) throws {
+        let perImage = activationFloatsPerImage(network, imageShape: imageShape) * 4 + Double(imageShape.reduce(1, *)) * 4
+        guard perImage > 0, trainingDomains > 0 else { return }
+        let images = batchPerDomain * trainingDomains
+        let bytes = perImage * Double(images)
+        let budget = Double(memoryBudget()) / 2
+        guard bytes > budget else { return }
+        let fits = Int(budget / perImage) / trainingDomains
+        let shape = imageShape.map(String.init).joined(separator: "×")
+        let change = fits >= 1
+            ? "load the data with batch=\(fits) or less (`data … batch=\(fits)`), or use a smaller size= or model width="
+            : "not even one image per domain fits: use a smaller size= or model width="
+        throw CommandError("a training step takes \(batchPerDomain) images from each of \(trainingDomains) training domain\(trainingDomains == 1 ? "" : "s") (\(images) images of \(shape)) through \(network.architecture): about \(bytesText(bytes)) of activations, more than half of the \(bytesText(Double(memoryBudget()))) this process may use; \(change)")
+    }
+
+    /// Refuses data whose training batches cannot fit: every step holds `batch` images of every training
+    /// domain as float32, and a DomainBed folder (decoded on demand, never held whole) adds its cache of
+    /// decoded images. Checked by `data` before anything is decoded.
+    static func checkStepInputMemory(source: String, imageShape: [Int], batch: Int, trainingDomains: Int, cacheBytes: Int) throws {
+        let perImage = Double(imageShape.reduce(1, *)) * 4
+        let bytes = perImage * Double(batch * max(trainingDomains, 1)) + Double(cacheBytes)
+        let budget = Double(memoryBudget()) / 2
+        guard bytes > budget else { return }
+        let fits = Int((budget - Double(cacheBytes)) / (perImage * Double(max(trainingDomains, 1))))
+        let shape = imageShape.map(String.init).joined(separator: "×")
+        let change = fits >= 1 ? "use batch=\(fits) or less, or a smaller size=" : "use a smaller size="
+        throw CommandError("data \(source): a training step holds \(batch) images of \(shape) from each of \(trainingDomains) training domain\(trainingDomains == 1 ? "" : "s")"
+            + (cacheBytes > 0 ? " beside the \(bytesText(Double(cacheBytes))) cache of decoded images" : "")
+            + ", about \(bytesText(bytes)), more than half of the \(bytesText(Double(memoryBudget()))) this process may use; \(change)", argument: "batch")
+    }
+
+    /// Refuses a landscape evaluation set that cannot be held: its images are decoded once into memory
+    /// (float32) and reused for every grid point. Matters for folders, whose images are otherwise never
+    /// all in memory; `budget` is for tests.
+    static func checkLandscapeImageMemory(images: Int, imageShape: [Int], budget: Double? = nil) throws {
+        let perImage = Double(imageShape.reduce(1, *)) * 4
+        let bytes = perImage * Double(images)
+        let half = budget ?? Double(memoryBudget()) / 2
+        guard bytes > half else { return }
+        let shape = imageShape.map(String.init).joined(separator: "×")
+        throw CommandError("landscape: \(images) evaluation images of \(shape) take about \(bytesText(bytes)) in memory, more than half of the \(bytesText(budget.map { $0 * 2 } ?? Double(memoryBudget()))) this process may use; use images=\(max(1, Int(half / perImage))) or less, or load the data with a smaller size=", argument: "images")
+    }
+}

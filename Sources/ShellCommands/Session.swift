@@ -239,6 +239,10 @@ public final class Session {
     public func runFor(method: TrainingMethod, forceNew: Bool = false) throws -> (Run, Bool) {
         let network = try requireNetwork()
         let (dataset, environments) = try requireData()
+        // Before a step allocates its activations (issue 17, C7).
+        try ShellCommands.checkTrainingMemory(network, imageShape: dataset.imageShape,
+                                              batchPerDomain: hyperparameters.batchPerDomain,
+                                              trainingDomains: environments.trainingDomains.count)
         if let r = run, !forceNew, r.method == method, r.network === network,
            r.hyperparameters.continuesWith(hyperparameters), r.environments == environments {
             if r.hyperparameters.tau != hyperparameters.tau || r.hyperparameters.window != hyperparameters.window {

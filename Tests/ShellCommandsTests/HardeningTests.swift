@@ -4,7 +4,7 @@ import Datasets
 import Foundation
 import NN
 import Plot
-import ShellCommands
+@testable import ShellCommands
 import ShellLanguage
 import XCTest
 
@@ -167,6 +167,44 @@ final class HardeningTests: XCTestCase {
         try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST is not installed")
         XCTAssertEqual(h.run("data style-fmnist size=224 channels=3 per_domain=200; model new resnet50; eval batch=4096"), 70)
         XCTAssertTrue(h.output.error.contains("of activations") && h.output.error.contains("use batch="), h.output.error)
+        // The training batch: 64 images of 3×224×224 from each of 3 training domains through a ResNet-50
+        // need hundreds of GB of activations; refused before the step allocates them, with a batch that fits.
+        h.output.clear()
+        XCTAssertEqual(h.run("data style-fmnist size=224 channels=3 per_domain=200 batch=64; model new resnet50; train erm steps=1"), 70)
+        XCTAssertTrue(h.output.error.contains("a training step takes 64 images from each of 3 training domains"), h.output.error)
+        XCTAssertTrue(h.output.error.contains("of activations") && h.output.error.contains("`data … batch="), h.output.error)
+        XCTAssertNil(h.session.run, "no run was started")
+        XCTAssertEqual(h.run("data style-fmnist per_domain=60 batch=4; model new resnet8 width=0.5; train erm steps=1 eval_every=1000"), 0, h.output.error)
+    }
+
+    /// C7 for DomainBed folders: images are decoded on demand, so what must fit is each step's batch (and
+    /// the decoded-image cache), checked when the folder is listed; and a landscape's evaluation images,
+    /// which it decodes once and holds for the whole grid.
+    func testFolderDataThatCannotFitIsRefused() throws {
+        let h = try ShellHarness()
+        let root = h.directory.appendingPathComponent("PACS")
+        for domain in ["art", "photo", "sketch"] {
+            for cls in ["dog", "horse"] {
+                let folder = root.appendingPathComponent("\(domain)/\(cls)")
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                for i in 0..<3 {
+                    let bytes = Array("P6\n4 4\n255\n".utf8) + [UInt8](repeating: UInt8(40 * i), count: 48)
+                    XCTAssertTrue(FileManager.default.createFile(atPath: folder.appendingPathComponent("\(i).ppm").path, contents: Data(bytes)))
+                }
+            }
+        }
+        // 4096 images of 3×1024×1024 from each of 2 training domains: about 103 GB per step.
+        XCTAssertEqual(h.run("data folder root=\"\(root.path)\" test=sketch size=1024 batch=4096"), 70)
+        XCTAssertTrue(h.output.error.contains("a training step holds 4096 images of 3×1024×1024 from each of 2 training domains"), h.output.error)
+        XCTAssertTrue(h.output.error.contains("cache of decoded images") && h.output.error.contains("or a smaller size="), h.output.error)
+        XCTAssertNil(h.session.dataset)
+        XCTAssertEqual(h.run("data folder root=\"\(root.path)\" test=sketch size=32 batch=4"), 0, h.output.error)
+        XCTAssertEqual(h.session.dataset?.domains.count, 3)
+        // A landscape's images, against a budget: 1000 images of 3×224×224 (602 MB) do not fit in 100 MB.
+        XCTAssertThrowsError(try ShellCommands.checkLandscapeImageMemory(images: 1000, imageShape: [3, 224, 224], budget: 100e6)) {
+            XCTAssertTrue("\($0)".contains("use images=166 or less"), "\($0)")
+        }
+        XCTAssertNoThrow(try ShellCommands.checkLandscapeImageMemory(images: 100, imageShape: [3, 224, 224], budget: 100e6))
     }
 
     // MARK: L5 — records that cannot be written: an error, and the session stays
