@@ -183,7 +183,8 @@ public final class Run {
     /// What overflowed and what helps. Pass 1 computes the gradient on the weights as they are before
     /// the step, so this step's learning rate plays no part: the cause is the data, or weights (or
     /// step sizes) that earlier steps already made too large. Pass 2 (SAGM's perturbed point) depends on ρ.
-    func divergenceAdvice(pass: Int, images: Tensor?) -> String {
+    func divergenceAdvice(pass: Int, batch: LabeledBatch?) -> String {
+        let images = batch?.images
         if let images, let bad = images.data.firstIndex(where: { !$0.isFinite }) {
             let perImage = images.shape.dropFirst().reduce(1, *)
             return "the batch holds a non-finite pixel (\(images.data[bad]) in image \(bad / max(perImage, 1)) of the batch): the data is damaged, a lower learning rate cannot help; check or rebuild the data"
@@ -199,6 +200,10 @@ public final class Run {
         var where_ = largest.name.isEmpty ? "" : " (largest weight: |\(largest.name)| = \(largest.value))"
         if let images, let layer = firstNonFiniteLayer(images) {
             where_ = "; on this batch the forward pass first overflows in '\(layer)'" + where_
+        } else if pass == 1, let batch, let found = firstNonFiniteBackward(batch) {
+            // The forward pass is finite: say where the backward pass overflows and what (issue 17, D1).
+            return "pass 1 differentiates the current weights before this step changes them, so lowering lr now gives the same failure at this batch; "
+                + found.explanation(largestWeight: largest)
         }
         if pass == 1 {
             return "pass 1 differentiates the current weights before this step changes them, so lowering lr now gives the same failure at this batch\(where_); go back to an earlier saved model or session, or start the run again with a lower lr=, weight decay (wd=) or bn=train"
@@ -231,6 +236,51 @@ public final class Run {
         return x.data.contains(where: { !$0.isFinite }) ? "fc" : nil
     }
 
+    /// Where the backward pass of `batch` first produces a non-finite value, for a batch whose forward
+    /// pass is finite: the layers (the units of `firstNonFiniteLayer`) are differentiated one by one from
+    /// the loss back to the input, and the first whose input gradient or parameter gradients are not finite
+    /// is returned with what overflowed there. Nil when the forward pass (or the loss) is not finite, or
+    /// when every gradient stays finite. Training mode with running statistics untouched, as pass 1 sees
+    /// the model; leaves the dropout generator, the caches and the gradients (zero) as a failed step does.
+    func firstNonFiniteBackward(_ batch: LabeledBatch) -> BackwardOverflow? {
+        let saved = dropoutRNG.rng
+        defer { dropoutRNG.rng = saved; network.zeroGrad(); network.clearCache() }
+        var units: [(name: String, module: Module)] = []
+        func collect(_ module: Module, _ path: String) {
+            if let sequential = module as? Sequential {
+                for (name, child) in sequential.children { collect(child, path.isEmpty ? name : "\(path).\(name)") }
+            } else {
+                units.append((path.isEmpty ? "features" : path, module))
+            }
+        }
+        collect(network.featurizer, "")
+        if let dropout = network.featureDropout { units.append(("dropout", dropout)) }
+        units.append(("fc", network.classifier))
+        network.zeroGrad()
+        let ctx = ForwardContext(training: true, updateRunningStats: false, needsBackward: true, rng: dropoutRNG)
+        var x = batch.images
+        var inputLargest: [Float] = []
+        for unit in units {
+            inputLargest.append(x.maxAbs())
+            x = unit.module.forward(x, ctx)
+            guard x.isFinite else { return nil }
+        }
+        let (loss, gradient, _) = softmaxCrossEntropy(logits: x, labels: batch.labels)
+        guard loss.isFinite else { return nil }
+        var g = gradient
+        for (i, unit) in units.enumerated().reversed() {
+            let incoming = g.maxAbs()
+            g = unit.module.backward(g)
+            let bad = unit.module.parameters.filter { !$0.grad.isFinite }
+            if !bad.isEmpty || !g.isFinite {
+                return BackwardOverflow(layer: unit.name, activationGradient: !g.isFinite,
+                                        parameters: bad.map { ($0.name, $0.kind, $0.value.maxAbs(), $0.value.data.lazy.map(abs).min() ?? 0) },
+                                        incomingGradient: incoming, inputActivation: inputLargest[i])
+            }
+        }
+        return nil
+    }
+
     /// One training step on the next batch. Throws `TrainingError.diverged` on a non-finite loss or
     /// gradient and leaves the run exactly as after the previous step: weights, scales, optimizer,
     /// controller and trace (the stepper's guarantee), BatchNorm running statistics, the sampler and
@@ -249,10 +299,10 @@ public final class Run {
             network.clearCache()
         }
         let report: StepReport
-        var batchImages: Tensor?
+        var failedBatch: LabeledBatch?
         do {
             let batch = try sampler.next(from: dataset)
-            batchImages = batch.images
+            failedBatch = batch
             report = try stepper.step { pass in
                 let ctx = ForwardContext(training: true, updateRunningStats: pass == 1, rng: dropoutRNG)
                 let logits = network.forward(batch.images, ctx)
@@ -268,7 +318,7 @@ public final class Run {
             case .nonFiniteLoss(let p, let value): message = "the training loss is \(value) (pass \(p))"; pass = p
             case .nonFiniteGradient(let p, let name): message = "the gradient of '\(name)' is not finite (pass \(p))"; pass = p
             }
-            message += "; " + divergenceAdvice(pass: pass, images: batchImages)
+            message += "; " + divergenceAdvice(pass: pass, batch: failedBatch)
             throw TrainingError.diverged(step: step + 1, message: message)
         } catch {
             rollBack()
@@ -411,5 +461,42 @@ public final class Run {
     /// Train-domain-validation selection over this run's records (or the oracle, labelled as such).
     public func selection(_ method: SelectionMethod = .trainingDomainValidation) -> Selection? {
         ModelSelection.select(records, method: method)
+    }
+}
+
+/// Where a backward pass first overflowed (`Run.firstNonFiniteBackward`) and the advice for that case.
+struct BackwardOverflow {
+    /// The layer (a unit of the forward walk) whose gradients were the first not to be finite.
+    var layer: String
+    /// Its input gradient (the activation gradient it passes back) is not finite.
+    var activationGradient: Bool
+    /// Its parameters whose gradients are not finite: name, kind, largest and smallest |value|.
+    var parameters: [(name: String, kind: Parameter.Kind, largest: Float, smallest: Float)]
+    /// Largest |dL/dy| reaching the layer (finite) and largest |x| of its input in the forward pass.
+    var incomingGradient: Float
+    var inputActivation: Float
+
+    func explanation(largestWeight: (name: String, value: Float)) -> String {
+        func listed(_ names: [String]) -> String {
+            names.prefix(3).map { "'\($0)'" }.joined(separator: ", ") + (names.count > 3 ? " and \(names.count - 3) more" : "")
+        }
+        let scales = parameters.filter { $0.kind == .scale }, weights = parameters.filter { $0.kind != .scale }
+        var what: [String] = []
+        if activationGradient { what.append("the activation gradient it passes back") }
+        if !weights.isEmpty { what.append("the weight gradient of \(listed(weights.map(\.name)))") }
+        if !scales.isEmpty { what.append("the scale-factor gradient of \(listed(scales.map(\.name)))") }
+        var text = "the forward pass is finite; the backward pass first overflows in '\(layer)': "
+            + what.joined(separator: " and ")
+            + " (the gradient reaching it is at most \(incomingGradient), its input at most \(inputActivation))"
+        if activationGradient {
+            text += ". Gradients grow as they flow back through the layers after it"
+                + (largestWeight.name.isEmpty ? "" : " (largest weight: |\(largestWeight.name)| = \(largestWeight.value))")
+                + "; go back to an earlier saved model or session and continue with a lower lr= or weight decay (wd=), which keep the weights from growing, or with bn=train"
+        } else if !weights.isEmpty {
+            text += ". A weight gradient multiplies the gradient reaching the layer by its input activations, and that product overflows: the activations feeding '\(layer)' are too large; go back to an earlier saved model or session and continue with a lower lr=, weight decay (wd=) or bn=train"
+        } else if let s = scales.first {
+            text += ". A step size's gradient sums over every element its quantizer sees (step sizes of '\(s.name)' from \(s.smallest) to \(s.largest)); go back to an earlier saved model or session and continue with a lower scale_lr=, or re-initialise the step sizes (`quantize … init=mse`)"
+        }
+        return text
     }
 }

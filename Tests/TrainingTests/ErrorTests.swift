@@ -150,6 +150,50 @@ final class ErrorTests: XCTestCase {
         XCTAssertEqual(run.step, 0)
     }
 
+    /// Issue 17 D1, backward half: when the forward pass is finite the message names the layer where the
+    /// backward pass first overflows and which tensor did (activation gradient or weight gradient), with
+    /// advice for that case. The gradient is blown up by a test layer that is the identity going forward,
+    /// by factors far beyond Float's range, so the place does not depend on any kernel's summation order.
+    func testDivergenceNamesWhereTheBackwardPassOverflows() throws {
+        func run(factors: [Float], pixelScale: Float) throws -> String {
+            let (poisoned, index) = poisonedData()
+            let domains = poisoned.domains.enumerated().map { d, domain -> Domain in
+                guard case .memory(var images) = domain.images else { return domain }
+                if d == 1 { images.data[index * 144 + 77] = 0 }
+                for i in images.data.indices { images.data[i] *= pixelScale }
+                return Domain(name: domain.name, labels: domain.labels, images: .memory(images))
+            }
+            let data = DomainDataset(name: "scaled", classNames: poisoned.classNames, imageShape: poisoned.imageShape, domains: domains)
+            var rng = RNG(seed: 3)
+            var layers: [(String, Module)] = [("flatten", Flatten()), ("hidden", Linear(name: "hidden", inFeatures: 144, outFeatures: 8, rng: &rng)),
+                                              ("relu", ReLU())]
+            for (i, f) in factors.enumerated() { layers.insert(("amp\(i + 1)", GradientAmplifier(f)), at: 2 + 2 * i) }
+            let net = Network(architecture: "test-mlp", inChannels: 1, classes: 4, featurizer: Sequential(layers),
+                              classifier: Linear(name: "fc", inFeatures: 8, outFeatures: 4, rng: &rng))
+            var hp = Hyperparameters.defaults(for: .erm)
+            hp.batchPerDomain = 4
+            hp.evalEvery = 1000
+            let r = try Run(network: net, dataset: data, environments: try EnvironmentAssignment(testDomains: [2], domainCount: 3),
+                            method: .erm, hyperparameters: hp, seed: 12)
+            do { try r.takeStep() } catch { XCTAssertEqual(r.step, 0); return "\(error)" }
+            XCTFail("the step did not diverge")
+            return ""
+        }
+        // hidden → amp1 (×1e30) → relu → amp2 (×1e30): the gradient passes amp2 finite (~1e29) and
+        // overflows in amp1's activation gradient.
+        let activation = try run(factors: [1e30, 1e30], pixelScale: 1)
+        XCTAssertTrue(activation.contains("the backward pass first overflows in 'amp1': the activation gradient it passes back"), activation)
+        XCTAssertTrue(activation.contains("Gradients grow as they flow back"), activation)
+        XCTAssertTrue(activation.contains("lowering lr now gives the same failure"), activation)
+        XCTAssertFalse(activation.contains("forward pass first overflows"), activation)
+        // Inputs of ~1e7 and a gradient of ~1e33 reaching 'hidden': its weight gradient (their product,
+        // ~1e40) overflows while its input gradient (~1e33) does not.
+        let weight = try run(factors: [1e35], pixelScale: 1e7)
+        XCTAssertTrue(weight.contains("the backward pass first overflows in 'hidden': the weight gradient of 'hidden.weight'"), weight)
+        XCTAssertFalse(weight.contains("activation gradient it passes back"), weight)
+        XCTAssertTrue(weight.contains("the activations feeding 'hidden' are too large"), weight)
+    }
+
     func testDivergenceStopsAtTheLastGoodState() throws {
         let (data, _) = poisonedData()
         let env = try EnvironmentAssignment(testDomains: [2], domainCount: 3)
@@ -206,4 +250,18 @@ final class ErrorTests: XCTestCase {
         XCTAssertEqual(run.step, step - 1)
         XCTAssertTrue(run.network.buffers.allSatisfy { $0.value.isFinite }, "BN statistics restored")
     }
+}
+
+/// The identity going forward; multiplies the gradient by `factor` going back (a backward pass that
+/// overflows while the forward pass stays finite).
+private final class GradientAmplifier: Module {
+    let factor: Float
+    init(_ factor: Float) { self.factor = factor }
+    func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor { x }
+    func backward(_ dy: Tensor) -> Tensor {
+        var g = dy
+        for i in g.data.indices { g.data[i] *= factor }
+        return g
+    }
+    var parameters: [Parameter] { [] }
 }
