@@ -307,6 +307,30 @@ final class HostileInputExecutableTests: XCTestCase {
             XCTAssertTrue(text.contains("reserved word"), text)
         }
     }
+
+    /// C7 through the executable: a training batch and a folder's batches that cannot fit end with the
+    /// estimate and exit 70, not an abort in the allocator.
+    func testBatchesThatCannotFitEndWithClearErrors() throws {
+        let binary = repositoryRoot.appendingPathComponent(".build/debug/fqat-shell").path
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "fqat-shell is not built")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fqat-oversized-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for domain in ["a", "b"] {
+            for cls in ["x", "y"] {
+                let folder = dir.appendingPathComponent("F/\(domain)/\(cls)")
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+                let bytes = Array("P6\n2 2\n255\n".utf8) + [UInt8](repeating: 9, count: 12)
+                XCTAssertTrue(FileManager.default.createFile(atPath: folder.appendingPathComponent("0.ppm").path, contents: Data(bytes)))
+            }
+        }
+        let (folderEnded, folderText) = try run(["-c", "data folder root=F size=1024 batch=4096"], in: dir)
+        XCTAssertEqual(folderEnded, .exited(70), folderText)
+        XCTAssertTrue(folderText.contains("a training step holds 4096 images of 3×1024×1024") && folderText.contains("use batch="), folderText)
+        try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST is not installed")
+        let (ended, text) = try run(["-c", "set progress=off; data style-fmnist size=224 channels=3 per_domain=200 batch=64; model new resnet50; train erm steps=1"], in: dir)
+        XCTAssertEqual(ended, .exited(70), text)
+        XCTAssertTrue(text.contains("of activations") && text.contains("`data … batch="), text)
+    }
 }
 
 /// The fuzzing corpora (seeds, and every input a fuzzer found that once crashed) replayed through the
