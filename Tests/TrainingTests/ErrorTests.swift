@@ -155,7 +155,7 @@ final class ErrorTests: XCTestCase {
     /// advice for that case. The gradient is blown up by a test layer that is the identity going forward,
     /// by factors far beyond Float's range, so the place does not depend on any kernel's summation order.
     func testDivergenceNamesWhereTheBackwardPassOverflows() throws {
-        func run(factors: [Float], pixelScale: Float) throws -> String {
+        func run(factors: [Float], pixelScale: Float, stepSize: Bool = false) throws -> String {
             let (poisoned, index) = poisonedData()
             let domains = poisoned.domains.enumerated().map { d, domain -> Domain in
                 guard case .memory(var images) = domain.images else { return domain }
@@ -168,13 +168,15 @@ final class ErrorTests: XCTestCase {
             var layers: [(String, Module)] = [("flatten", Flatten()), ("hidden", Linear(name: "hidden", inFeatures: 144, outFeatures: 8, rng: &rng)),
                                               ("relu", ReLU())]
             for (i, f) in factors.enumerated() { layers.insert(("amp\(i + 1)", GradientAmplifier(f)), at: 2 + 2 * i) }
+            if stepSize { layers.insert(("gate", OverflowingStepSize()), at: 1) }
             let net = Network(architecture: "test-mlp", inChannels: 1, classes: 4, featurizer: Sequential(layers),
                               classifier: Linear(name: "fc", inFeatures: 8, outFeatures: 4, rng: &rng))
-            var hp = Hyperparameters.defaults(for: .erm)
+            let method: TrainingMethod = stepSize ? .qat : .erm
+            var hp = Hyperparameters.defaults(for: method)
             hp.batchPerDomain = 4
             hp.evalEvery = 1000
             let r = try Run(network: net, dataset: data, environments: try EnvironmentAssignment(testDomains: [2], domainCount: 3),
-                            method: .erm, hyperparameters: hp, seed: 12)
+                            method: method, hyperparameters: hp, seed: 12)
             do { try r.takeStep() } catch { XCTAssertEqual(r.step, 0); return "\(error)" }
             XCTFail("the step did not diverge")
             return ""
@@ -192,6 +194,11 @@ final class ErrorTests: XCTestCase {
         XCTAssertTrue(weight.contains("the backward pass first overflows in 'hidden': the weight gradient of 'hidden.weight'"), weight)
         XCTAssertFalse(weight.contains("activation gradient it passes back"), weight)
         XCTAssertTrue(weight.contains("the activations feeding 'hidden' are too large"), weight)
+        // A step size whose gradient (a sum over every element, as LSQ's) overflows while the activation
+        // gradient passes through it finite.
+        let scale = try run(factors: [], pixelScale: 1, stepSize: true)
+        XCTAssertTrue(scale.contains("the backward pass first overflows in 'gate': the scale-factor gradient of 'gate.s'"), scale)
+        XCTAssertTrue(scale.contains("a lower scale_lr="), scale)
     }
 
     func testDivergenceStopsAtTheLastGoodState() throws {
@@ -264,4 +271,19 @@ private final class GradientAmplifier: Module {
         return g
     }
     var parameters: [Parameter] { [] }
+}
+
+/// The identity going forward, with a quantizer-like step size `s` whose gradient is a sum over every
+/// element of the incoming gradient scaled to the top of Float's range: it overflows while the gradient
+/// passed back stays as it came.
+private final class OverflowingStepSize: Module {
+    let s = Parameter(name: "gate.s", kind: .scale, value: Tensor(shape: [1], repeating: 1))
+    func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor { x }
+    func backward(_ dy: Tensor) -> Tensor {
+        var sum: Float = 0
+        for v in dy.data where v != 0 { sum += 1e38 }
+        s.grad.data[0] += sum
+        return dy
+    }
+    var parameters: [Parameter] { [s] }
 }
