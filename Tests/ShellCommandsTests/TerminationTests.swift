@@ -81,7 +81,9 @@ final class TerminationTests: XCTestCase {
         let text = String(decoding: box.data, as: UTF8.self)
         XCTAssertEqual(ended, .exited(130), text)
         XCTAssertTrue(text.contains("landscape interrupted before its first point finished"), text)
-        XCTAssertLessThan(latency, 30, "Ctrl-C waited for the grid point to finish: \(text)")
+        // One batch (250 images, ~190 GFLOP) is the longest wait allowed for; on this 2-core machine under
+        // other builds one point took over 120 s, so 60 s is still well under a point and the grid.
+        XCTAssertLessThan(latency, 60, "Ctrl-C waited for the grid point to finish: \(text)")
     }
 
     func testSIGTERMAtTheIdlePromptSavesTheSession() throws {
