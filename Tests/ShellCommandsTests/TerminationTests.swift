@@ -107,9 +107,9 @@ final class TerminationTests: XCTestCase {
                                    stdin: .null, stdout: .null, stderr: .null)
         XCTAssertNotNil(start.wait(timeout: 30))
         _ = try tmux(["set-option", "-t", session, "remain-on-exit", "on"])
-        XCTAssertTrue(try waitUntil(30) { try tmux(["capture-pane", "-p", "-t", session]).contains("fqat>") })
+        XCTAssertTrue(try waitUntil(30) { try tmux(["capture-pane", "-p", "-t", session]).contains("fqat>") }, "no first prompt in 30 s")
         _ = try tmux(["send-keys", "-t", session, "set out=o seed=7", "Enter"])
-        XCTAssertTrue(try waitUntil(30) { try tmux(["capture-pane", "-p", "-t", session]).components(separatedBy: "fqat>").count >= 3 })
+        XCTAssertTrue(try waitUntil(30) { try tmux(["capture-pane", "-p", "-t", session]).components(separatedBy: "fqat>").count >= 3 }, "no second prompt in 30 s")
         // The history file follows $HOME (issue 17 S3): it was written to the password database's home.
         XCTAssertTrue(FileManager.default.fileExists(atPath: home.appendingPathComponent(".fqat_shell_history").path))
         let pid = Int32(try tmux(["display-message", "-p", "-t", session, "#{pane_pid}"]).trimmingCharacters(in: .whitespacesAndNewlines))
@@ -125,9 +125,9 @@ final class TerminationTests: XCTestCase {
             return !status.isEmpty
         }
         let screen = try tmux(["capture-pane", "-p", "-t", session])
-        XCTAssertTrue(died, screen)
+        XCTAssertTrue(died, "the pane did not die within 30 s of SIGTERM: \(screen)")
         // Exactly one thread ends the process, with _exit(143), after the save (issue 17, L4).
-        XCTAssertEqual(status, "143", screen)
+        XCTAssertEqual(status, "143", "exit status (empty: tmux reported none within 30 s): \(screen)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: home.appendingPathComponent("o/autosave.fqsession").path), screen)
         XCTAssertTrue(screen.contains("session saved to o/autosave.fqsession"), screen)
     }
