@@ -106,11 +106,11 @@ public enum SessionGuard {
                 if waiting {
                     // Main is blocked reading a line. Save and end here while holding the lock: should
                     // readline return meanwhile, main waits in setIdle(false) instead of running exit()
-                    // beside this thread (two exit() calls at once crashed in exit handlers, which tmux
-                    // showed as a death by signal instead of status 143). _exit: deterministic 143.
+                    // beside this thread (two exit_group calls at once were seen in strace). _exit: no exit
+                    // handlers run beside the main thread.
                     lock.lock()
                     saveLocked()
-                    fflush(stdout)
+                    fflush(nil)  // every stream (Swift 6 mode: stdout itself is not concurrency-safe)
                     _exit(143)
                 }
                 Thread.sleep(forTimeInterval: 0.05)
