@@ -5,13 +5,14 @@
 import TensorCore
 
 /// How the initial step size is chosen.
+/// The raw values are the words of `quantize … init=` (the shell's default, mse, first).
 public enum RangeInitMethod: String, Codable, Sendable, CaseIterable {
+    /// Grid search for the threshold minimising Σ(x − Q(x))² (docs/quantization.md §2).
+    case mse
     /// s0 = 2·mean|x|/sqrt(Qp) (LSQ paper; LSQF/LSQZ lsq.py), per channel for per-channel scales.
     case lsq
     /// The smallest s that represents the observed [min, max] without clipping.
-    case minMax
-    /// Grid search for the threshold minimising Σ(x − Q(x))² (docs/quantization.md §2).
-    case mse
+    case minMax = "minmax"
 }
 
 /// Extra room above the observed magnitude for the MSE search bound T.
