@@ -350,7 +350,7 @@ extension ShellCommands {
                 let (dataset, env) = try s.requireData()
                 // A batch is never larger than the largest domain.
                 let largest = dataset.domains.map(\.count).max() ?? 0
-                try checkBatchMemory(net, imageShape: dataset.imageShape, batch: min(args.batch, largest), what: "eval", argument: args.$batch.name)
+                try checkBatchMemory(net, imageShape: dataset.imageShape, batch: min(args.batch, largest), what: "eval", argument: args.$batch)
                 let splits = dataset.domainBedSplits(trialSeed: s.settings.trialSeed)
                 let (record, results) = try Evaluator.record(net, dataset: dataset, splits: splits, environments: env,
                                                              step: s.run?.step ?? 0, batchSize: args.batch,

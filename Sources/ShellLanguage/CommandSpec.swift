@@ -325,9 +325,10 @@ public struct Invocation {
     /// Writes a line to standard error.
     public func warn(_ text: String) { output.write(text + "\n", to: .error) }
 
-    /// An error pointing at `argument` (or at the command).
-    public func error(_ message: String, argument: String? = nil, notes: [String] = []) -> CommandError {
-        CommandError(message, argument: argument, notes: notes)
+    /// An error pointing at the command; `error(_:argument:notes:)` (TypedArguments.swift) points at
+    /// one of its arguments.
+    public func error(_ message: String, notes: [String] = []) -> CommandError {
+        CommandError(message, notes: notes)
     }
 }
 
