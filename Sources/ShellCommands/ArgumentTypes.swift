@@ -18,8 +18,28 @@ extension ComputeBackend: ChoiceArgument {}
 extension PerturbationTarget: ChoiceArgument {}
 extension ScaleDirection: ChoiceArgument {}
 
-/// `set progress=`: how long commands show progress.
-enum ProgressSetting: String, ChoiceArgument { case auto, bar, lines, off }
+/// `set progress=`: how long commands show progress. auto: a bar in a terminal (not under CI),
+/// else lines; bar; lines (about ten per command); off.
+public enum ProgressSetting: String, ChoiceArgument, Codable, Sendable {
+    case auto, bar, lines, off
+    public init(from decoder: Decoder) throws { self = try decodeSetting(decoder, "settings.progress", command: "set progress") }
+}
 
-/// `set plot=` and `plot … format=`: where plots go.
-enum PlotSetting: String, ChoiceArgument { case auto, png, svg, text, sixel, none }
+/// `set plot=` and `plot … format=`: where plots go. auto: a PNG under <out>/plots, and a terminal
+/// view in a terminal; png; svg; text (a terminal view); sixel; none (the CSV data only).
+public enum PlotSetting: String, ChoiceArgument, Codable, Sendable {
+    case auto, png, svg, text, sixel, none
+    public init(from decoder: Decoder) throws { self = try decodeSetting(decoder, "settings.plot", command: "set plot") }
+}
+
+/// A setting read from a session file: a word that is no case is an error that names the setting,
+/// the word and the choices (the file was edited or damaged), never a trap.
+private func decodeSetting<T: ChoiceArgument>(_ decoder: Decoder, _ name: String, command: String) throws -> T {
+    let container = try decoder.singleValueContainer()
+    let word = try container.decode(String.self)
+    guard let value = T(rawValue: word) else {
+        throw DecodingError.dataCorruptedError(in: container, debugDescription:
+            "\(name) '\(word)' is not one of \(T.allCases.map(\.rawValue).joined(separator: ", ")) (`\(command)`)")
+    }
+    return value
+}

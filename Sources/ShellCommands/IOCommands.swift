@@ -337,8 +337,8 @@ extension ShellCommands {
                 if let seed = args.seed { s.settings.seed = seed }
                 if let threads = args.threads { s.setThreads(threads) }
                 if let out = args.out { s.settings.out = out }
-                if let progress = args.progress { s.settings.progress = progress.rawValue }
-                if let plot = args.plot { s.settings.plot = plot.rawValue }
+                if let progress = args.progress { s.settings.progress = progress }
+                if let plot = args.plot { s.settings.plot = plot }
                 if let trialSeed = args.trial_seed { s.setTrialSeed(trialSeed) }
                 return .none
             })
@@ -363,7 +363,7 @@ extension ShellCommands {
                 }
                 if what == .all || what == .settings {
                     let st = s.settings
-                    inv.print("settings: seed \(st.seed), threads \(st.threads), backend \(Backend.current.rawValue), out \(st.out), progress \(st.progress), plot \(st.plot), trial_seed \(st.trialSeed)")
+                    inv.print("settings: seed \(st.seed), threads \(st.threads), backend \(Backend.current.rawValue), out \(st.out), progress \(st.progress.rawValue), plot \(st.plot.rawValue), trial_seed \(st.trialSeed)")
                 }
                 if what == .all || what == .data { inv.print(describeData(s)) }
                 if what == .all || what == .model || what == .quant {

@@ -18,7 +18,7 @@ extension ShellCommands {
             inv.warn("note: plot name '\(name)' is not a plain file name; writing '\(safeName)' under \(dir) instead")
         }
         let stem = (dir as NSString).appendingPathComponent(safeName)
-        let mode = format ?? PlotSetting(rawValue: s.settings.plot) ?? .auto
+        let mode = format ?? s.settings.plot
         let interactive = isatty(1) != 0 && ProcessInfo.processInfo.environment["CI"] == nil
         var targets: [PlotTarget] = []
         switch mode {
