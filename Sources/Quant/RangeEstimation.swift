@@ -13,6 +13,16 @@ public enum RangeInitMethod: String, Codable, Sendable, CaseIterable {
     case lsq
     /// The smallest s that represents the observed [min, max] without clipping.
     case minMax = "minmax"
+
+    /// Also reads "minMax", the raw value of files written before the raw values were the shell's words.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let word = try container.decode(String.self)
+        guard let method = RangeInitMethod(rawValue: word == "minMax" ? "minmax" : word) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "range initialisation '\(word)' is not one of mse, lsq, minmax")
+        }
+        self = method
+    }
 }
 
 /// Extra room above the observed magnitude for the MSE search bound T.
