@@ -23,6 +23,10 @@ let package = Package(
         .executable(name: "fqat-shell", targets: ["fqat-shell"]),
         .executable(name: "fqat-bench", targets: ["fqat-bench"]),
     ],
+    dependencies: [
+        /// fqat-shell's own flags (`--threads`, `--check`, …), their help text and usage errors.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
     targets: [
         // MARK: System-library shims (Debian packages; scripts/setup.sh installs them)
         /// cblas.h from libopenblas-dev: the only BLAS call site is TensorCore's `gemm`.
@@ -65,7 +69,9 @@ let package = Package(
         .target(name: "ShellLanguage", swiftSettings: swift6),
         /// The command tables binding the language to the engine, and the shared Session.
         .target(name: "ShellCommands", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Plot", "Quant", "ShellLanguage", "TensorCore", "Training"], swiftSettings: swift6),
-        .executableTarget(name: "fqat-shell", dependencies: ["CEditLine", "ShellCommands", "ShellLanguage"], swiftSettings: swift6),
+        .executableTarget(name: "fqat-shell", dependencies: ["CEditLine", "ShellCommands", "ShellLanguage",
+                                                             .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: swift6),
         .executableTarget(name: "fqat-bench", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Quant", "TensorCore"], swiftSettings: numeric + swift6),
         /// libFuzzer harnesses (scripts/fuzz.sh builds them with -sanitize=fuzzer); a plain build replays inputs.
         .executableTarget(name: "fqat-fuzz", dependencies: ["Datasets", "NN", "ShellCommands", "ShellLanguage"]),

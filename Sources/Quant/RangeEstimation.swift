@@ -5,13 +5,24 @@
 import TensorCore
 
 /// How the initial step size is chosen.
+/// The raw values are the words of `quantize … init=` (the shell's default, mse, first).
 public enum RangeInitMethod: String, Codable, Sendable, CaseIterable {
+    /// Grid search for the threshold minimising Σ(x − Q(x))² (docs/quantization.md §2).
+    case mse
     /// s0 = 2·mean|x|/sqrt(Qp) (LSQ paper; LSQF/LSQZ lsq.py), per channel for per-channel scales.
     case lsq
     /// The smallest s that represents the observed [min, max] without clipping.
-    case minMax
-    /// Grid search for the threshold minimising Σ(x − Q(x))² (docs/quantization.md §2).
-    case mse
+    case minMax = "minmax"
+
+    /// Also reads "minMax", the raw value of files written before the raw values were the shell's words.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let word = try container.decode(String.self)
+        guard let method = RangeInitMethod(rawValue: word == "minMax" ? "minmax" : word) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "range initialisation '\(word)' is not one of mse, lsq, minmax")
+        }
+        self = method
+    }
 }
 
 /// Extra room above the observed magnitude for the MSE search bound T.

@@ -5,6 +5,17 @@ import ShellLanguage
 import Training
 
 extension ShellCommands {
+    struct DataArguments: CommandArguments {
+        @Positional(help: "style-fmnist | rotated-fmnist | rotated-mnist | folder", completion: .dynamic("benchmarks")) var source: String
+        @Option(help: "held-out domain names (default: the last domain)", completion: .dynamic("domains")) var test: [String]?
+        @Option(.int(1...4096), help: "images per training domain in each step") var batch = 32
+        @Option(.int(min: 1), help: "images per domain (built-in: default 2500 for style-fmnist, all for rotated)") var per_domain: Int?
+        @Option(.int(4...1024), help: "image side in pixels (built-in 28; folders 224 unless set)") var size: Int?
+        @Option(.int(1...3), help: "image channels of built-in data (1 or 3)") var channels = 1
+        @Option(.path, help: "folder: the data set folder; rotated-mnist: the folder with MNIST IDX files") var root: String?
+        @Option(.int(min: 0), help: "seed that builds the built-in domains (default: the session seed)") var seed: Int?
+    }
+
     static func dataCommand(_ s: Session) -> CommandSpec {
         CommandSpec(
             name: "data", summary: "load a multi-domain benchmark and choose the held-out (OOD) domains",
@@ -20,52 +31,42 @@ extension ShellCommands {
             in/out with DomainBed's hashing of (trial seed, domain index).
             """,
             group: "data",
-            positionals: [ArgSpec("source", .string, required: true, help: "style-fmnist | rotated-fmnist | rotated-mnist | folder",
-                                  completion: .dynamic("benchmarks"))],
-            keywords: [
-                ArgSpec("test", .list(.string), help: "held-out domain names (default: the last domain)", completion: .dynamic("domains")),
-                ArgSpec("batch", .int(1...4096), default: 32, help: "images per training domain in each step"),
-                ArgSpec("per_domain", .int(min: 1), help: "images per domain (built-in: default 2500 for style-fmnist, all for rotated)"),
-                ArgSpec("size", .int(4...1024), help: "image side in pixels (built-in 28; folders 224 unless set)"),
-                ArgSpec("channels", .int(1...3), default: 1, help: "image channels of built-in data (1 or 3)"),
-                ArgSpec("root", .path, help: "folder: the data set folder; rotated-mnist: the folder with MNIST IDX files"),
-                ArgSpec("seed", .int(min: 0), help: "seed that builds the built-in domains (default: the session seed)"),
-            ],
+            arguments: DataArguments.self,
             examples: ["data style-fmnist test=fog", "data rotated-fmnist test=75 per_domain=2000 batch=64",
                        "data folder root=~/data/PACS test=sketch size=64"],
-            run: { inv in
-                let source = inv.string("source")
-                let dataSeed = inv.has("seed") ? inv.int("seed") : s.settings.seed
+            run: { args, inv in
+                let source = args.source
+                let dataSeed = args.seed ?? s.settings.seed
                 let dataset: DomainDataset
                 let descriptor: DataDescriptor
                 var cacheBytes = 0
                 if source == "folder" || source.hasPrefix("/") || source.hasPrefix(".") || source.hasPrefix("~") {
                     // `root=` is a path argument (its `~` is expanded); a path given as the source is expanded here.
-                    let root = inv.has("root") ? inv.string("root") : HomePath.expand(source)
-                    guard root != "folder" else { throw inv.error("`data folder` needs root=<folder laid out as domain/class/image>", argument: "root") }
+                    let root = args.root ?? HomePath.expand(source)
+                    guard root != "folder" else { throw inv.error("`data folder` needs root=<folder laid out as domain/class/image>", argument: args.$root) }
                     var options = ImageFolderOptions()
-                    if inv.has("size") { options.imageSize = inv.int("size") }
+                    if let size = args.size { options.imageSize = size }
                     dataset = try DomainBedFolders.load(folder: root, options: options)
                     descriptor = .folder(root, name: dataset.name, options: options)
                     cacheBytes = options.cacheBytes
                 } else {
                     var options = BenchmarkOptions(seed: UInt64(dataSeed))
-                    if inv.has("per_domain") { options.perDomain = inv.int("per_domain") }
-                    if inv.has("size") { options.imageSize = inv.int("size") }
-                    options.channels = inv.int("channels")
-                    if inv.has("root") { options.sourceDirectory = inv.string("root") }
+                    if let perDomain = args.per_domain { options.perDomain = perDomain }
+                    if let size = args.size { options.imageSize = size }
+                    options.channels = args.channels
+                    if let root = args.root { options.sourceDirectory = root }
                     try checkBuiltinDataMemory(source: source, perDomain: options.perDomain, size: options.imageSize, channels: options.channels)
                     dataset = try Benchmarks.make(source, options: options)
                     descriptor = .builtin(source, options: options)
                 }
-                let testNames = inv.has("test") ? inv.strings("test") : [dataset.domainNames.last!]
+                let testNames = args.test ?? [dataset.domainNames.last!]
                 let env = try EnvironmentAssignment(testDomainNames: testNames, in: dataset)
                 // A folder is only listed so far (images are decoded on demand): its steps' batches and the
                 // decoded-image cache are what it will hold.
-                try checkStepInputMemory(source: source, imageShape: dataset.imageShape, batch: inv.int("batch"),
+                try checkStepInputMemory(source: source, imageShape: dataset.imageShape, batch: args.batch,
                                          trainingDomains: env.trainingDomains.count, cacheBytes: cacheBytes)
                 s.setData(dataset, choice: DataChoice(descriptor: descriptor, testDomains: testNames), environments: env)
-                s.hyperparameters.batchPerDomain = inv.int("batch")
+                s.hyperparameters.batchPerDomain = args.batch
                 inv.print(describeData(s))
                 return dataValue(s)
             })

@@ -10,6 +10,13 @@ import TensorCore
 import Training
 
 extension ShellCommands {
+    struct ExportONNXArguments: CommandArguments {
+        @Positional(.path, help: "the .onnx file to write") var path: String
+        @Option(.int(0...100_000), help: "images for the integer-path check (0 skips it)") var check = 512
+        @Option(.path, help: "also write a reference batch (inputs and logits) as safetensors") var reference: String?
+        @Option(.int(1...4096), help: "images in the reference batch") var images = 32
+    }
+
     static func exportONNXCommand(_ s: Session) -> CommandSpec {
         CommandSpec(
             name: "onnx", summary: "export the model as an ONNX graph (Q/DQ for quantized layers), opset 13",
@@ -23,16 +30,13 @@ extension ShellCommands {
             `reference=FILE` writes `images` evaluation images and fqat-shell's logits for them as
             safetensors ("input", "logits"), to compare a runtime's outputs with (docs/export.md).
             """,
-            positionals: [ArgSpec("path", .path, required: true, help: "the .onnx file to write")],
-            keywords: [ArgSpec("check", .int(0...100_000), default: 512, help: "images for the integer-path check (0 skips it)"),
-                       ArgSpec("reference", .path, help: "also write a reference batch (inputs and logits) as safetensors"),
-                       ArgSpec("images", .int(1...4096), default: 32, help: "images in the reference batch")],
+            arguments: ExportONNXArguments.self,
             examples: ["export onnx runs/w4a4.onnx", "export onnx runs/w4a4.onnx reference=runs/w4a4.ref.safetensors images=64"],
-            run: { inv in
+            run: { args, inv in
                 let net = try s.requireNetwork()
-                let path = inv.string("path")
-                if inv.has("reference") && s.dataset == nil {
-                    throw inv.error("reference= needs evaluation images: load data first (`data …`)", argument: "reference")
+                let path = args.path
+                if args.reference != nil && s.dataset == nil {
+                    throw inv.error("reference= needs evaluation images: load data first (`data …`)", argument: args.$reference)
                 }
                 let dir = (path as NSString).deletingLastPathComponent
                 if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
@@ -49,7 +53,7 @@ extension ShellCommands {
                     summary = try exportONNX(net, to: path, metadata: metadata,
                                              docString: "\(net.architecture) \(label), exported by fqat-shell (docs/export.md)")
                 } catch let e as ONNXExportError {
-                    throw inv.error(e.description, argument: "path")
+                    throw inv.error(e.description, argument: args.$path)
                 }
                 let ops = summary.opCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 inv.print("exported \(net.architecture) (\(label)) to \(path): \(summary.nodes) nodes, \(summary.bytes) bytes, opset \(ONNXModel.opsetVersion)")
@@ -57,20 +61,19 @@ extension ShellCommands {
                 var fields: [(String, Value)] = [("path", .string(path)), ("bytes", .int(summary.bytes)),
                                                  ("nodes", .int(summary.nodes)),
                                                  ("quantized_layers", .int(summary.quantizedLayers.count))]
-                if s.isQuantized && inv.int("check") > 0 && s.dataset != nil {
+                if s.isQuantized && args.check > 0 && s.dataset != nil {
                     // Our integer path needs our own integer export; written to a temporary file.
                     let tmp = FileManager.default.temporaryDirectory
                         .appendingPathComponent("fqat-onnx-check-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max)).safetensors").path
                     defer { try? FileManager.default.removeItem(atPath: tmp) }
                     if (try? exportIntegerModel(net, to: tmp, width: s.modelWidth)) != nil {
-                        fields += try integerPathCheck(s, net, exportPath: tmp, images: inv.int("check"), inv)
+                        fields += try integerPathCheck(s, net, exportPath: tmp, images: args.check, inv)
                     } else {
                         inv.print("  (no integer-path check: the model has no integer-exportable quantized layer)")
                     }
                 }
-                if inv.has("reference") {
-                    let ref = inv.string("reference")
-                    let (images, logits, codes) = try referenceBatch(s, net, count: inv.int("images"))
+                if let ref = args.reference {
+                    let (images, logits, codes) = try referenceBatch(s, net, count: args.images)
                     let rdir = (ref as NSString).deletingLastPathComponent
                     if !rdir.isEmpty { try FileManager.default.createDirectory(atPath: rdir, withIntermediateDirectories: true) }
                     try SafeTensors.write([("input", .float(images)), ("logits", .float(logits))] + codes,

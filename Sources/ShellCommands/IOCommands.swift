@@ -170,6 +170,40 @@ enum ModelFile {
 }
 
 extension ShellCommands {
+    /// What `save` and `load` read or write.
+    enum FileContent: String, ChoiceArgument { case model, session }
+
+    struct SaveArguments: CommandArguments {
+        @Positional(help: "model or session") var what: FileContent
+        @Positional(.path, help: "file to write") var path: String
+    }
+
+    struct LoadArguments: CommandArguments {
+        @Positional(help: "model or session") var what: FileContent
+        @Positional(.path, help: "file to read") var path: String
+    }
+
+    struct ExportIntegerArguments: CommandArguments {
+        @Positional(.path, help: "file to write") var path: String
+        @Option(.int(0...100_000), help: "images to compare (0 skips the check)") var check = 512
+        @Option(help: "print the per-layer SQNR report") var report = true
+    }
+
+    struct SetArguments: CommandArguments {
+        @Option(.int(min: 0), help: "seed of model init, batches and directions (same seed, same run)") var seed: Int?
+        @Option(.int(1...256), help: "threads for BLAS and the engine's own loops (default: the cores available); a run is bit-identical for the same seed and thread count, and records store the count, so a change ends the current run (the next `train` starts a new one)") var threads: Int?
+        @Option(help: "convolution backend: onednn (oneDNN's JIT kernels, the default when libdnnl loads) or openblas (im2col + sgemm, the reference); both give the same results within float32 rounding, each bit-identical run to run; records store it, so a change ends the current run") var backend: ComputeBackend?
+        @Option(.path, help: "folder for records, plots, checkpoints") var out: String?
+        @Option(help: "progress display") var progress: ProgressSetting?
+        @Option(help: "where plots go") var plot: PlotSetting?
+        @Option(.int(min: 0), help: "DomainBed trial seed of the in/out split") var trial_seed: Int?
+    }
+
+    struct ShowArguments: CommandArguments {
+        enum Topic: String, ChoiceArgument { case all, settings, data, model, quant, hparams, run, system }
+        @Positional(help: "what to show (system: the BLAS library and kernel core, CPU instruction sets, threads)") var what = Topic.all
+    }
+
     static func saveCommand(_ s: Session) -> CommandSpec {
         CommandSpec(
             name: "save", summary: "save the model (with its quantizers) or the whole session to a file",
@@ -182,17 +216,16 @@ extension ShellCommands {
             kill at any moment leaves the old session or the new one, never a mix.
             """,
             group: "files",
-            positionals: [ArgSpec("what", .choice(["model", "session"]), required: true, help: "model or session"),
-                          ArgSpec("path", .path, required: true, help: "file to write")],
+            arguments: SaveArguments.self,
             examples: ["save model runs/erm.safetensors", "save session runs/study.fqsession"],
-            run: { inv in
-                let path = inv.string("path")
-                switch inv.string("what") {
-                case "model":
+            run: { args, inv in
+                let path = args.path
+                switch args.what {
+                case .model:
                     let net = try s.requireNetwork()
                     try ModelFile.save(s, network: net, to: path)
                     inv.print("saved \(net.architecture)\(s.isQuantized ? " (quantized)" : "") to \(path)")
-                default:
+                case .session:
                     try SessionFile.save(s, to: path)
                     inv.print("saved session to \(path)" + (s.run.map { " (run \($0.method.rawValue) at step \($0.step))" } ?? ""))
                 }
@@ -204,15 +237,14 @@ extension ShellCommands {
         CommandSpec(
             name: "load", summary: "load a model saved with `save model`, or a whole session",
             group: "files",
-            positionals: [ArgSpec("what", .choice(["model", "session"]), required: true, help: "model or session"),
-                          ArgSpec("path", .path, required: true, help: "file to read")],
+            arguments: LoadArguments.self,
             examples: ["load model runs/erm.safetensors", "load session runs/study.fqsession"],
-            run: { inv in
-                let path = inv.string("path")
-                switch inv.string("what") {
-                case "model":
+            run: { args, inv in
+                let path = args.path
+                switch args.what {
+                case .model:
                     return try adoptSavedModel(s, path: path, inv)
-                default:
+                case .session:
                     for note in try SessionFile.load(s, from: path) { inv.warn(note) }
                     inv.print("loaded session from \(path)" + (s.run.map { ": run \($0.method.rawValue) at step \($0.step)" } ?? ""))
                     return .string(path)
@@ -229,21 +261,19 @@ extension ShellCommands {
             integer activation codes accumulated in Int32, rescaled by the scales) on `check` evaluation images
             and compares it with the fake-quantized model: argmax agreement and the largest logit difference.
             """,
-            positionals: [ArgSpec("path", .path, required: true, help: "file to write")],
-            keywords: [ArgSpec("check", .int(0...100_000), default: 512, help: "images to compare (0 skips the check)"),
-                       ArgSpec("report", .bool, default: .bool(true), help: "print the per-layer SQNR report")],
-            run: { inv in
+            arguments: ExportIntegerArguments.self,
+            run: { args, inv in
                 let net = try s.requireNetwork()
-                let path = inv.string("path")
+                let path = args.path
                 let summary = try exportIntegerModel(net, to: path, width: s.modelWidth)
                 inv.print("exported \(summary.integerWeightLayers.count) integer-weight layers (\(summary.tensors) tensors, \(summary.bytes) bytes) to \(path)")
                 var fields: [(String, Value)] = [("path", .string(path)), ("bytes", .int(summary.bytes))]
                 if let (dataset, env) = try? s.requireData() {
                     let batch = calibrationBatches(s, dataset: dataset, environments: env, count: 1).first
-                    if inv.bool("report") {
+                    if args.report {
                         inv.print(formatQuantizationReport(quantizationReport(for: net, batch: batch)))
                     }
-                    fields += try integerPathCheck(s, net, exportPath: path, images: inv.int("check"), inv)
+                    fields += try integerPathCheck(s, net, exportPath: path, images: args.check, inv)
                 }
                 return .record(Record(fields))
             })
@@ -295,29 +325,21 @@ extension ShellCommands {
         CommandSpec(
             name: "set", summary: "change settings: seed, threads, compute backend, out folder, progress style, plot target, trial seed",
             group: "shell",
-            keywords: [
-                ArgSpec("seed", .int(min: 0), help: "seed of model init, batches and directions (same seed, same run)"),
-                ArgSpec("threads", .int(1...256), help: "threads for BLAS and the engine's own loops (default: the cores available); a run is bit-identical for the same seed and thread count, and records store the count, so a change ends the current run (the next `train` starts a new one)"),
-                ArgSpec("backend", .choice(ComputeBackend.allCases.map(\.rawValue)), help: "convolution backend: onednn (oneDNN's JIT kernels, the default when libdnnl loads) or openblas (im2col + sgemm, the reference); both give the same results within float32 rounding, each bit-identical run to run; records store it, so a change ends the current run"),
-                ArgSpec("out", .path, help: "folder for records, plots, checkpoints"),
-                ArgSpec("progress", .choice(["auto", "bar", "lines", "off"]), help: "progress display"),
-                ArgSpec("plot", .choice(["auto", "png", "svg", "text", "sixel", "none"]), help: "where plots go"),
-                ArgSpec("trial_seed", .int(min: 0), help: "DomainBed trial seed of the in/out split"),
-            ],
+            arguments: SetArguments.self,
             examples: ["set seed=23", "set threads=1 out=runs/seed23", "set backend=openblas"],
-            run: { inv in
-                if inv.has("backend"), let backend = ComputeBackend(rawValue: inv.string("backend")) {
+            run: { args, inv in
+                if let backend = args.backend {
                     do { try s.setBackend(backend) } catch let e as BackendUnavailable {
-                        throw CommandError("\(e.description)", argument: "backend",
+                        throw inv.error("\(e.description)", argument: args.$backend,
                                            notes: ["install libdnnl-dev (scripts/setup.sh does) and restart, or keep backend=openblas"])
                     }
                 }
-                if inv.has("seed") { s.settings.seed = inv.int("seed") }
-                if inv.has("threads") { s.setThreads(inv.int("threads")) }
-                if inv.has("out") { s.settings.out = inv.string("out") }
-                if inv.has("progress") { s.settings.progress = inv.string("progress") }
-                if inv.has("plot") { s.settings.plot = inv.string("plot") }
-                if inv.has("trial_seed") { s.setTrialSeed(inv.int("trial_seed")) }
+                if let seed = args.seed { s.settings.seed = seed }
+                if let threads = args.threads { s.setThreads(threads) }
+                if let out = args.out { s.settings.out = out }
+                if let progress = args.progress { s.settings.progress = progress }
+                if let plot = args.plot { s.settings.plot = plot }
+                if let trialSeed = args.trial_seed { s.setTrialSeed(trialSeed) }
                 return .none
             })
     }
@@ -331,32 +353,32 @@ extension ShellCommands {
         CommandSpec(
             name: "show", summary: "show settings, data, model, quantization, hyperparameters, the current run or the compute path (system)",
             group: "shell",
-            positionals: [ArgSpec("what", .choice(["all", "settings", "data", "model", "quant", "hparams", "run", "system"]), default: "all", help: "what to show (system: the BLAS library and kernel core, CPU instruction sets, threads)")],
-            run: { inv in
-                let what = inv.string("what")
-                if what == "all" || what == "system" {
+            arguments: ShowArguments.self,
+            run: { args, inv in
+                let what = args.what
+                if what == .all || what == .system {
                     let compute = ComputeInfo.current()
                     inv.print(compute.line)
                     if compute.genericCoreOnWideCPU { inv.print("  (generic BLAS kernels on a CPU with wide vector units: see docs/benchmarks.md, \"Which kernels run\")") }
                 }
-                if what == "all" || what == "settings" {
+                if what == .all || what == .settings {
                     let st = s.settings
-                    inv.print("settings: seed \(st.seed), threads \(st.threads), backend \(Backend.current.rawValue), out \(st.out), progress \(st.progress), plot \(st.plot), trial_seed \(st.trialSeed)")
+                    inv.print("settings: seed \(st.seed), threads \(st.threads), backend \(Backend.current.rawValue), out \(st.out), progress \(st.progress.rawValue), plot \(st.plot.rawValue), trial_seed \(st.trialSeed)")
                 }
-                if what == "all" || what == "data" { inv.print(describeData(s)) }
-                if what == "all" || what == "model" || what == "quant" {
+                if what == .all || what == .data { inv.print(describeData(s)) }
+                if what == .all || what == .model || what == .quant {
                     if let n = s.network {
                         inv.print("model: \(n.architecture), \(n.parameterCount) parameters, " + (s.quantization.map(quantLabel) ?? (s.isQuantized ? "quantized" : "full precision")))
                     } else { inv.print("model: none") }
                 }
-                if what == "quant", let n = s.network, s.isQuantized {
+                if what == .quant, let n = s.network, s.isQuantized {
                     inv.print(formatQuantizationReport(quantizationReport(for: n, batch: nil)))
                 }
-                if what == "all" || what == "hparams" {
+                if what == .all || what == .hparams {
                     let h = s.hyperparameters
                     inv.print("hyperparameters: lr \(Value.format(h.learningRate)), wd \(Value.format(h.weightDecay)), scale_lr \(Value.format(h.scaleLearningRate)), rho \(Value.format(h.rho)), alpha \(Value.format(h.alpha)), tau \(Value.format(Double(h.tau))), K \(h.window), eval_every \(h.evalEvery), eval \(h.evaluateTrainingInSplits ? "all" : "selection"), bn \(h.frozenBatchNorm ? "frozen" : "train"), dropout \(Value.format(h.dropout))")
                 }
-                if what == "all" || what == "run" {
+                if what == .all || what == .run {
                     if let r = s.run {
                         inv.print("run: \(r.method.rawValue) at step \(r.step), \(r.records.count) evaluations — \(runDescription(r))")
                     } else { inv.print("run: none") }

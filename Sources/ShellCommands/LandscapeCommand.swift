@@ -11,6 +11,31 @@ import TensorCore
 import Training
 
 extension ShellCommands {
+    struct LandscapeArguments: CommandArguments {
+        enum Kind: String, ChoiceArgument { case plane, line, interpolate }
+        enum Split: String, ChoiceArgument { case id, ood, both }
+        enum Style: String, ChoiceArgument { case contour, surface, heatmap }
+        enum ZRange: String, ChoiceArgument { case quantized, panel, shared }
+        enum ZScale: String, ChoiceArgument { case linear, log }
+        @Positional(help: "2-D plane, 1-D line, or the line to another model") var kind = Kind.plane
+        @Option(help: "α grid min:max:count") var x = "-1:1:21"
+        @Option(help: "β grid min:max:count (plane)") var y = "-1:1:21"
+        @Option(help: "what moves") var target = PerturbationTarget.weights
+        @Option(help: "how scale factors move (see docs/landscape.md)") var scales = ScaleDirection.authors
+        @Option(help: "data the loss is measured on") var split = Split.ood
+        @Option(.int(min: 1), help: "images per split") var images = 1000
+        @Option(.int(min: 0), help: "direction seed") var seed = 0
+        @Option(.list(.path), help: "saved models to compare side by side (default: the current model)") var models: [String]?
+        @Option(.path, help: "interpolate: the other model's file") var to: String?
+        @Option(help: "2-D drawing") var style = Style.contour
+        @Option(.number(min: 0), help: "clip the loss at this value in surface plots") var zmax: Double?
+        @Option(help: "surface z ranges: quantized models share one, FP its own; each its own; one for all") var zrange = ZRange.quantized
+        @Option(help: "surface z axis: linear or logarithmic") var zscale = ZScale.linear
+        @Option(help: "surface: labelled contour lines on the base plane") var contours = true
+        @Option(help: "file name stem of the figure") var name: String?
+        @Option(help: "override the plot setting") var format: PlotSetting?
+    }
+
     static func landscapeCommand(_ s: Session) -> CommandSpec {
         CommandSpec(
             name: "landscape", summary: "loss landscape of the (quantized) model: 1-D line, 2-D plane, or the line between two models",
@@ -35,30 +60,12 @@ extension ShellCommands {
             (default on) projects labelled contour lines of the loss onto the base plane.
             """,
             group: "plots",
-            positionals: [ArgSpec("kind", .choice(["plane", "line", "interpolate"]), default: "plane", help: "2-D plane, 1-D line, or the line to another model")],
-            keywords: [
-                ArgSpec("x", .string, default: "-1:1:21", help: "α grid min:max:count"),
-                ArgSpec("y", .string, default: "-1:1:21", help: "β grid min:max:count (plane)"),
-                ArgSpec("target", .choice(["weights", "scales", "both"]), default: "weights", help: "what moves"),
-                ArgSpec("scales", .choice(["authors", "elementwise"]), default: "authors", help: "how scale factors move (see docs/landscape.md)"),
-                ArgSpec("split", .choice(["id", "ood", "both"]), default: "ood", help: "data the loss is measured on"),
-                ArgSpec("images", .int(min: 1), default: 1000, help: "images per split"),
-                ArgSpec("seed", .int(min: 0), default: 0, help: "direction seed"),
-                ArgSpec("models", .list(.path), help: "saved models to compare side by side (default: the current model)"),
-                ArgSpec("to", .path, help: "interpolate: the other model's file"),
-                ArgSpec("style", .choice(["contour", "surface", "heatmap"]), default: "contour", help: "2-D drawing"),
-                ArgSpec("zmax", .number(min: 0), help: "clip the loss at this value in surface plots"),
-                ArgSpec("zrange", .choice(["quantized", "panel", "shared"]), default: "quantized", help: "surface z ranges: quantized models share one, FP its own; each its own; one for all"),
-                ArgSpec("zscale", .choice(["linear", "log"]), default: "linear", help: "surface z axis: linear or logarithmic"),
-                ArgSpec("contours", .bool, default: .bool(true), help: "surface: labelled contour lines on the base plane"),
-                ArgSpec("name", .string, help: "file name stem of the figure"),
-                ArgSpec("format", .choice(["auto", "png", "svg", "text", "sixel", "none"]), help: "override the plot setting"),
-            ],
+            arguments: LandscapeArguments.self,
             examples: ["landscape plane x=-1:1:21 y=-1:1:21 split=ood", "landscape line x=-1:1:41 split=both",
                        "landscape plane models=[runs/lsq-sagm.safetensors, runs/fqat.safetensors] images=500",
                        "landscape plane models=[runs/fp.safetensors, runs/fqat.safetensors] style=surface zscale=log",
                        "landscape interpolate to=runs/fqat.safetensors"],
-            run: { inv in try landscape(inv, s) })
+            run: { args, inv in try landscape(args, inv, s) })
     }
 
     /// The evaluation images of a split, fixed once: the first images of each domain's split in
@@ -86,20 +93,19 @@ extension ShellCommands {
         return batches
     }
 
-    static func landscape(_ inv: Invocation, _ s: Session) throws -> Value {
+    static func landscape(_ args: LandscapeArguments, _ inv: Invocation, _ s: Session) throws -> Value {
         let current = try s.requireNetwork()
-        let kind = inv.string("kind")
-        let splits = inv.string("split") == "both" ? ["id", "ood"] : [inv.string("split")]
-        let x = try GridAxis(parsing: inv.string("x"))
-        let y = kind == "plane" ? try GridAxis(parsing: inv.string("y")) : nil
+        let kind = args.kind
+        let splits = args.split == .both ? ["id", "ood"] : [args.split.rawValue]
+        let x = try GridAxis(parsing: args.x)
+        let y = kind == .plane ? try GridAxis(parsing: args.y) : nil
         if let y, x.count * y.count > 100_000 {
-            throw inv.error("a plane of \(x.count)×\(y.count) = \(x.count * y.count) points is more than 100000 evaluations; use fewer points per axis (the papers' 51×51 is 2601)", argument: "x")
+            throw inv.error("a plane of \(x.count)×\(y.count) = \(x.count * y.count) points is more than 100000 evaluations; use fewer points per axis (the papers' 51×51 is 2601)", argument: args.$x)
         }
-        let options = DirectionOptions(seed: UInt64(inv.int("seed")), target: PerturbationTarget(rawValue: inv.string("target"))!,
-                                       scales: ScaleDirection(rawValue: inv.string("scales"))!)
+        let options = DirectionOptions(seed: UInt64(args.seed), target: args.target, scales: args.scales)
         var models: [(label: String, network: Network, description: String, quantized: Bool)] = []
-        if inv.has("models") {
-            for path in inv.strings("models") {
+        if let paths = args.models {
+            for path in paths {
                 let loaded = try ModelFile.load(path, seed: UInt64(s.settings.seed))
                 let (net, label) = (loaded.network, loaded.label)
                 models.append(((path as NSString).lastPathComponent.replacingOccurrences(of: ".safetensors", with: ""), net,
@@ -110,9 +116,9 @@ extension ShellCommands {
                            "\(current.architecture) \(s.quantization.map(quantLabel) ?? "FP")", s.isQuantized))
         }
         var endpoint: [String: Tensor]?
-        if kind == "interpolate" {
-            guard inv.has("to") else { throw inv.error("interpolate needs to=<saved model file>", argument: "to") }
-            endpoint = try ModelFile.load(inv.string("to"), seed: UInt64(s.settings.seed)).network.stateDict()
+        if kind == .interpolate {
+            guard let to = args.to else { throw inv.error("interpolate needs to=<saved model file>", argument: args.$to) }
+            endpoint = try ModelFile.load(to, seed: UInt64(s.settings.seed)).network.stateDict()
         }
         let cache = LandscapeCache(directory: URL(fileURLWithPath: s.landscapeCache))
         var surfaces: [(label: String, split: String, surface: LandscapeSurface, quantized: Bool)] = []
@@ -127,7 +133,7 @@ extension ShellCommands {
         for split in splits {
             let batches: [LabeledBatch]
             do {
-                batches = try landscapeBatches(s, split: split, images: inv.int("images"), stop: { inv.interrupt.isRequested })
+                batches = try landscapeBatches(s, split: split, images: args.images, stop: { inv.interrupt.isRequested })
             } catch is LandscapeStopRequested {
                 throw interrupted(after: 0, of: x.count * (y?.count ?? 1))
             }
@@ -136,9 +142,9 @@ extension ShellCommands {
             for m in models {
                 let request: LandscapeRequest
                 switch kind {
-                case "plane": request = .plane(x: x, y: y!, directions: options, evaluation: evalDescription, model: m.description)
-                case "line": request = .line(x, directions: options, evaluation: evalDescription, model: m.description)
-                default: request = .interpolation(x, evaluation: evalDescription, model: m.description)
+                case .plane: request = .plane(x: x, y: y!, directions: options, evaluation: evalDescription, model: m.description)
+                case .line: request = .line(x, directions: options, evaluation: evalDescription, model: m.description)
+                case .interpolate: request = .interpolation(x, evaluation: evalDescription, model: m.description)
                 }
                 let total = x.count * (y?.count ?? 1)
                 let progress = Progress(mode: Progress.mode(setting: s.settings.progress), total: total, label: "landscape \(m.label) \(split)") {
@@ -162,7 +168,7 @@ extension ShellCommands {
                 inv.print("landscape \(m.label) on \(split): \(total) points, " + (result.cacheHit ? "from cache" : "\(result.evaluatedPoints) evaluated in \(Render.duration(result.seconds)) (\(Render.number(result.pointsPerSecond, "%.2f")) points/s)") + " on \(imageCount) images")
                 let dir = (s.settings.out as NSString).appendingPathComponent("plots")
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-                let csv = (dir as NSString).appendingPathComponent(fileNameSafe("landscape-\(kind)-\(m.label)-\(split)") + ".csv")
+                let csv = (dir as NSString).appendingPathComponent(fileNameSafe("landscape-\(kind.rawValue)-\(m.label)-\(split)") + ".csv")
                 try result.surface.writeCSV(to: URL(fileURLWithPath: csv))
                 surfaces.append((m.label, split, result.surface, m.quantized))
             }
@@ -172,46 +178,46 @@ extension ShellCommands {
         inv.print(FlatnessReport.table(rows))
         // Figure: all surfaces side by side.
         let specs: [any PlotSpec]
-        if kind == "plane" {
+        if kind == .plane {
             var grids: [any PlotSpec] = []
-            let style = inv.string("style")
+            let style = args.style
             var surfacePlots: [SurfacePlot] = []
             for (sf, row) in zip(surfaces, rows) {
                 let grid = Grid(x: sf.surface.alphas, y: sf.surface.betas ?? [0], z: sf.surface.loss)
                 let title = "\(sf.label) (\(sf.split.uppercased()))"
                 let caption = row.report.caption
                 switch style {
-                case "surface": surfacePlots.append(SurfacePlot(title: title, grid: grid, zMax: inv.has("zmax") ? inv.double("zmax") : nil,
-                                                                logAxis: inv.string("zscale") == "log",
-                                                                contours: inv.bool("contours"), caption: caption))
-                case "heatmap": grids.append(HeatmapPlot(title: title, grid: grid, caption: caption))
-                default: grids.append(ContourPlot(title: title, grid: grid, caption: caption))
+                case .surface: surfacePlots.append(SurfacePlot(title: title, grid: grid, zMax: args.zmax,
+                                                               logAxis: args.zscale == .log,
+                                                               contours: args.contours, caption: caption))
+                case .heatmap: grids.append(HeatmapPlot(title: title, grid: grid, caption: caption))
+                case .contour: grids.append(ContourPlot(title: title, grid: grid, caption: caption))
                 }
             }
-            switch (style, inv.string("zrange")) {
-            case ("surface", "panel"): specs = surfacePlots.map { $0.withOwnZRange() }
-            case ("surface", "shared"): specs = SurfacePlot.sharingZRange(surfacePlots)
-            case ("surface", _): specs = SurfacePlot.sharingZRange(surfacePlots, groups: surfaces.map(\.quantized))
+            switch (style, args.zrange) {
+            case (.surface, .panel): specs = surfacePlots.map { $0.withOwnZRange() }
+            case (.surface, .shared): specs = SurfacePlot.sharingZRange(surfacePlots)
+            case (.surface, .quantized): specs = SurfacePlot.sharingZRange(surfacePlots, groups: surfaces.map(\.quantized))
             default: specs = grids
             }
         } else {
             let curves = surfaces.map { LandscapeCurve(name: "\($0.label) \($0.split.uppercased())", loss: $0.surface.loss[0], accuracy: $0.surface.accuracy[0]) }
-            specs = [Landscape1DPlot(title: kind == "line" ? "Loss along a filter-normalised direction" : "Loss between two models",
+            specs = [Landscape1DPlot(title: kind == .line ? "Loss along a filter-normalised direction" : "Loss between two models",
                                      alphas: surfaces[0].surface.alphas, curves: curves,
-                                     xLabel: kind == "interpolate" ? "α (0 = current model, 1 = \((inv.string("to") as NSString).lastPathComponent))" : "α")]
+                                     xLabel: kind == .interpolate ? "α (0 = current model, 1 = \(((args.to ?? "") as NSString).lastPathComponent))" : "α")]
         }
-        var figureTitle = "Loss landscapes (\(inv.string("target")) perturbed)"
-        if kind == "plane" && inv.string("style") == "surface" && specs.count > 1 {
-            switch inv.string("zrange") {
-            case "panel": figureTitle += "; each panel on its own z range"
-            case "shared": figureTitle += "; one z range for all panels"
-            default:
+        var figureTitle = "Loss landscapes (\(args.target.rawValue) perturbed)"
+        if kind == .plane && args.style == .surface && specs.count > 1 {
+            switch args.zrange {
+            case .panel: figureTitle += "; each panel on its own z range"
+            case .shared: figureTitle += "; one z range for all panels"
+            case .quantized:
                 if Set(surfaces.map(\.quantized)).count > 1 { figureTitle += "; quantized models share one z range, FP its own" }
             }
         }
         let figure: any PlotSpec = specs.count == 1 ? specs[0] : Figure(title: figureTitle, columns: min(specs.count, 3), specs: specs)
-        let name = inv.has("name") ? inv.string("name") : "landscape-\(kind)-\(surfaces.map(\.label).joined(separator: "-"))"
-        _ = try draw(figure, name: name, inv, s, format: inv.has("format") ? inv.string("format") : nil)
+        let name = args.name ?? "landscape-\(kind.rawValue)-\(surfaces.map(\.label).joined(separator: "-"))"
+        _ = try draw(figure, name: name, inv, s, format: args.format)
         return .list(zip(rows, surfaces).map { row, sf in
             let r = row.report
             var fields: [(String, Value)] = [("label", .string(sf.label)), ("split", .string(sf.split)), ("centre_loss", .number(r.centreLoss))]

@@ -72,14 +72,14 @@ extension ShellCommands {
 
     /// Refuses a batch whose activations would not fit in half the memory budget, with the estimate and
     /// the largest batch that fits.
-    static func checkBatchMemory(_ network: Network, imageShape: [Int], batch: Int, what: String, argument: String) throws {
+    static func checkBatchMemory(_ network: Network, imageShape: [Int], batch: Int, what: String, argument: ArgumentName) throws {
         let perImage = activationFloatsPerImage(network, imageShape: imageShape) * 4
         guard perImage > 0 else { return }
         let bytes = perImage * Double(batch)
         let budget = Double(memoryBudget()) / 2
         if bytes > budget {
             let fits = max(1, Int(budget / perImage))
-            throw CommandError("\(what) with \(batch) images of \(imageShape.map(String.init).joined(separator: "×")) through \(network.architecture) needs about \(bytesText(bytes)) of activations, more than half of the \(bytesText(Double(memoryBudget()))) this process may use; use \(argument)=\(fits) or less", argument: argument)
+            throw CommandError("\(what) with \(batch) images of \(imageShape.map(String.init).joined(separator: "×")) through \(network.architecture) needs about \(bytesText(bytes)) of activations, more than half of the \(bytesText(Double(memoryBudget()))) this process may use; use \(argument.name)=\(fits) or less", argument: argument.name)
         }
     }
 }

@@ -4,16 +4,20 @@ import Foundation
 import ShellLanguage
 
 extension ShellCommands {
+    struct OptionArguments: CommandArguments {
+        @Positional(help: "option name, in quotes") var name: String
+        @Positional(help: "value when the option is not given") var `default`: Value
+    }
+
     static func optionCommand() -> CommandSpec {
         CommandSpec(
             name: "option", summary: "the value of script option --name=…, or a default",
             discussion: "Write the name in quotes: a bare word would be read as the variable itself once the option is given.",
             group: "shell",
-            positionals: [ArgSpec("name", .string, required: true, help: "option name, in quotes"),
-                          ArgSpec("default", .any, required: true, help: "value when the option is not given")],
+            arguments: OptionArguments.self,
             examples: ["let steps = option \"steps\" 600"],
-            run: { inv in
-                guard let given = inv.interpreter.environment.lookup(inv.string("name")) else { return inv.value("default") ?? .none }
+            run: { args, inv in
+                guard let given = inv.interpreter.environment.lookup(args.name) else { return args.default }
                 return parseListOption(given)
             })
     }

@@ -11,7 +11,7 @@ import Training
 extension ShellCommands {
     /// Draws a spec where the `plot` setting says: a PNG/SVG under <out>/plots (and, in a terminal with
     /// plot=auto, a view in the terminal too). A missing gnuplot is a warning: the CSV is still written.
-    static func draw(_ spec: any PlotSpec, name: String, _ inv: Invocation, _ s: Session, format: String? = nil) throws -> Value {
+    static func draw(_ spec: any PlotSpec, name: String, _ inv: Invocation, _ s: Session, format: PlotSetting? = nil) throws -> Value {
         let dir = (s.settings.out as NSString).appendingPathComponent("plots")
         let safeName = fileNameSafe(name)
         if safeName != name {
@@ -22,12 +22,12 @@ extension ShellCommands {
         let interactive = isatty(1) != 0 && ProcessInfo.processInfo.environment["CI"] == nil
         var targets: [PlotTarget] = []
         switch mode {
-        case "none": targets = []
-        case "svg": targets = [.svg(path: stem + ".svg")]
-        case "text": targets = [textTarget()]
-        case "sixel": targets = [.sixel()]
-        case "png": targets = [.png(path: stem + ".png")]
-        default: targets = [.png(path: stem + ".png")] + (interactive ? [textTarget()] : [])
+        case .none: targets = []
+        case .svg: targets = [.svg(path: stem + ".svg")]
+        case .text: targets = [textTarget()]
+        case .sixel: targets = [.sixel()]
+        case .png: targets = [.png(path: stem + ".png")]
+        case .auto: targets = [.png(path: stem + ".png")] + (interactive ? [textTarget()] : [])
         }
         if targets.isEmpty {
             let script = spec.script(target: .png(path: stem + ".png"), dataStem: stem)
@@ -59,6 +59,22 @@ extension ShellCommands {
         return .text(columns: max(60, min(size.columns, 160)), lines: max(16, min(size.lines - 4, 32)), color: TerminalColorMode.current())
     }
 
+    struct PlotArguments: CommandArguments {
+        enum Figure: String, ChoiceArgument { case curves, gradients, disorder, frozen, bits, sensitivity }
+        enum Metric: String, ChoiceArgument { case ood, id, frozen }
+        @Positional(help: "figure") var kind: Figure
+        @Option(.pattern, help: "scale factors (glob) for gradients/disorder/frozen", completion: .dynamic("scales")) var factors = "*"
+        @Option(.int(min: 1), help: "at most this many factors in the gradients figure") var top = 6
+        @Option(help: "file name stem (default: <run>-<kind>)") var name: String?
+        @Option(help: "override the plot setting") var format: PlotSetting?
+        @Option(help: "figure title") var title: String?
+        @Option(.path, help: "bits and sensitivity: a folder of study records (as `summary` reads); bits without it uses this session's results") var from: String?
+        @Option(help: "sensitivity: the hyperparameter on the x axis (a key of the records' hparams, e.g. tau)") var x: String?
+        @Option(help: "sensitivity: one line per value of this hyperparameter (e.g. K)") var by: String?
+        @Option(.pattern, help: "sensitivity: only runs whose label matches this glob") var runs = "*"
+        @Option(help: "sensitivity: what the y axis shows") var metric = Metric.ood
+    }
+
     static func plotCommand(_ s: Session) -> CommandSpec {
         CommandSpec(
             name: "plot", summary: "draw a figure: training curves, gradients (Fig. 2), disorder (Fig. 3), frozen set (Fig. 4), bits",
@@ -80,84 +96,72 @@ extension ShellCommands {
             `plot` setting (png, svg, text for a terminal view, sixel, none for data only).
             """,
             group: "plots",
-            positionals: [ArgSpec("kind", .choice(["curves", "gradients", "disorder", "frozen", "bits", "sensitivity"]), required: true, help: "figure")],
-            keywords: [ArgSpec("factors", .pattern, default: "*", help: "scale factors (glob) for gradients/disorder/frozen", completion: .dynamic("scales")),
-                       ArgSpec("top", .int(min: 1), default: 6, help: "at most this many factors in the gradients figure"),
-                       ArgSpec("name", .string, help: "file name stem (default: <run>-<kind>)"),
-                       ArgSpec("format", .choice(["auto", "png", "svg", "text", "sixel", "none"]), help: "override the plot setting"),
-                       ArgSpec("title", .string, help: "figure title"),
-                       ArgSpec("from", .path, help: "bits and sensitivity: a folder of study records (as `summary` reads); bits without it uses this session's results"),
-                       ArgSpec("x", .string, help: "sensitivity: the hyperparameter on the x axis (a key of the records' hparams, e.g. tau)"),
-                       ArgSpec("by", .string, help: "sensitivity: one line per value of this hyperparameter (e.g. K)"),
-                       ArgSpec("runs", .pattern, default: "*", help: "sensitivity: only runs whose label matches this glob"),
-                       ArgSpec("metric", .choice(["ood", "id", "frozen"]), default: "ood", help: "sensitivity: what the y axis shows")],
+            arguments: PlotArguments.self,
             examples: ["plot curves", "plot gradients factors=layer3.*.a.s top=4", "plot disorder format=text",
                        "plot bits from=runs/table1/style-fmnist", "plot sensitivity from=runs/fig6 x=tau by=K"],
-            run: { inv in
-                let kind = inv.string("kind")
-                let format = inv.has("format") ? inv.string("format") : nil
-                if inv.has("from") && kind != "bits" && kind != "sensitivity" {
-                    throw inv.error("from= applies to `plot bits` and `plot sensitivity`; the other figures are drawn from the current run", argument: "from")
+            run: { args, inv in
+                let kind = args.kind
+                let format = args.format
+                if args.from != nil && kind != .bits && kind != .sensitivity {
+                    throw inv.error("from= applies to `plot bits` and `plot sensitivity`; the other figures are drawn from the current run", argument: args.$from)
                 }
-                for key in ["x", "by"] where inv.has(key) && kind != "sensitivity" {
+                for (given, key) in [(args.x, args.$x), (args.by, args.$by)] where given != nil && kind != .sensitivity {
                     throw inv.error("\(key)= applies to `plot sensitivity` only", argument: key)
                 }
-                if kind == "sensitivity" {
-                    guard inv.has("from") else { throw inv.error("`plot sensitivity` reads study records: give from=<folder> (e.g. from=runs/fig6)") }
-                    guard inv.has("x") else { throw inv.error("`plot sensitivity` needs x=<hyperparameter> (e.g. x=tau)") }
-                    let metric = inv.string("metric")
-                    let spec = try sensitivityPlot(records: readRecords(under: inv.string("from")), x: inv.string("x"),
-                                                   by: inv.has("by") ? inv.string("by") : nil, runs: try NamePattern(inv.string("runs")),
-                                                   metric: metric, title: inv.has("title") ? inv.string("title") : nil)
-                    let name = inv.has("name") ? inv.string("name")
-                        : "sensitivity-\(inv.string("x"))" + (inv.has("by") ? "-by-\(inv.string("by"))" : "") + (metric == "ood" ? "" : "-\(metric)")
+                let title = args.title
+                if kind == .sensitivity {
+                    guard let from = args.from else { throw inv.error("`plot sensitivity` reads study records: give from=<folder> (e.g. from=runs/fig6)") }
+                    guard let x = args.x else { throw inv.error("`plot sensitivity` needs x=<hyperparameter> (e.g. x=tau)") }
+                    let metric = args.metric
+                    let spec = try sensitivityPlot(records: readRecords(under: from), x: x, by: args.by, runs: try NamePattern(args.runs),
+                                                   metric: metric, title: title)
+                    let name = args.name
+                        ?? "sensitivity-\(x)" + (args.by.map { "-by-\($0)" } ?? "") + (metric == .ood ? "" : "-\(metric.rawValue)")
                     return try draw(spec, name: name, inv, s, format: format)
                 }
-                if kind == "bits" {
-                    let title = inv.has("title") ? inv.string("title") : nil
-                    let spec = inv.has("from") ? try bitsPlot(records: readRecords(under: inv.string("from")), title: title)
-                                               : try bitsPlot(s, title: title)
-                    return try draw(spec, name: inv.has("name") ? inv.string("name") : "accuracy-vs-bits", inv, s, format: format)
+                if kind == .bits {
+                    let spec = try args.from.map { try bitsPlot(records: readRecords(under: $0), title: title) } ?? bitsPlot(s, title: title)
+                    return try draw(spec, name: args.name ?? "accuracy-vs-bits", inv, s, format: format)
                 }
                 guard let run = s.run else { throw inv.error("no run yet; `train …` first (plots are drawn from the current run)") }
                 let label = s.runLabel ?? run.method.rawValue
-                let name = inv.has("name") ? inv.string("name") : "\(label)-\(kind)"
-                let pattern = try NamePattern(inv.string("factors"))
+                let name = args.name ?? "\(label)-\(kind.rawValue)"
+                let pattern = try NamePattern(args.factors)
                 switch kind {
-                case "curves":
+                case .curves:
                     let lossSeries = run.stepper.trace?.loss()
                     let loss = (steps: lossSeries?.steps ?? [], values: lossSeries?.values ?? [])
                     let recs = run.records
                     let steps = recs.map { Double($0.step) }
                     let spec = TrainingCurvesPlot(
-                        title: inv.has("title") ? inv.string("title") : "\(label): loss and accuracy (\(run.dataset.name))",
+                        title: title ?? "\(label): loss and accuracy (\(run.dataset.name))",
                         steps: loss.steps, loss: loss.values.map(Double.init),
                         accuracies: [AccuracyCurve(name: "I.D (train-domain val)", steps: steps, accuracy: recs.map { $0.validationAccuracy * 100 }, outOfDistribution: false),
                                      AccuracyCurve(name: "OOD (held-out)", steps: steps, accuracy: recs.map { $0.testAccuracy * 100 }, outOfDistribution: true)])
                     return try draw(spec, name: name, inv, s, format: format)
-                case "gradients":
+                case .gradients:
                     let trace = try requireTrace(run)
-                    let factors = run.scales.map(\.name).filter(pattern.matches).prefix(inv.int("top"))
-                    guard !factors.isEmpty else { throw inv.error("no scale factor matches '\(inv.string("factors"))'", argument: "factors") }
+                    let factors = run.scales.map(\.name).filter(pattern.matches).prefix(args.top)
+                    guard !factors.isEmpty else { throw inv.error("no scale factor matches '\(args.factors)'", argument: args.$factors) }
                     var traces: [Plot.GradientTrace] = []
                     for f in factors {
                         let q = try trace.series(.qatMean, factor: f), fl = try trace.series(.flatMean, factor: f), a = try trace.series(.appliedMean, factor: f)
                         traces.append(Plot.GradientTrace(factor: f, steps: q.steps, qat: q.values.map(Double.init), flat: fl.values.map(Double.init),
                                                          applied: a.values.map(Double.init)))
                     }
-                    let spec = GradientComparisonPlot(title: inv.has("title") ? inv.string("title") : "\(label): g_QAT and g_flat of scale factors", traces: traces)
+                    let spec = GradientComparisonPlot(title: title ?? "\(label): g_QAT and g_flat of scale factors", traces: traces)
                     return try draw(spec, name: name, inv, s, format: format)
-                case "disorder":
+                case .disorder:
                     let trace = try requireTrace(run)
                     let h = trace.disorderHeatmap()
                     let keep = h.factors.indices.filter { pattern.matches(h.factors[$0]) }
                     guard !h.windowEndSteps.isEmpty else { throw inv.error("no disorder window has completed yet (K = \(run.hyperparameters.window) steps)") }
-                    let spec = DisorderHeatmapPlot(title: inv.has("title") ? inv.string("title") : "\(label): gradient disorder of g_QAT per window",
+                    let spec = DisorderHeatmapPlot(title: title ?? "\(label): gradient disorder of g_QAT per window",
                                                    factors: keep.map { h.factors[$0] }, steps: h.windowEndSteps,
                                                    disorder: keep.map { h.values[$0].map(Double.init) },
                                                    threshold: run.method.freezePolicy.usesDisorderTest ? Double(run.hyperparameters.tau) : nil)
                     return try draw(spec, name: name, inv, s, format: format)
-                default: // frozen
+                case .frozen, .bits, .sensitivity: // frozen (bits and sensitivity returned above)
                     let trace = try requireTrace(run)
                     let names = run.scales.map(\.name).filter(pattern.matches)
                     var steps: [Double] = []
@@ -167,7 +171,7 @@ extension ShellCommands {
                         steps = series.steps
                         frozen.append(series.values.map { $0 >= 0.5 })
                     }
-                    let spec = FrozenSetPlot(title: inv.has("title") ? inv.string("title") : "\(label): scale factors with g_QAT frozen",
+                    let spec = FrozenSetPlot(title: title ?? "\(label): scale factors with g_QAT frozen",
                                              factors: names, steps: steps, frozen: frozen)
                     return try draw(spec, name: name, inv, s, format: format)
                 }
@@ -239,7 +243,7 @@ extension ShellCommands {
     /// of another, from study records: per seed the mean over held-out domains, then mean ± sample std
     /// over seeds. Values are read from each record's `hparams`, so labels do not matter.
     static func sensitivityPlot(records runs: [RunRecords], x: String, by: String?, runs pattern: NamePattern,
-                                metric: String, title: String?) throws -> LinePlot {
+                                metric: PlotArguments.Metric, title: String?) throws -> LinePlot {
         // Single-precision settings (τ) are stored as 0.30000001192…: 6 significant digits name the setting.
         func hparam(_ r: RunRecords, _ key: String) -> Double? {
             r.records.first?.hparams[key]?.number.flatMap { Double(String(format: "%.6g", $0)) }
@@ -259,12 +263,12 @@ extension ShellCommands {
             }
             let value: Double
             switch metric {
-            case "frozen":
+            case .frozen:
                 guard let f = r.records.last?.metrics["frozen_scales"] else { continue }
                 value = f
-            default:
+            case .id, .ood:
                 guard let sel = ModelSelection.select(r.records, method: .trainingDomainValidation) else { continue }
-                value = (metric == "id" ? sel.validationAccuracy : sel.testAccuracy) * 100
+                value = (metric == .id ? sel.validationAccuracy : sel.testAccuracy) * 100
             }
             table[line, default: [:]][xv, default: [:]][r.seed, default: []].append(value)
         }
@@ -273,7 +277,7 @@ extension ShellCommands {
             if keys.isEmpty { throw CommandError("no non-ERM runs matching '\(pattern.text)' in those records") }
             if !keys.contains(x) { throw CommandError("the records have no hyperparameter '\(x)'; they have: \(known)") }
             if let by, !keys.contains(by) { throw CommandError("the records have no hyperparameter '\(by)'; they have: \(known)") }
-            throw CommandError("no run in those records has a '\(metric == "frozen" ? "frozen_scales" : x)' value to plot (records written before fqat-shell stored frozen counts have none)")
+            throw CommandError("no run in those records has a '\(metric == .frozen ? "frozen_scales" : x)' value to plot (records written before fqat-shell stored frozen counts have none)")
         }
         func mean(_ v: [Double]) -> Double { meanAndSampleStd(v).mean }
         let lines = table.keys.sorted { ($0 ?? -.infinity) < ($1 ?? -.infinity) }
@@ -291,13 +295,17 @@ extension ShellCommands {
             }
             let offset = (Double(i) - Double(lines.count - 1) / 2) * (span > 0 ? span * 0.01 : 0.02)
             let name = line.map { "\(by!) = \($0 == $0.rounded() && abs($0) < 1e9 ? String(Int($0)) : Value.format($0))" }
-                ?? (metric == "frozen" ? "frozen" : metric.uppercased())
+                ?? (metric == .frozen ? "frozen" : metric.rawValue.uppercased())
             series.append(LineSeries(name: name,
                                      x: points, y: ys, yError: errs, style: .linesPoints,
                                      color: seriesColors[i % seriesColors.count], xOffset: offset))
         }
-        let yLabel = ["ood": "OOD accuracy (%)", "id": "I.D accuracy (%)", "frozen": "scale factors with g_QAT frozen at the end"][metric]!
-        let what = ["ood": "OOD accuracy", "id": "I.D accuracy", "frozen": "frozen scale factors"][metric]!
+        let (yLabel, what): (String, String)
+        switch metric {
+        case .ood: (yLabel, what) = ("OOD accuracy (%)", "OOD accuracy")
+        case .id: (yLabel, what) = ("I.D accuracy (%)", "I.D accuracy")
+        case .frozen: (yLabel, what) = ("scale factors with g_QAT frozen at the end", "frozen scale factors")
+        }
         return LinePlot(title: title ?? "\(what) against \(x)" + (by.map { " for each \($0)" } ?? "") + " (mean over held-out domains; ± std over seeds)",
                         xLabel: x, yLabel: yLabel, series: series, xRange: ((xs.first ?? 0) - pad)...((xs.last ?? 1) + pad),
                         key: .below)

@@ -79,12 +79,12 @@ final class Progress {
         self.mode = mode; self.total = total; self.label = label; self.write = write
     }
 
-    static func mode(setting: String) -> Mode {
+    static func mode(setting: ProgressSetting) -> Mode {
         switch setting {
-        case "bar": return .bar
-        case "lines": return .lines
-        case "off": return .off
-        default:
+        case .bar: return .bar
+        case .lines: return .lines
+        case .off: return .off
+        case .auto:
             let ci = ProcessInfo.processInfo.environment["CI"] != nil
             return isatty(1) != 0 && !ci ? .bar : .lines
         }

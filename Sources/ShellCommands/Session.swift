@@ -17,10 +17,10 @@ public struct Settings: Codable, Equatable {
     public var threads: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// Folder for records, plots, checkpoints and exports.
     public var out: String = "runs"
-    /// auto | bar | lines | off
-    public var progress: String = "auto"
-    /// Where `plot` and `landscape` draw: auto (terminal view in a TTY plus PNG) | png | svg | text | sixel | none
-    public var plot: String = "auto"
+    /// How long commands show progress (`set progress=`).
+    public var progress: ProgressSetting = .auto
+    /// Where `plot` and `landscape` draw (`set plot=`).
+    public var plot: PlotSetting = .auto
     /// Trial seed of the DomainBed split.
     public var trialSeed: Int = 0
 }

@@ -247,8 +247,6 @@ enum SessionFile {
         try check("settings.seed", .int(st.seed), .int(min: 0), command: "set seed")
         try check("settings.threads", .int(st.threads), .int(1...256), command: "set threads")
         try check("settings.trialSeed", .int(st.trialSeed), .int(min: 0), command: "set trial_seed")
-        try check("settings.progress", .string(st.progress), .choice(["auto", "bar", "lines", "off"]), command: "set progress")
-        try check("settings.plot", .string(st.plot), .choice(["auto", "png", "svg", "text", "sixel", "none"]), command: "set plot")
         if st.out.isEmpty || st.out.contains("\0") {
             throw CommandError("'\(path)': settings.out is empty or not a path; nothing was loaded")
         }

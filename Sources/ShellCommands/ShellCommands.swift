@@ -10,7 +10,7 @@ public enum ShellCommands {
             dataCommand(s),
             modelCommand(s), quantizeCommand(s),
             trainCommand(s), stepCommand(s), evalCommand(s), resultsCommand(s), summaryCommand(s),
-            disorderCommand(s), freezeCommand(s, freeze: true), freezeCommand(s, freeze: false), policyCommand(s),
+            disorderCommand(s), freezeCommand(s), unfreezeCommand(s), policyCommand(s),
             plotCommand(s), landscapeCommand(s),
             saveCommand(s), loadCommand(s), exportCommand(s),
             setCommand(s), showCommand(s), optionCommand(),

@@ -71,6 +71,15 @@ extension ShellCommands {
         return diffs.isEmpty ? nil : diffs.reduce(0, +) / Double(diffs.count)
     }
 
+    struct SummaryArguments: CommandArguments {
+        @Positional(.path, help: "folder with records (searched recursively)") var folder: String
+        @Option(help: "use test-domain oracle selection (labelled as such)") var oracle = false
+        @Option(.path, help: "also write the table as CSV") var csv: String?
+        @Option(help: "a run label: also print every other run's paired difference from it") var versus: String?
+        @Option(.number(min: 0), help: "points: OOD differences within it are ties (the spread between BLAS kernels and backends)") var kernel_noise = ShellCommands.kernelNoisePoints
+        @Option(.list(.path), help: "folders holding the same runs from another kernel or backend: print how far each run moves") var across: [String]?
+    }
+
     static func summaryCommand(_ s: Session) -> CommandSpec {
         CommandSpec(
             name: "summary", summary: "build result tables (mean ± std over seeds) from the records under a folder",
@@ -98,19 +107,13 @@ extension ShellCommands {
             all pairs, which is the kernel noise those folders measure.
             """,
             group: "training",
-            positionals: [ArgSpec("folder", .path, required: true, help: "folder with records (searched recursively)")],
-            keywords: [ArgSpec("oracle", .bool, default: .bool(false), help: "use test-domain oracle selection (labelled as such)"),
-                       ArgSpec("csv", .path, help: "also write the table as CSV"),
-                       ArgSpec("versus", .string, help: "a run label: also print every other run's paired difference from it"),
-                       ArgSpec("kernel_noise", .number(min: 0), default: .number(kernelNoisePoints),
-                               help: "points: OOD differences within it are ties (the spread between BLAS kernels and backends)"),
-                       ArgSpec("across", .list(.path), help: "folders holding the same runs from another kernel or backend: print how far each run moves")],
+            arguments: SummaryArguments.self,
             examples: ["summary runs/table1", "summary runs/table1 versus=\"lsq+sagm-4bit\"",
                        "summary runs/haswell across=[\"runs/prescott\", \"runs/onednn\"]"],
-            run: { inv in
-                let runs = try readRecords(under: inv.string("folder"))
-                guard !runs.isEmpty else { throw inv.error("no records (*.jsonl) under '\(inv.string("folder"))'", argument: "folder") }
-                let method: SelectionMethod = inv.bool("oracle") ? .testDomainOracle : .trainingDomainValidation
+            run: { args, inv in
+                let runs = try readRecords(under: args.folder)
+                guard !runs.isEmpty else { throw inv.error("no records (*.jsonl) under '\(args.folder)'", argument: args.$folder) }
+                let method: SelectionMethod = args.oracle ? .testDomainOracle : .trainingDomainValidation
                 let domains = Array(Set(runs.flatMap(\.testDomains))).sorted()
                 let labels = Array(Set(runs.map(\.label))).sorted()
                 func fmt(_ xs: [Double]) -> String {
@@ -161,21 +164,20 @@ extension ShellCommands {
                 let names = s.dataset?.domainNames
                 let header = ["run"] + domains.map { d in "test \(names.map { d < $0.count ? $0[d] : "env\(d)" } ?? "env\(d)") Val / Test" } + ["avg Val", "avg Test", "noise", "seeds"]
                 inv.print((method.isOracle ? "selection: test-domain oracle (uses test-domain data)\n" : "selection: train-domain validation\n") + Render.table(header, rows))
-                if inv.has("csv") { try csv.write(toFile: inv.string("csv"), atomically: true, encoding: .utf8) }
-                if inv.has("versus") {
-                    let base = inv.string("versus")
+                if let csvPath = args.csv { try csv.write(toFile: csvPath, atomically: true, encoding: .utf8) }
+                if let base = args.versus {
                     guard let baseline = selected[base] else {
-                        throw inv.error("no run labelled '\(base)'; the labels are \(labels.joined(separator: ", "))", argument: "versus")
+                        throw inv.error("no run labelled '\(base)'; the labels are \(labels.joined(separator: ", "))", argument: args.$versus)
                     }
                     inv.print(pairedTable(selected: selected, baseline: baseline, baseLabel: base, labels: labels,
-                                          noise: noiseByLabel, kernelNoise: inv.double("kernel_noise") / 100))
+                                          noise: noiseByLabel, kernelNoise: args.kernel_noise / 100))
                 }
-                if inv.has("across") {
-                    let folders = [inv.string("folder")] + inv.strings("across")
+                if let across = args.across {
+                    let folders = [args.folder] + across
                     var columns: [[RunKey: (Double, Double)]] = []
                     for (i, folder) in folders.enumerated() {
                         let folderRuns = i == 0 ? runs : try readRecords(under: folder)
-                        guard !folderRuns.isEmpty else { throw inv.error("no records (*.jsonl) under '\(folder)'", argument: "across") }
+                        guard !folderRuns.isEmpty else { throw inv.error("no records (*.jsonl) under '\(folder)'", argument: args.$across) }
                         columns.append(selectedAccuracies(folderRuns, method: method))
                     }
                     inv.print(spreadTable(folders: folders, columns: columns))

@@ -9,35 +9,49 @@ import TensorCore
 import Training
 
 extension ShellCommands {
-    static var hyperparameterKeys: [ArgSpec] { [
-        ArgSpec("lr", .number(0...1), help: "Adam learning rate of the model (default 1e-3)"),
-        ArgSpec("wd", .number(0...1), help: "weight decay, L2 added to the gradient (default 0)"),
-        ArgSpec("scale_lr", .number(0...1), help: "Adam learning rate of the scale factors, no weight decay (default 1e-4)"),
-        ArgSpec("rho", .number(0...10), help: "SAGM radius ρ (default 0.05)"),
-        ArgSpec("alpha", .number(0...1), help: "SAGM α (default 0.001)"),
-        ArgSpec("tau", .number(0...1), help: "disorder threshold τ of the freeze test (default 0.5)"),
-        ArgSpec("K", .int(2...1_000_000), help: "freeze window in steps (default 100)"),
-        ArgSpec("eval_every", .int(min: 1), help: "evaluate every domain every N steps (default 100)"),
-        ArgSpec("eval", .choice(["all", "selection"]), help: "splits each evaluation covers: all (DomainBed, default) or selection (not the training domains' in splits, which no score reads; same numbers, less work)"),
-        ArgSpec("bn", .choice(["train", "frozen"]), help: "BatchNorm: batch statistics (train) or running statistics fixed (frozen, DomainBed/SAGM)"),
-        ArgSpec("dropout", .number(0...0.99), help: "dropout on the features (default 0)"),
-    ] }
+    /// Hyperparameter keys of `train` and `step`; absent keys keep the session's value.
+    struct HyperparameterArguments: CommandArguments {
+        /// `eval=`: which splits each evaluation covers.
+        enum EvalSplits: String, ChoiceArgument { case all, selection }
+        /// `bn=`: batch statistics or fixed running statistics.
+        enum BatchNormMode: String, ChoiceArgument { case train, frozen }
+
+        @Option(.number(0...1), help: "Adam learning rate of the model (default 1e-3)") var lr: Double?
+        @Option(.number(0...1), help: "weight decay, L2 added to the gradient (default 0)") var wd: Double?
+        @Option(.number(0...1), help: "Adam learning rate of the scale factors, no weight decay (default 1e-4)") var scale_lr: Double?
+        @Option(.number(0...10), help: "SAGM radius ρ (default 0.05)") var rho: Double?
+        @Option(.number(0...1), help: "SAGM α (default 0.001)") var alpha: Double?
+        @Option(.number(0...1), help: "disorder threshold τ of the freeze test (default 0.5)") var tau: Double?
+        @Option(.int(2...1_000_000), help: "freeze window in steps (default 100)") var K: Int?
+        @Option(.int(min: 1), help: "evaluate every domain every N steps (default 100)") var eval_every: Int?
+        @Option(help: "splits each evaluation covers: all (DomainBed, default) or selection (not the training domains' in splits, which no score reads; same numbers, less work)") var eval: EvalSplits?
+        @Option(help: "BatchNorm: batch statistics (train) or running statistics fixed (frozen, DomainBed/SAGM)") var bn: BatchNormMode?
+        @Option(.number(0...0.99), help: "dropout on the features (default 0)") var dropout: Double?
+    }
 
     /// Applies the hyperparameter keys given to this command to the session's hyperparameters.
-    static func applyHyperparameters(_ inv: Invocation, _ s: Session) {
+    static func applyHyperparameters(_ given: HyperparameterArguments, _ s: Session) {
         var h = s.hyperparameters
-        if inv.has("lr") { h.learningRate = inv.double("lr") }
-        if inv.has("wd") { h.weightDecay = inv.double("wd") }
-        if inv.has("scale_lr") { h.scaleLearningRate = inv.double("scale_lr") }
-        if inv.has("rho") { h.rho = inv.double("rho") }
-        if inv.has("alpha") { h.alpha = inv.double("alpha") }
-        if inv.has("tau") { h.tau = Float(inv.double("tau")) }
-        if inv.has("K") { h.window = inv.int("K") }
-        if inv.has("eval_every") { h.evalEvery = inv.int("eval_every") }
-        if inv.has("eval") { h.evaluateTrainingInSplits = inv.string("eval") == "all" }
-        if inv.has("bn") { h.frozenBatchNorm = inv.string("bn") == "frozen" }
-        if inv.has("dropout") { h.dropout = inv.double("dropout") }
+        if let v = given.lr { h.learningRate = v }
+        if let v = given.wd { h.weightDecay = v }
+        if let v = given.scale_lr { h.scaleLearningRate = v }
+        if let v = given.rho { h.rho = v }
+        if let v = given.alpha { h.alpha = v }
+        if let v = given.tau { h.tau = Float(v) }
+        if let v = given.K { h.window = v }
+        if let v = given.eval_every { h.evalEvery = v }
+        if let v = given.eval { h.evaluateTrainingInSplits = v == .all }
+        if let v = given.bn { h.frozenBatchNorm = v == .frozen }
+        if let v = given.dropout { h.dropout = v }
         s.hyperparameters = h
+    }
+
+    struct TrainArguments: CommandArguments {
+        @Positional(help: "training method") var method: TrainingMethod
+        @Option(.int(min: 0), help: "steps to take") var steps: Int
+        @Group var hyperparameters: HyperparameterArguments
+        @Option(help: "start a new run even if the current one could continue") var new = false
+        @Option(help: "name of this run in `results` and its records file (default: the method and bits)") var label: String?
     }
 
     static func trainCommand(_ s: Session) -> CommandSpec {
@@ -57,22 +71,18 @@ extension ShellCommands {
             to <file>.1 (.2, …), which `summary` does not read, so re-running a script never mixes two runs.
             """,
             group: "training",
-            positionals: [ArgSpec("method", .choice(TrainingMethod.allCases.map(\.rawValue)), required: true, help: "training method")],
-            keywords: [ArgSpec("steps", .int(min: 0), required: true, help: "steps to take")] + hyperparameterKeys + [
-                ArgSpec("new", .bool, default: .bool(false), help: "start a new run even if the current one could continue"),
-                ArgSpec("label", .string, help: "name of this run in `results` and its records file (default: the method and bits)"),
-            ],
+            arguments: TrainArguments.self,
             examples: ["train erm steps=300 bn=train", "train fqat steps=500 tau=0.5 K=50", "train qat+sagm steps=500 lr=1e-4"],
-            run: { inv in try train(inv, s) })
+            run: { args, inv in try train(args, inv, s) })
     }
 
-    static func train(_ inv: Invocation, _ s: Session) throws -> Value {
-        applyHyperparameters(inv, s)
-        let method = try TrainingMethod(named: inv.string("method"))
-        var (run, isNew) = try s.runFor(method: method, forceNew: inv.bool("new"))
+    static func train(_ args: TrainArguments, _ inv: Invocation, _ s: Session) throws -> Value {
+        applyHyperparameters(args.hyperparameters, s)
+        let method = args.method
+        var (run, isNew) = try s.runFor(method: method, forceNew: args.new)
         // A continued run keeps its label (and records file) unless a new one is given.
-        let label = inv.has("label") ? inv.string("label") : (!isNew ? s.runLabel : nil) ?? defaultLabel(method, s)
-        var steps = inv.int("steps")
+        let label = args.label ?? (!isNew ? s.runLabel : nil) ?? defaultLabel(method, s)
+        var steps = args.steps
         // A sweep task's earlier attempt finished this very call: reuse its result (FinishedRuns).
         let finishedKey = FinishedRuns.folder(s) == nil ? nil : FinishedRuns.key(s, run: run, label: label, method: method, steps: steps)
         if let key = finishedKey, let (path, outcome) = FinishedRuns.lookup(s, key: key) {
@@ -325,21 +335,25 @@ extension ShellCommands {
         return .record(Record(fields))
     }
 
+    struct EvalArguments: CommandArguments {
+        @Option(.int(1...4096), help: "evaluation batch size") var batch = 256
+    }
+
     static func evalCommand(_ s: Session) -> CommandSpec {
         CommandSpec(
             name: "eval", summary: "evaluate every domain now: in/out split accuracy, I.D (validation) against OOD (test)",
             group: "training",
-            keywords: [ArgSpec("batch", .int(1...4096), default: 256, help: "evaluation batch size")],
+            arguments: EvalArguments.self,
             examples: ["eval", "let r = eval", "print r.ood"],
-            run: { inv in
+            run: { args, inv in
                 let net = try s.requireNetwork()
                 let (dataset, env) = try s.requireData()
                 // A batch is never larger than the largest domain.
                 let largest = dataset.domains.map(\.count).max() ?? 0
-                try checkBatchMemory(net, imageShape: dataset.imageShape, batch: min(inv.int("batch"), largest), what: "eval", argument: "batch")
+                try checkBatchMemory(net, imageShape: dataset.imageShape, batch: min(args.batch, largest), what: "eval", argument: args.$batch)
                 let splits = dataset.domainBedSplits(trialSeed: s.settings.trialSeed)
                 let (record, results) = try Evaluator.record(net, dataset: dataset, splits: splits, environments: env,
-                                                             step: s.run?.step ?? 0, batchSize: inv.int("batch"),
+                                                             step: s.run?.step ?? 0, batchSize: args.batch,
                                                              shouldStop: { inv.interrupt.isRequested })
                 inv.print(evalTable(record, results, dataset: dataset))
                 var fields: [(String, Value)] = [("id", .number(record.validationAccuracy)), ("ood", .number(record.testAccuracy)),
@@ -365,25 +379,29 @@ extension ShellCommands {
         return text
     }
 
+    struct ResultsArguments: CommandArguments {
+        @Option(.path, help: "also write the table as CSV to this file") var csv: String?
+    }
+
     static func resultsCommand(_ s: Session) -> CommandSpec {
         CommandSpec(
             name: "results", summary: "table of every run this session: selected I.D and OOD accuracy per method",
             discussion: "Accuracies are those of the checkpoint picked by train-domain validation; `last` columns are the final evaluation.",
             group: "training",
-            keywords: [ArgSpec("csv", .path, help: "also write the table as CSV to this file")],
-            run: { inv in
+            arguments: ResultsArguments.self,
+            run: { args, inv in
                 guard !s.results.isEmpty else { inv.print("no finished runs yet; `train …` first"); return .list([]) }
                 let rows = s.results.map { r in [r.label, r.bits, String(r.steps), String(r.selectedStep), Render.percent(r.validation),
                                                  Render.percent(r.test), Render.percent(r.validation - r.test),
                                                  Render.percent(r.lastValidation), Render.percent(r.lastTest)] }
                 inv.print(Render.table(["run", "bits", "steps", "selected", "I.D %", "OOD %", "gap", "last I.D", "last OOD"], rows))
-                if inv.has("csv") {
+                if let csvPath = args.csv {
                     var csv = "run,method,bits,steps,selected_step,id,ood,last_id,last_ood\n"
                     for r in s.results {
                         csv += Render.csvLine([r.label, r.method, r.bits, String(r.steps), String(r.selectedStep), String(r.validation),
                                                String(r.test), String(r.lastValidation), String(r.lastTest)])
                     }
-                    try csv.write(toFile: inv.string("csv"), atomically: true, encoding: .utf8)
+                    try csv.write(toFile: csvPath, atomically: true, encoding: .utf8)
                 }
                 return .list(s.results.map { r in .record(Record([("label", .string(r.label)), ("id", .number(r.validation)), ("ood", .number(r.test))])) })
             })

@@ -10,21 +10,37 @@ enum Builtins {
         [help, print, echo, exit, history, letTopic, forTopic, ifTopic, source, time, syntax]
     }
 
+    struct HelpArguments: CommandArguments {
+        @Positional(help: "a command or language keyword", completion: .dynamic("commands")) var topic: String?
+        @Positional(help: "a subcommand of the topic") var subtopic: String?
+    }
+    struct PrintArguments: CommandArguments {
+        @Rest(help: "values to print", completion: .dynamic("variables")) var values: [Value]
+    }
+    struct EchoArguments: CommandArguments {
+        @Rest(help: "words or values", completion: .dynamic("variables")) var words: [Value]
+    }
+    struct ExitArguments: CommandArguments {
+        @Positional(.int(0...255), help: "the exit status") var status = 0
+    }
+    struct HistoryArguments: CommandArguments {
+        @Positional(.int(min: 1), help: "how many entries to show") var count = 20
+    }
+    /// `source` is read by the parser; this declaration documents and completes its argument.
+    struct SourceArguments: CommandArguments {
+        @Positional(.path, help: "the .fqs file") var path: String
+    }
+
     static var help: CommandSpec { CommandSpec(
         name: "help", summary: "list the commands, or describe one",
         discussion: "With no topic, lists every command by group. `help name` (or `name?`) shows a command's usage, each argument with its type and default, and examples. `help name sub` describes a subcommand.",
         group: "shell",
-        positionals: [
-            ArgSpec("topic", .string, help: "a command or language keyword", completion: .dynamic("commands")),
-            ArgSpec("subtopic", .string, help: "a subcommand of the topic"),
-        ],
+        arguments: HelpArguments.self,
         examples: ["help", "help for", "train?"],
-        run: { invocation in
-            var topic: [String] = []
-            if invocation.has("topic") { topic.append(invocation.string("topic")) }
-            if invocation.has("subtopic") { topic.append(invocation.string("subtopic")) }
+        run: { args, invocation in
+            let topic = [args.topic, args.subtopic].compactMap { $0 }
             let text = topic.isEmpty ? Help.overview(invocation.interpreter.registry)
-                                     : try invocation.interpreter.helpText(topic, at: invocation.argumentRanges["topic"])
+                                     : try invocation.interpreter.helpText(topic, at: invocation.range(of: args.$topic))
             invocation.output.write(text, to: .standard)
             return .none
         }) }
@@ -33,13 +49,13 @@ enum Builtins {
         name: "print", summary: "print values",
         discussion: "Prints its arguments separated by spaces. A single record prints as an aligned table of its fields; strings print without quotes. Arguments are expressions: `print \"ood\" r.ood * 100`. A negative number after a value starts a new argument (`print x -1` prints two values); write `x - 1` to subtract.",
         group: "shell",
-        variadic: ArgSpec("values", .any, help: "values to print", completion: .dynamic("variables")),
+        arguments: PrintArguments.self,
         examples: ["print r", "print \"ood accuracy\" r.ood", "print [1, 2, 3]"],
-        run: { invocation in
-            if invocation.rest.count == 1 {
-                invocation.print(invocation.rest[0].displayString)
+        run: { args, invocation in
+            if args.values.count == 1 {
+                invocation.print(args.values[0].displayString)
             } else {
-                invocation.print(invocation.rest.map(\.inlineString).joined(separator: " "))
+                invocation.print(args.values.map(\.inlineString).joined(separator: " "))
             }
             return .none
         }) }
@@ -48,10 +64,10 @@ enum Builtins {
         name: "echo", summary: "print words and values on one line",
         discussion: "Like `print`, but always one line: records and lists print in their one-line form.",
         group: "shell",
-        variadic: ArgSpec("words", .any, help: "words or values", completion: .dynamic("variables")),
+        arguments: EchoArguments.self,
         examples: ["echo starting run $1", "echo done r"],
-        run: { invocation in
-            invocation.print(invocation.rest.map(\.inlineString).joined(separator: " "))
+        run: { args, invocation in
+            invocation.print(args.words.map(\.inlineString).joined(separator: " "))
             return .none
         }) }
 
@@ -59,21 +75,21 @@ enum Builtins {
         name: "exit", summary: "end the script or session with a status",
         discussion: "Stops at once, from any depth of blocks and sourced files. The process exits with the status (default 0).",
         group: "shell",
-        positionals: [ArgSpec("status", .int(0...255), default: 0, help: "the exit status")],
+        arguments: ExitArguments.self,
         examples: ["exit", "exit 3"],
-        run: { invocation in
-            throw ExitRequest(status: Int32(invocation.int("status")))
+        run: { args, _ in
+            throw ExitRequest(status: Int32(args.status))
         }) }
 
     static var history: CommandSpec { CommandSpec(
         name: "history", summary: "show the most recent input lines",
         discussion: "History is kept across sessions in ~/.fqat_shell_history (set FQAT_SHELL_HISTORY to move it). Ctrl-R searches it at the prompt.",
         group: "shell",
-        positionals: [ArgSpec("count", .int(min: 1), default: 20, help: "how many entries to show")],
+        arguments: HistoryArguments.self,
         examples: ["history", "history 100"],
-        run: { invocation in
+        run: { args, invocation in
             let entries = invocation.interpreter.historyProvider()
-            let first = max(0, entries.count - invocation.int("count"))
+            let first = max(0, entries.count - args.count)
             for (offset, entry) in entries[first...].enumerated() {
                 let number = String(first + offset + 1)
                 invocation.print(String(repeating: " ", count: max(0, 5 - number.count)) + number + "  " + entry)
@@ -113,7 +129,7 @@ enum Builtins {
         name: "source", summary: "run the commands of another script file here",
         discussion: "The file runs in the current scope, so its variables stay bound afterwards. A relative path is looked up in the directory of the file that sources it (the working directory at the prompt). Sourced files are checked together with the script before anything runs.",
         group: "language",
-        positionals: [ArgSpec("path", .path, required: true, help: "the .fqs file")],
+        positionals: SourceArguments.argumentSpecs().positionals,
         examples: ["source \"common.fqs\""],
         usage: "source <path>") }
 

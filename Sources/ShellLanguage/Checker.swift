@@ -127,29 +127,23 @@ public final class Checker {
     // MARK: Commands
 
     func checkCommand(_ command: Command, inRightHandSide: Bool) {
-        if command.wantsHelp {
+        switch Resolver.target(of: command, in: registry, isBound: { isBound($0) || relaxed }) {
+        case .help:
             checkHelpTopic([(command.name, command.nameRange)])
             return
-        }
-        if Builtins.statementNames.contains(command.name) {
+        case .statementForm:
             // Only reachable as `let x = source …`: the parser reads statement forms itself.
             report(.error("'\(command.name)' is a statement and gives no value", at: command.nameRange))
             return
-        }
-        if let spec = registry.spec(named: command.name), registry.commandNames.contains(command.name) {
+        case .command(let spec):
             checkInvocation(command.arguments, spec: spec, path: [command.name], command: command)
             return
-        }
-        // A lone word that is not a command reads a variable (`r`, `r.ood`).
-        if command.arguments.isEmpty, Interpreter.isVariablePath(command.name) {
-            let first = Interpreter.firstSegment(command.name)
-            if isBound(first) || relaxed { return }
-            if command.name.contains(".") {
-                report(undefinedVariable(first, in: command.name, at: command.nameRange))
-                return
-            }
-        }
-        if !command.arguments.isEmpty, Interpreter.isVariablePath(command.name), isBound(Interpreter.firstSegment(command.name)) {
+        case .variable:
+            return
+        case .undefinedVariablePath:
+            report(undefinedVariable(Interpreter.firstSegment(command.name), in: command.name, at: command.nameRange))
+            return
+        case .variableWithArguments:
             var notes: [Diagnostic] = []
             if let first = command.arguments.first, case .integer = first.value, first.range.text.hasPrefix("-") {
                 notes.append(.note("to subtract, put a space after '-': '\(command.name) - \(first.range.text.dropFirst())'"))
@@ -158,11 +152,12 @@ public final class Checker {
             }
             report(.error("'\(command.name)' is a variable, not a command", at: command.nameRange, notes: notes))
             return
-        }
-        if let spec = registry.spec(named: command.name) {
+        case .topicOnly(let spec):
             // A help-only topic such as `let` used as a command.
             report(.error("'\(spec.name)' is not a command; see 'help \(spec.name)'", at: command.nameRange))
             return
+        case .unknown:
+            break
         }
         let commands = registry.commandNames
         if inRightHandSide && command.arguments.isEmpty {
@@ -234,22 +229,25 @@ public final class Checker {
 
     func checkSubcommandCall(_ arguments: [Argument], spec: CommandSpec, path: [String], command: Command) {
         let names = spec.subcommands.map(\.name)
-        guard let firstIndex = arguments.firstIndex(where: { $0.label == nil }) else {
+        let firstIndex: Int
+        let named: String?
+        switch Resolver.subcommand(of: spec, arguments: arguments) {
+        case .missing:
             report(.error("'\(path.joined(separator: " "))' needs a subcommand: \(names.joined(separator: ", "))",
                           at: command.nameRange))
             for argument in arguments { _ = staticArgumentValue(argument.value) }
             return
+        case .named(let word, let index):
+            (firstIndex, named) = (index, word)
+        case .computed(let index):
+            // Known now only when the value is: a literal text.
+            if case .known(.string(let text), _) = staticArgumentValue(arguments[index].value) {
+                (firstIndex, named) = (index, text)
+            } else {
+                (firstIndex, named) = (index, nil)
+            }
         }
         let first = arguments[firstIndex]
-        // A bare word naming a subcommand is that subcommand, even if a variable has its name.
-        let named: String?
-        if case .word(let word, _) = first.value, spec.subcommand(named: word) != nil {
-            named = word
-        } else if case .known(.string(let text), _) = staticArgumentValue(first.value) {
-            named = text
-        } else {
-            named = nil
-        }
         guard let name = named else {
             // Chosen at run time: only the keys can be judged now.
             let allKeys = Set(spec.subcommands.flatMap { $0.namedArguments.map(\.name) })
@@ -276,8 +274,9 @@ public final class Checker {
     /// One argument value against its spec: literal type, range and choice; undefined variables.
     func checkValue(_ expression: ExpressionNode, against argSpec: ArgSpec) {
         // `let fqat = …` then `train fqat`: the choice word wins over the variable (as at run time); say so.
-        if case .word(let word, let range) = expression, case .choice(let choices) = argSpec.kind, choices.contains(word) {
+        if let word = Resolver.choiceWord(expression, for: argSpec) {
             if isBound(word) {
+                let range = expression.range
                 report(.warning("'\(word)' is the choice '\(word)' here, not the variable", at: range,
                                 notes: [.note("write $\(word) for the variable")]))
             }

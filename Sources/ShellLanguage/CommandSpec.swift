@@ -194,7 +194,7 @@ public struct ArgSpec {
     public var name: String
     public var kind: ArgKind
     public var required: Bool
-    /// Used when the argument is not given; nil means "absent" (`Invocation.has` is false).
+    /// Used when the argument is not given; nil means "absent" (an optional property is nil).
     public var defaultValue: Value?
     public var help: String
     public var completion: CompletionSource
@@ -289,7 +289,8 @@ public struct CommandError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// One call of a command: the checked, defaulted argument values, and the shell around it.
+/// One call of a command: the checked, defaulted argument values, and the shell around it. Commands
+/// read their arguments through their `CommandArguments` struct (TypedArguments.swift), not by name.
 public struct Invocation {
     public let spec: CommandSpec
     /// `train`, or `data pacs` for a subcommand.
@@ -316,26 +317,6 @@ public struct Invocation {
     public var output: Output { interpreter.output }
     public var interrupt: Interrupt { interpreter.interrupt }
 
-    /// Whether the argument has a value (given, or defaulted).
-    public func has(_ name: String) -> Bool {
-        declared(name)
-        return arguments[name] != nil
-    }
-
-    public func value(_ name: String) -> Value? {
-        declared(name)
-        return arguments[name]
-    }
-
-    public func int(_ name: String) -> Int { required(name).intValue ?? mistyped(name, "int") }
-    public func double(_ name: String) -> Double { required(name).doubleValue ?? mistyped(name, "number") }
-    public func string(_ name: String) -> String { required(name).stringValue ?? mistyped(name, "string") }
-    public func bool(_ name: String) -> Bool { required(name).boolValue ?? mistyped(name, "bool") }
-    public func list(_ name: String) -> [Value] { required(name).listValue ?? mistyped(name, "list") }
-    public func strings(_ name: String) -> [String] { list(name).map { $0.stringValue ?? mistyped(name, "list of string") } }
-    public func ints(_ name: String) -> [Int] { list(name).map { $0.intValue ?? mistyped(name, "list of int") } }
-    public func doubles(_ name: String) -> [Double] { list(name).map { $0.doubleValue ?? mistyped(name, "list of number") } }
-
     /// Throws `Interrupted` if Ctrl-C was pressed; call at step boundaries of long work.
     public func checkInterrupt() throws { try interrupt.check() }
 
@@ -344,25 +325,10 @@ public struct Invocation {
     /// Writes a line to standard error.
     public func warn(_ text: String) { output.write(text + "\n", to: .error) }
 
-    /// An error pointing at `argument` (or at the command).
-    public func error(_ message: String, argument: String? = nil, notes: [String] = []) -> CommandError {
-        CommandError(message, argument: argument, notes: notes)
-    }
-
-    // Programmer errors: reading arguments the spec does not declare, or absent ones without `has`.
-    private func declared(_ name: String) {
-        precondition(spec.argument(named: name) != nil,
-                     "command '\(commandPath.joined(separator: " "))' has no argument '\(name)'")
-    }
-    private func required(_ name: String) -> Value {
-        declared(name)
-        guard let value = arguments[name] else {
-            preconditionFailure("argument '\(name)' of '\(commandPath.joined(separator: " "))' has no value and no default; check has(_:) first")
-        }
-        return value
-    }
-    private func mistyped<T>(_ name: String, _ type: String) -> T {
-        preconditionFailure("argument '\(name)' of '\(commandPath.joined(separator: " "))' is not a \(type): \(arguments[name] ?? .none)")
+    /// An error pointing at the command; `error(_:argument:notes:)` (TypedArguments.swift) points at
+    /// one of its arguments.
+    public func error(_ message: String, notes: [String] = []) -> CommandError {
+        CommandError(message, notes: notes)
     }
 }
 

@@ -332,18 +332,23 @@ public final class Interpreter {
     // MARK: Commands
 
     func executeCommand(_ command: Command) throws -> Value {
-        if command.wantsHelp {
+        switch Resolver.target(of: command, in: registry, isBound: { environment.lookup($0) != nil }) {
+        case .help:
             output.write(try helpText([command.name], at: command.nameRange), to: .standard)
             return .none
-        }
-        guard let spec = registry.spec(named: command.name), registry.commandNames.contains(command.name) else {
-            if command.arguments.isEmpty, Interpreter.isVariablePath(command.name),
-               environment.lookup(Interpreter.firstSegment(command.name)) != nil {
-                return try evaluate(.word(command.name, command.nameRange), argumentContext: false)
-            }
+        case .command(let spec):
+            return try invoke(spec, path: [command.name], arguments: command.arguments, command: command)
+        case .variable:
+            return try evaluate(.word(command.name, command.nameRange), argumentContext: false)
+        case .statementForm:
+            throw RuntimeError("'\(command.name)' is a statement and gives no value", at: command.nameRange)
+        case .variableWithArguments:
+            throw RuntimeError("'\(command.name)' is a variable, not a command", at: command.nameRange)
+        case .topicOnly(let spec):
+            throw RuntimeError("'\(spec.name)' is not a command; see 'help \(spec.name)'", at: command.nameRange)
+        case .undefinedVariablePath, .unknown:
             throw RuntimeError("unknown command '\(command.name)'", at: command.nameRange)
         }
-        return try invoke(spec, path: [command.name], arguments: command.arguments, command: command)
     }
 
     func helpText(_ topic: [String], at range: SourceRange?) throws -> String {
@@ -357,18 +362,18 @@ public final class Interpreter {
     func invoke(_ spec: CommandSpec, path: [String], arguments: [Argument], command: Command) throws -> Value {
         let name = path.joined(separator: " ")
         if !spec.subcommands.isEmpty {
-            guard let firstIndex = arguments.firstIndex(where: { $0.label == nil }) else {
+            let firstIndex: Int
+            let chosen: Value
+            switch Resolver.subcommand(of: spec, arguments: arguments) {
+            case .missing:
                 throw RuntimeError("'\(name)' needs a subcommand: \(spec.subcommands.map(\.name).joined(separator: ", "))",
                                    at: command.nameRange)
+            case .named(let word, let index):
+                (firstIndex, chosen) = (index, .string(word))
+            case .computed(let index):
+                (firstIndex, chosen) = (index, try evaluate(arguments[index].value, argumentContext: true))
             }
             let first = arguments[firstIndex]
-            // A bare word naming a subcommand is that subcommand, even if a variable has its name.
-            let chosen: Value
-            if case .word(let word, _) = first.value, spec.subcommand(named: word) != nil {
-                chosen = .string(word)
-            } else {
-                chosen = try evaluate(first.value, argumentContext: true)
-            }
             guard let subName = chosen.stringValue, let sub = spec.subcommand(named: subName) else {
                 throw RuntimeError("'\(name)' has no subcommand \(ArgKind.show(chosen))"
                                    + Suggestions.didYouMean(chosen.stringValue ?? "", in: spec.subcommands.map(\.name)),
@@ -419,11 +424,7 @@ public final class Interpreter {
     }
 
     func coerce(_ expression: ExpressionNode, to argSpec: ArgSpec) throws -> Value {
-        // A bare word that is one of the argument's choices is that choice, even if a variable has its
-        // name (`quantize ewgs` in a script run with --ewgs=true); `$ewgs` reads the variable.
-        if case .word(let word, _) = expression, case .choice(let choices) = argSpec.kind, choices.contains(word) {
-            return .string(word)
-        }
+        if let word = Resolver.choiceWord(expression, for: argSpec) { return .string(word) }
         let value = try evaluate(expression, argumentContext: true)
         do {
             return try argSpec.kind.coerce(value)

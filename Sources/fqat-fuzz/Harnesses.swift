@@ -27,8 +27,8 @@ enum Harness: String, CaseIterable {
     static let interpreter: Interpreter = {
         let session = Session()
         session.settings.out = scratch + "/out"
-        session.settings.progress = "off"
-        session.settings.plot = "none"
+        session.settings.progress = .off
+        session.settings.plot = .none
         session.settings.threads = 1
         return Interpreter(registry: ShellCommands.makeRegistry(session: session), output: NullOutput())
     }()

@@ -5,30 +5,81 @@
 //   fqat-shell --check script.fqs    check a script without running it
 //   fqat-shell --notebook DIR script.fqs   also write DIR/notebook.md and DIR/notebook.html (commands, output, figures)
 //   fqat-shell sweep create|list|run|task|collect …   sweeps: a grid as a task list (docs/sweeps.md)
+import ArgumentParser
 import Foundation
 import ShellCommands
 import ShellLanguage
 
 let version = "fqat-shell 0.1.0"
-let usage = """
-usage: fqat-shell [options] [script.fqs [args…]]
-       fqat-shell -c "commands"
-options:
-  -c TEXT          run TEXT as a script
-  --check          check the script (syntax, commands, arguments) without running it
-  --notebook DIR   write a notebook transcript (Markdown and HTML, figures inline) of the script to DIR
-  --commands-markdown   print the command reference (docs/commands.md)
-  --threads N      start with `set threads=N`
-  --records FILE   also append every run's records to FILE (DomainBed's results.jsonl; sweep tasks)
-  --record-arg K=V add or replace an args key of every record (V is JSON, else text; a replaced
-                   `dataset` is kept as `benchmark`)
-  --autosave PATH  where SIGTERM saves the session (default <out>/autosave.fqsession)
-  --resume-from F  a session saved when this script was stopped: the run it was in continues from it
-  sweep …          sweeps over a script's options: `fqat-shell sweep --help` (docs/sweeps.md)
-  -h, --help       this help;  --version  the version
-Inside the shell: `help`, `help train`, `train?`. Exit codes: 0 ok, 65 static error, 66 no input,
-70 runtime error, 130 interrupted, 143 terminated (SIGTERM), or the status given to `exit`.
-"""
+
+/// fqat-shell's own flags, parsed by swift-argument-parser: the declarations below are also the
+/// `--help` text, and a bad flag is a usage error (exit 64) with the usage line. A script's own
+/// options (`--steps=20`) come after the script's path and are the script's (`option "steps" 600`).
+struct ShellOptions: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fqat-shell",
+        abstract: "An interactive shell and batch runner for flatness-oriented quantization-aware training.",
+        usage: """
+        fqat-shell [options] [script.fqs [args…]]
+        fqat-shell [options] -c "commands" [args…]
+        fqat-shell sweep create|list|run|task|collect …
+        """,
+        discussion: """
+        With no script, an interactive shell (or a script read from standard input when that is not a \
+        terminal; `-` reads it from standard input too). `fqat-shell sweep --help` describes sweeps over a \
+        script's options (docs/sweeps.md). Inside the shell: `help`, `help train`, `train?`.
+
+        Exit codes: 0 ok, 64 usage error, 65 static error, 66 no input, 70 runtime error, 130 interrupted, \
+        143 terminated (SIGTERM), or the status given to `exit`.
+        """,
+        helpNames: [.short, .long])
+
+    @ArgumentParser.Option(name: .customShort("c"), help: ArgumentHelp("Run TEXT as a script.", valueName: "TEXT"))
+    var commands: String?
+    @Flag(help: "Check the script (syntax, commands, arguments) without running it.")
+    var check = false
+    @ArgumentParser.Option(help: ArgumentHelp("Write a notebook transcript (Markdown and HTML, figures inline) of the script to DIR.", valueName: "DIR"))
+    var notebook: String?
+    @Flag(name: .customLong("commands-markdown"), help: "Print the command reference (docs/commands.md).")
+    var commandsMarkdown = false
+    @ArgumentParser.Option(help: ArgumentHelp("Start with `set threads=N` (1 to 256).", valueName: "N"))
+    var threads: Int?
+    @ArgumentParser.Option(help: ArgumentHelp("Also append every run's records to FILE (DomainBed's results.jsonl; sweep tasks).", valueName: "FILE"))
+    var records: String?
+    @ArgumentParser.Option(name: .customLong("record-arg"),
+            help: ArgumentHelp("Add or replace an args key of every record (V is JSON, else text; a replaced `dataset` is kept as `benchmark`); repeatable.", valueName: "K=V"))
+    var recordArgs: [String] = []
+    @ArgumentParser.Option(help: ArgumentHelp("Where SIGTERM saves the session (default <out>/autosave.fqsession).", valueName: "PATH"))
+    var autosave: String?
+    @ArgumentParser.Option(name: .customLong("resume-from"),
+            help: ArgumentHelp("A session saved when this script was stopped: the run it was in continues from it.", valueName: "FILE"))
+    var resumeFrom: String?
+    @Flag(help: "Print the version and the compute path.")
+    var version = false
+    @ArgumentParser.Argument(help: ArgumentHelp("A script to run (`-`: read it from standard input).", valueName: "script.fqs"))
+    var script: String?
+    @ArgumentParser.Argument(parsing: .captureForPassthrough,
+                             help: ArgumentHelp("The script's arguments ($1, $2, …) and options (--name=value), passed through.", valueName: "args"))
+    var scriptArguments: [String] = []
+
+    func validate() throws {
+        if let threads, !(1...256).contains(threads) {
+            throw ValidationError("--threads needs a thread count from 1 to 256, got \(threads)")
+        }
+        for pair in recordArgs {
+            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
+                throw ValidationError("--record-arg needs KEY=VALUE, got '\(pair)'")
+            }
+        }
+    }
+
+    /// (key, value text) of each `--record-arg`.
+    var recordArgPairs: [(String, String)] {
+        recordArgs.compactMap { pair in
+            pair.firstIndex(of: "=").map { (String(pair[..<$0]), String(pair[pair.index(after: $0)...])) }
+        }
+    }
+}
 
 var argv = Array(CommandLine.arguments.dropFirst())
 
@@ -63,51 +114,19 @@ if argv.first == "sweep" {
     exit(SweepCLI.main(rest))
 }
 
-var commandText: String?
-var threads: Int?
-var recordsFile: String?
-var recordArgs: [(String, String)] = []
-var autosavePath: String?
-var resumeFrom: String?
-var checkOnly = false
-var notebookDir: String?
-while let first = argv.first, first.hasPrefix("-"), first != "-" {
-    argv.removeFirst()
-    switch first {
-    case "-h", "--help": print(usage); exit(0)
-    case "--version": print(version); print(SystemReport.computeLine()); exit(0)
-    case "--check": checkOnly = true
-    case "-c":
-        guard !argv.isEmpty else { FileHandle.standardError.write(Data("fqat-shell: -c needs the commands to run\n".utf8)); exit(64) }
-        commandText = argv.removeFirst()
-    case "--notebook":
-        guard !argv.isEmpty else { FileHandle.standardError.write(Data("fqat-shell: --notebook needs a folder\n".utf8)); exit(64) }
-        notebookDir = argv.removeFirst()
-    case "--threads":
-        guard let v = argv.first.flatMap({ Int($0) }), (1...256).contains(v) else { failUsage("--threads needs a thread count from 1 to 256") }
-        argv.removeFirst(); threads = v
-    case "--records":
-        guard let v = argv.first else { failUsage("--records needs a file") }
-        argv.removeFirst(); recordsFile = v
-    case "--record-arg":
-        guard let v = argv.first, let eq = v.firstIndex(of: "="), eq != v.startIndex else { failUsage("--record-arg needs KEY=VALUE") }
-        argv.removeFirst(); recordArgs.append((String(v[..<eq]), String(v[v.index(after: eq)...])))
-    case "--resume-from":
-        guard let v = argv.first else { failUsage("--resume-from needs a session file") }
-        argv.removeFirst(); resumeFrom = v
-    case "--autosave":
-        guard let v = argv.first else { failUsage("--autosave needs a file") }
-        argv.removeFirst(); autosavePath = v
-    case "--commands-markdown":
-        print(ShellCommands.makeRegistry(session: Session()).markdownReference(), terminator: "")
-        exit(0)
-    case "--": break
-    default:
-        FileHandle.standardError.write(Data("fqat-shell: unknown option '\(first)'\n\(usage)\n".utf8))
-        exit(64)
-    }
-    if first == "--" { break }
+// Everything else: fqat-shell's own flags. `--help` prints to standard output and exits 0; a bad flag
+// prints the error and the usage to standard error and exits 64 (EX_USAGE).
+let options: ShellOptions
+do { options = try ShellOptions.parse(argv) } catch { ShellOptions.exit(withError: error) }
+if options.version { print(version); print(SystemReport.computeLine()); exit(0) }
+if options.commandsMarkdown {
+    print(ShellCommands.makeRegistry(session: Session()).markdownReference(), terminator: "")
+    exit(0)
 }
+let commandText = options.commands
+let checkOnly = options.check
+let notebookDir = options.notebook
+argv = (options.script.map { [$0] } ?? []) + options.scriptArguments
 
 // One warning at start of a REPL or batch run when OpenBLAS silently runs generic kernels on a CPU
 // with AVX2/AVX-512 (docs/benchmarks.md, "Which kernels run"). Not for --check: nothing computes.
@@ -120,15 +139,15 @@ if !checkOnly, let warning = SystemReport.backendWarning() {
 
 let session = Session()
 let registry = ShellCommands.makeRegistry(session: session)
-if let threads { ShellCommands.setThreads(threads, session: session) }
-session.launch.autosavePath = autosavePath
-session.launch.resumeFrom = resumeFrom
-if let file = recordsFile {
+if let threads = options.threads { ShellCommands.setThreads(threads, session: session) }
+session.launch.autosavePath = options.autosave
+session.launch.resumeFrom = options.resumeFrom
+if let file = options.records {
     let dir = (file as NSString).deletingLastPathComponent
     if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
     session.launch.recordsFile = file
 }
-for (key, text) in recordArgs {
+for (key, text) in options.recordArgPairs {
     session.launch.setRecordArg(key, text: text)
 }
 let output: Output

@@ -60,8 +60,8 @@ final class ShellHarness {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         session.plotter = plotter
         session.settings.out = directory.appendingPathComponent("out").path
-        session.settings.progress = "lines"
-        session.settings.plot = "png"
+        session.settings.progress = .lines
+        session.settings.plot = .png
         session.settings.threads = 2
         interpreter = Interpreter(registry: ShellCommands.makeRegistry(session: session), output: output)
         interpreter.echoCommandResults = false

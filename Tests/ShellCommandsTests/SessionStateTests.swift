@@ -60,8 +60,8 @@ final class SessionStateTests: XCTestCase {
         let s = loader.session
         XCTAssertEqual(s.settings.seed, 7)
         XCTAssertEqual(s.settings.threads, 1)
-        XCTAssertEqual(s.settings.progress, "bar")
-        XCTAssertEqual(s.settings.plot, "svg")
+        XCTAssertEqual(s.settings.progress, .bar)
+        XCTAssertEqual(s.settings.plot, .svg)
         XCTAssertEqual(s.settings.trialSeed, 2)
         XCTAssertEqual(s.settings.out, "o2")
         XCTAssertEqual(Backend.current, .openblas)

@@ -180,25 +180,32 @@ final class InterpreterTests: XCTestCase {
         XCTAssertThrowsError(try interpreter.call("train", ["nope"]))
     }
 
-    func testInvocationAccessors() throws {
+    func testTypedArgumentsDecodeEveryCall() throws {
+        struct Probe: CommandArguments {
+            @Positional(help: "") var name: String
+            @Rest(help: "") var more: [Double]
+            @Option(help: "") var n = 2
+            @Option(.number(min: 0), help: "") var x: Double?
+            @Option(help: "") var flag = false
+            @Option(help: "") var names = ["a"]
+            @Option(help: "") var ks = [1, 2]
+        }
         let registry = CommandRegistry()
         var seen: [String] = []
         registry.register(CommandSpec(
-            name: "probe", summary: "read every accessor",
-            positionals: [ArgSpec("name", .string, required: true)],
-            variadic: ArgSpec("more", .number),
-            keywords: [ArgSpec("n", .int, default: 2), ArgSpec("x", .number(min: 0)), ArgSpec("flag", .bool, default: false),
-                       ArgSpec("names", .list(.string), default: ["a"]), ArgSpec("ks", .list(.int), default: [1, 2])],
-            run: { inv in
-                seen = [inv.string("name"), "\(inv.int("n"))", "\(inv.has("x"))", "\(inv.bool("flag"))",
-                        inv.strings("names").joined(separator: "+"), "\(inv.ints("ks"))", "\(inv.rest)",
-                        inv.commandPath.joined(separator: " "), inv.range?.text ?? "-"]
+            name: "probe", summary: "read every argument", arguments: Probe.self,
+            run: { args, inv in
+                let x: String = args.x.map { "\($0)" } ?? "absent"
+                let where_: String = inv.range?.text ?? "-"
+                seen = [args.name, "\(args.n)", x, "\(args.flag)", args.names.joined(separator: "+"), "\(args.ks)",
+                        "\(args.more)", inv.commandPath.joined(separator: " "), where_]
                 return .none
             }))
         let interpreter = Interpreter(registry: registry, output: CapturingOutput(), interrupt: Interrupt())
-        let result = interpreter.run(Source(name: "t", text: "probe hello 1 2.5 flag=true"))
+        let result = interpreter.run(Source(name: "t", text: "probe hello 1 2.5 flag=true\nprobe again x=3 names=[b, c]"))
         XCTAssertEqual(result.status, 0)
-        XCTAssertEqual(seen, ["hello", "2", "false", "true", "a", "[1, 2]", "[1.0, 2.5]", "probe", "probe hello 1 2.5 flag=true"])
-        XCTAssertEqual(seen.count, 9)
+        XCTAssertEqual(seen, ["again", "2", "3.0", "false", "b+c", "[1, 2]", "[]", "probe", "probe again x=3 names=[b, c]"])
+        _ = interpreter.run(Source(name: "t", text: "probe hello 1 2.5 flag=true"))
+        XCTAssertEqual(seen, ["hello", "2", "absent", "true", "a", "[1, 2]", "[1.0, 2.5]", "probe", "probe hello 1 2.5 flag=true"])
     }
 }

@@ -18,62 +18,75 @@ enum Fixtures {
     }
 }
 
+/// The fake `train`'s recipes: an enum-backed choice.
+enum FakeRecipe: String, ChoiceArgument { case erm, qat, sagm, fqat }
+
+struct FakeTrainArguments: CommandArguments {
+    @Positional(help: "the recipe") var method: FakeRecipe
+    @Option(.int(min: 1), help: "optimizer steps") var steps = 100
+    @Option(.number(min: 0), help: "learning rate") var lr = 0.01
+    @Option(.number(0...1), help: "freezing threshold") var tau: Double?
+    @Option(.list(.pattern), help: "layers to train", completion: .dynamic("layers")) var layers: [String]?
+}
+
+struct FakeQuantizeArguments: CommandArguments {
+    enum Method: String, ChoiceArgument { case lsq, ewgs }
+    enum RangeInit: String, ChoiceArgument { case minmax, mse, lsq }
+    @Positional(help: "quantizer") var method: Method
+    @Option(.int(2...8), help: "bit width") var bits = 4
+    @Option(help: "layers kept in full precision", completion: .dynamic("layers")) var keep: [String]?
+    @Option(help: "range initialisation") var `init` = RangeInit.lsq
+}
+
 func makeRegistry(_ session: FakeSession = FakeSession()) -> CommandRegistry {
     let registry = CommandRegistry()
     registry.register(CommandSpec(
         name: "train", summary: "train the model with a recipe",
         discussion: "Runs optimizer steps and returns the final accuracies.",
-        group: "training",
-        positionals: [ArgSpec("method", .choice(["erm", "qat", "sagm", "fqat"]), required: true, help: "the recipe")],
-        keywords: [
-            ArgSpec("steps", .int(min: 1), default: 100, help: "optimizer steps"),
-            ArgSpec("lr", .number(min: 0), default: 0.01, help: "learning rate"),
-            ArgSpec("tau", .number(0...1), help: "freezing threshold"),
-            ArgSpec("layers", .list(.pattern), help: "layers to train", completion: .dynamic("layers")),
-        ],
+        group: "training", arguments: FakeTrainArguments.self,
         examples: ["train fqat steps=2000 tau=0.3"],
-        run: { invocation in
-            let method = invocation.string("method")
-            session.trained.append(method)
+        run: { args, _ in
+            session.trained.append(args.method.rawValue)
             var record = Record()
-            record["method"] = .string(method)
-            record["steps"] = .int(invocation.int("steps"))
-            record["lr"] = .number(invocation.double("lr"))
-            if invocation.has("tau") { record["tau"] = .number(invocation.double("tau")) }
-            record["ood"] = .number(0.5 + Double(invocation.int("steps")) / 1000)
+            record["method"] = .string(args.method.rawValue)
+            record["steps"] = .int(args.steps)
+            record["lr"] = .number(args.lr)
+            if let tau = args.tau { record["tau"] = .number(tau) }
+            record["ood"] = .number(0.5 + Double(args.steps) / 1000)
             return .record(record)
         }))
+    struct EvalArguments: CommandArguments {
+        enum Split: String, ChoiceArgument { case val, test }
+        @Option(help: "which split") var split = Split.val
+    }
     registry.register(CommandSpec(
-        name: "eval", summary: "evaluate every domain", group: "training",
-        keywords: [ArgSpec("split", .choice(["val", "test"]), default: "val", help: "which split")],
-        run: { invocation in
-            .record(["split": .string(invocation.string("split")), "iid": 0.9, "ood": 0.75,
+        name: "eval", summary: "evaluate every domain", group: "training", arguments: EvalArguments.self,
+        run: { args, _ in
+            .record(["split": .string(args.split.rawValue), "iid": 0.9, "ood": 0.75,
                      "domains": ["a", "b"]])
         }))
     registry.register(CommandSpec(
-        name: "quantize", summary: "insert quantizers", group: "model",
-        positionals: [ArgSpec("method", .choice(["lsq", "ewgs"]), required: true, help: "quantizer")],
-        keywords: [
-            ArgSpec("bits", .int(2...8), default: 4, help: "bit width"),
-            ArgSpec("keep", .list(.string), help: "layers kept in full precision", completion: .dynamic("layers")),
-            ArgSpec("init", .choice(["minmax", "mse", "lsq"]), default: "lsq", help: "range initialisation"),
-        ],
-        run: { invocation in
+        name: "quantize", summary: "insert quantizers", group: "model", arguments: FakeQuantizeArguments.self,
+        run: { args, _ in
             var record = Record()
-            record["method"] = .string(invocation.string("method"))
-            record["bits"] = .int(invocation.int("bits"))
-            if invocation.has("keep") { record["keep"] = .list(invocation.strings("keep").map { .string($0) }) }
+            record["method"] = .string(args.method.rawValue)
+            record["bits"] = .int(args.bits)
+            if let keep = args.keep { record["keep"] = .list(keep.map { .string($0) }) }
             return .record(record)
         }))
+    struct RotatedArguments: CommandArguments {
+        @Option(help: "rotation angles") var angles = [0, 15, 30]
+    }
+    struct FolderArguments: CommandArguments {
+        @Option(.path, help: "dataset root") var root: String
+    }
     registry.register(CommandSpec(
         name: "data", summary: "choose the data", group: "data",
         subcommands: [
-            CommandSpec(name: "rotated", summary: "rotated Fashion-MNIST domains",
-                        keywords: [ArgSpec("angles", .list(.int), default: [0, 15, 30], help: "rotation angles")],
-                        run: { invocation in .string("rotated \(invocation.ints("angles"))") }),
-            CommandSpec(name: "folder", summary: "DomainBed image folders",
-                        keywords: [ArgSpec("root", .path, required: true, help: "dataset root")],
-                        run: { invocation in .string("folder \(invocation.string("root"))") }),
+            CommandSpec(name: "rotated", summary: "rotated Fashion-MNIST domains", arguments: RotatedArguments.self,
+                        run: { args, _ in .string("rotated \(args.angles)") }),
+            CommandSpec(name: "folder", summary: "DomainBed image folders", arguments: FolderArguments.self,
+                        run: { args, _ in .string("folder \(args.root)") }),
         ]))
     registry.register(CommandSpec(
         name: "count", summary: "increment and return a counter", group: "test",
@@ -81,28 +94,35 @@ func makeRegistry(_ session: FakeSession = FakeSession()) -> CommandRegistry {
             session.counter += 1
             return .int(session.counter)
         }))
+    struct FailArguments: CommandArguments {
+        @Option(help: "the message") var what = "boom"
+    }
     registry.register(CommandSpec(
-        name: "fail", summary: "fail with a message", group: "test",
-        keywords: [ArgSpec("what", .string, default: "boom", help: "the message")],
-        run: { invocation in
-            throw invocation.error("failed: \(invocation.string("what"))", argument: invocation.argumentRanges["what"] == nil ? nil : "what")
+        name: "fail", summary: "fail with a message", group: "test", arguments: FailArguments.self,
+        run: { args, invocation in
+            if invocation.range(of: args.$what) == nil { throw invocation.error("failed: \(args.what)") }
+            throw invocation.error("failed: \(args.what)", argument: args.$what)
         }))
+    struct WaitArguments: CommandArguments {
+        @Option(.int(min: 0), help: "how many") var steps = 10
+    }
     registry.register(CommandSpec(
-        name: "wait", summary: "do steps, polling for Ctrl-C", group: "test",
-        keywords: [ArgSpec("steps", .int(min: 0), default: 10, help: "how many")],
-        run: { invocation in
-            for step in 0..<invocation.int("steps") {
+        name: "wait", summary: "do steps, polling for Ctrl-C", group: "test", arguments: WaitArguments.self,
+        run: { args, invocation in
+            for step in 0..<args.steps {
                 if step == session.interruptAtStep { invocation.interrupt.request() }
                 try invocation.checkInterrupt()
                 session.stepsDone += 1
             }
             return .none
         }))
+    struct FreezeArguments: CommandArguments {
+        @Rest(.pattern, help: "layer patterns", completion: .dynamic("layers")) var layers: [String]
+        @Option(.int(min: 1), help: "steps") var `for`: Int?
+    }
     registry.register(CommandSpec(
-        name: "freeze", summary: "freeze scale factors", group: "training",
-        variadic: ArgSpec("layers", .pattern, help: "layer patterns", completion: .dynamic("layers")),
-        keywords: [ArgSpec("for", .int(min: 1), help: "steps")],
-        run: { invocation in .list(invocation.rest) }))
+        name: "freeze", summary: "freeze scale factors", group: "training", arguments: FreezeArguments.self,
+        run: { args, _ in .list(args.layers.map { .string($0) }) }))
     return registry
 }
 
