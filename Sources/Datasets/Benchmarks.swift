@@ -97,38 +97,20 @@ public enum Benchmarks {
                                options: BenchmarkOptions) -> DomainDataset {
         let angles = options.angles ?? rotationAngles
         let rows = source.rows, columns = source.columns
-        let pixelsPerImage = rows * columns
-        var rng = RNG(seed: options.seed)
-        let order = rng.permutation(source.count)
-        let outShape = [options.channels, options.imageSize, options.imageSize]
-        let outSize = outShape.reduce(1, *)
-        var domains: [Domain] = []
-        for (d, angle) in angles.enumerated() {
+        let order = shuffledOrder(source, options)
+        let domains = angles.enumerated().map { d, angle -> Domain in
             // Domain d takes shuffled positions d, d + D, d + 2D, … (DomainBed `images[i::D]`).
             var members = Array(stride(from: d, to: order.count, by: angles.count).map { order[$0] })
             if let limit = options.perDomain { members = Array(members.prefix(limit)) }
-            var images = Tensor(shape: [members.count] + outShape)
-            images.data.withUnsafeMutableBufferPointer { out in
-                let base = out.baseAddress!
-                source.pixels.withUnsafeBufferPointer { pixels in
-                    Parallel.forEach(members.count, costPerItem: 40 * pixelsPerImage + 20 * outSize) { range in
-                        var rotatedBytes = [UInt8](repeating: 0, count: pixelsPerImage)
-                        var grey = [Float](repeating: 0, count: pixelsPerImage)
-                        for j in range {
-                            rotatedBytes.withUnsafeMutableBufferPointer { r in
-                                ImageOps.rotate(pixels.baseAddress! + members[j] * pixelsPerImage, width: columns, height: rows,
-                                                degrees: angle, into: r.baseAddress!)
-                            }
-                            for p in 0..<pixelsPerImage { grey[p] = Float(rotatedBytes[p]) / 255 }
-                            finish(grey, width: columns, height: rows, options: options, into: base + j * outSize)
-                        }
-                    }
+            return renderDomain(source, name: angleName(angle), members: members, options: options, costPerPixel: 40) { src, _ in
+                var rotatedBytes = [UInt8](repeating: 0, count: rows * columns)
+                rotatedBytes.withUnsafeMutableBufferPointer { r in
+                    ImageOps.rotate(src, width: columns, height: rows, degrees: angle, into: r.baseAddress!)
                 }
+                return rotatedBytes.map { Float($0) / 255 }
             }
-            domains.append(Domain(name: angleName(angle), labels: members.map { source.labels[$0] }, images: .memory(images),
-                                  origin: members))
         }
-        return DomainDataset(name: name, classNames: classNames, imageShape: outShape, domains: domains,
+        return DomainDataset(name: name, classNames: classNames, imageShape: outputShape(options), domains: domains,
                              provenance: provenance(name, options, extra: ["angles": angles.map(angleName).joined(separator: ",")]))
     }
 
@@ -155,37 +137,56 @@ public enum Benchmarks {
                                              expected: "at most \(source.count / styles.count) images per domain for \(styles.count) disjoint domains of \(source.count) images")
         }
         let rows = source.rows, columns = source.columns
-        let pixelsPerImage = rows * columns
-        var rng = RNG(seed: options.seed)
-        let order = rng.permutation(source.count)
-        let outShape = [options.channels, options.imageSize, options.imageSize]
-        let outSize = outShape.reduce(1, *)
-        var domains: [Domain] = []
-        for (d, style) in styles.enumerated() {
+        let order = shuffledOrder(source, options)
+        let domains = styles.enumerated().map { d, style -> Domain in
             let members = Array(order[(d * perDomain)..<((d + 1) * perDomain)])
-            var images = Tensor(shape: [members.count] + outShape)
-            images.data.withUnsafeMutableBufferPointer { out in
-                let base = out.baseAddress!
-                source.pixels.withUnsafeBufferPointer { pixels in
-                    Parallel.forEach(members.count, costPerItem: 200 * pixelsPerImage + 20 * outSize) { range in
-                        var grey = [Float](repeating: 0, count: pixelsPerImage)
-                        for j in range {
-                            let src = pixels.baseAddress! + members[j] * pixelsPerImage
-                            for p in 0..<pixelsPerImage { grey[p] = Float(src[p]) / 255 }
-                            // Each image's randomness depends only on (seed, style, image), not on threads.
-                            var imageRNG = RNG(seed: mixSeed(options.seed, UInt64(d), UInt64(members[j])))
-                            let rendered = StyleRendering.render(style, grey, width: columns, height: rows, rng: &imageRNG)
-                            finish(rendered, width: columns, height: rows, options: options, into: base + j * outSize)
-                        }
+            return renderDomain(source, name: style.rawValue, members: members, options: options, costPerPixel: 200) { src, member in
+                var grey = [Float](repeating: 0, count: rows * columns)
+                for p in 0..<grey.count { grey[p] = Float(src[p]) / 255 }
+                // Each image's randomness depends only on (seed, style, image), not on threads.
+                var imageRNG = RNG(seed: mixSeed(options.seed, UInt64(d), UInt64(member)))
+                return StyleRendering.render(style, grey, width: columns, height: rows, rng: &imageRNG)
+            }
+        }
+        return DomainDataset(name: name, classNames: classNames, imageShape: outputShape(options), domains: domains,
+                             provenance: provenance(name, options, extra: ["styles": styles.map(\.rawValue).joined(separator: ","),
+                                                                           "perDomain": String(perDomain)]))
+    }
+
+    /// The source images in the seed's shuffled order (Fisher-Yates over `RNG(seed:)`).
+    static func shuffledOrder(_ source: IDXImageSet, _ options: BenchmarkOptions) -> [Int] {
+        var rng = RNG(seed: options.seed)
+        return rng.permutation(source.count)
+    }
+
+    /// [C, S, S] of every output image.
+    static func outputShape(_ options: BenchmarkOptions) -> [Int] {
+        [options.channels, options.imageSize, options.imageSize]
+    }
+
+    /// One domain named `name` of `members` (indices into `source`), its [members, C, S, S] images
+    /// rendered in parallel: `grey` turns one source image (row-major bytes) and its index into grey
+    /// H×W in [0, 1]; `finish` resizes, replicates channels and normalises. `costPerPixel` sizes the
+    /// work for `Parallel.forEach`.
+    static func renderDomain(_ source: IDXImageSet, name: String, members: [Int], options: BenchmarkOptions,
+                             costPerPixel: Int, grey: (UnsafePointer<UInt8>, Int) -> [Float]) -> Domain {
+        let rows = source.rows, columns = source.columns
+        let pixelsPerImage = rows * columns
+        let outShape = outputShape(options)
+        let outSize = outShape.reduce(1, *)
+        var images = Tensor(shape: [members.count] + outShape)
+        images.data.withUnsafeMutableBufferPointer { out in
+            let base = out.baseAddress!
+            source.pixels.withUnsafeBufferPointer { pixels in
+                Parallel.forEach(members.count, costPerItem: costPerPixel * pixelsPerImage + 20 * outSize) { range in
+                    for j in range {
+                        let image = grey(pixels.baseAddress! + members[j] * pixelsPerImage, members[j])
+                        finish(image, width: columns, height: rows, options: options, into: base + j * outSize)
                     }
                 }
             }
-            domains.append(Domain(name: style.rawValue, labels: members.map { source.labels[$0] }, images: .memory(images),
-                                  origin: members))
         }
-        return DomainDataset(name: name, classNames: classNames, imageShape: outShape, domains: domains,
-                             provenance: provenance(name, options, extra: ["styles": styles.map(\.rawValue).joined(separator: ","),
-                                                                           "perDomain": String(perDomain)]))
+        return Domain(name: name, labels: members.map { source.labels[$0] }, images: .memory(images), origin: members)
     }
 
     /// "0", "15", … ; non-integral angles keep their decimals ("22.5").
