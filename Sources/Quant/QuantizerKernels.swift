@@ -28,6 +28,14 @@ func roundHalfEven(_ v: Float) -> Float {
     (v + 12_582_912.0) - 12_582_912.0
 }
 
+/// One element's integer code round½even(clamp(x/s, qn, qp)): the arithmetic the fake-quantized
+/// forward (code·s) and the exported integer codes share, so the two cannot drift apart.
+@inline(__always)
+func integerCode(_ x: Float, step s: Float, lowest qn: Float, highest qp: Float) -> Float {
+    let v = x / s
+    return roundHalfEven(v < qn ? qn : (v > qp ? qp : v))
+}
+
 @inline(__always)
 func roundHalfEven(_ v: SIMD8<Float>) -> SIMD8<Float> {
     let magic = SIMD8<Float>(repeating: 12_582_912.0)
@@ -91,11 +99,7 @@ enum QuantizerKernels {
                         r[i] = v < qn ? -1 : (v > qp ? 1 : q - v)
                     }
                 } else {
-                    for i in unit.lower..<unit.upper {
-                        let v = x[i] / s
-                        let c = v < qn ? qn : (v > qp ? qp : v)
-                        y[i] = roundHalfEven(c) * s
-                    }
+                    for i in unit.lower..<unit.upper { y[i] = integerCode(x[i], step: s, lowest: qn, highest: qp) * s }
                 }
             }
         }
@@ -109,12 +113,7 @@ enum QuantizerKernels {
         scales.withUnsafeBufferPointer { sp in
             run(units, count: count) { unit, _ in
                 let s = sp[unit.block]
-                let qn = lowest, qp = highest
-                for i in unit.lower..<unit.upper {
-                    let v = x[i] / s
-                    let c = v < qn ? qn : (v > qp ? qp : v)
-                    codes[i] = roundHalfEven(c)
-                }
+                for i in unit.lower..<unit.upper { codes[i] = integerCode(x[i], step: s, lowest: lowest, highest: highest) }
             }
         }
     }
