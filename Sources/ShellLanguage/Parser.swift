@@ -389,40 +389,44 @@ public struct Parser {
         return try parseOr(argumentMode)
     }
 
-    mutating func parseOr(_ mode: Bool) throws -> ExpressionNode {
+    /// A left-associative chain `operand (operator operand)*`. `nextOperator` consumes an operator
+    /// token and returns its meaning, or returns nil, consuming nothing, where the chain ends. Each
+    /// operator counts one level against `maxDepth`, as a nested bracket does.
+    mutating func parseChain(_ mode: Bool, operand: (inout Parser, Bool) throws -> ExpressionNode,
+                             nextOperator: (inout Parser) -> BinaryOperator?) throws -> ExpressionNode {
         let saved = depth
         defer { depth = saved }
-        var left = try parseAnd(mode)
-        while match(.keyword(.or)) {
+        var left = try operand(&self, mode)
+        while let op = nextOperator(&self) {
             try descend()
-            let right = try parseAnd(mode)
-            left = .binary(.or, left, right, left.range.union(right.range))
+            let right = try operand(&self, mode)
+            left = .binary(op, left, right, left.range.union(right.range))
         }
         return left
+    }
+
+    mutating func parseOr(_ mode: Bool) throws -> ExpressionNode {
+        try parseChain(mode, operand: { try $0.parseAnd($1) }, nextOperator: { $0.match(.keyword(.or)) ? .or : nil })
     }
 
     mutating func parseAnd(_ mode: Bool) throws -> ExpressionNode {
+        try parseChain(mode, operand: { try $0.parseNot($1) }, nextOperator: { $0.match(.keyword(.and)) ? .and : nil })
+    }
+
+    /// `prefix* operand`: each `prefix` token (counted against `maxDepth`) applies `op` to what follows.
+    mutating func parsePrefix(_ mode: Bool, _ prefix: TokenKind, _ op: UnaryOperator,
+                              operand: (inout Parser, Bool) throws -> ExpressionNode) throws -> ExpressionNode {
+        guard check(prefix) else { return try operand(&self, mode) }
         let saved = depth
         defer { depth = saved }
-        var left = try parseNot(mode)
-        while match(.keyword(.and)) {
-            try descend()
-            let right = try parseNot(mode)
-            left = .binary(.and, left, right, left.range.union(right.range))
-        }
-        return left
+        try descend()
+        let prefixToken = advance()
+        let inner = try parsePrefix(mode, prefix, op, operand: operand)
+        return .unary(op, inner, prefixToken.range.union(inner.range))
     }
 
     mutating func parseNot(_ mode: Bool) throws -> ExpressionNode {
-        if check(.keyword(.not)) {
-            let saved = depth
-            defer { depth = saved }
-            try descend()
-            let notToken = advance()
-            let operand = try parseNot(mode)
-            return .unary(.not, operand, notToken.range.union(operand.range))
-        }
-        return try parseComparison(mode)
+        try parsePrefix(mode, .keyword(.not), .not, operand: { try $0.parseComparison($1) })
     }
 
     static func comparison(_ kind: TokenKind) -> BinaryOperator? {
@@ -449,53 +453,23 @@ public struct Parser {
     }
 
     mutating func parseAdditive(_ mode: Bool) throws -> ExpressionNode {
-        let saved = depth
-        defer { depth = saved }
-        var left = try parseMultiplicative(mode)
-        while true {
-            if match(.plus) {
-                try descend()
-                let right = try parseMultiplicative(mode)
-                left = .binary(.add, left, right, left.range.union(right.range))
-            } else if match(.minus) {
-                try descend()
-                let right = try parseMultiplicative(mode)
-                left = .binary(.subtract, left, right, left.range.union(right.range))
-            } else if !mode, token.isNegativeLiteral {
-                // `x -1` where only one expression can stand: a subtraction.
-                try descend()
-                let right = try parseMultiplicative(mode)
-                left = .binary(.add, left, right, left.range.union(right.range))
-            } else {
-                return left
-            }
-        }
+        try parseChain(mode, operand: { try $0.parseMultiplicative($1) }, nextOperator: { parser in
+            if parser.match(.plus) { return .add }
+            if parser.match(.minus) { return .subtract }
+            // `x -1` where only one expression can stand: a subtraction (the literal keeps its sign).
+            if !mode, parser.token.isNegativeLiteral { return .add }
+            return nil
+        })
     }
 
     mutating func parseMultiplicative(_ mode: Bool) throws -> ExpressionNode {
-        let saved = depth
-        defer { depth = saved }
-        var left = try parseUnary(mode)
-        while true {
-            let op: BinaryOperator
-            if check(.star) { op = .multiply } else if check(.slash) { op = .divide } else { return left }
-            advance()
-            try descend()
-            let right = try parseUnary(mode)
-            left = .binary(op, left, right, left.range.union(right.range))
-        }
+        try parseChain(mode, operand: { try $0.parseUnary($1) }, nextOperator: { parser in
+            parser.match(.star) ? .multiply : (parser.match(.slash) ? .divide : nil)
+        })
     }
 
     mutating func parseUnary(_ mode: Bool) throws -> ExpressionNode {
-        if check(.minus) {
-            let saved = depth
-            defer { depth = saved }
-            try descend()
-            let minusToken = advance()
-            let operand = try parseUnary(mode)
-            return .unary(.negate, operand, minusToken.range.union(operand.range))
-        }
-        return try parsePostfix(mode)
+        try parsePrefix(mode, .minus, .negate, operand: { try $0.parsePostfix($1) })
     }
 
     /// `primary ( [index] | .field )*` — only when glued to the operand (no space before `[` or `.`).
