@@ -142,23 +142,15 @@ private func forwardImages(_ px: UnsafePointer<Float>, _ pw: UnsafePointer<Float
                            _ py: UnsafeMutablePointer<Float>, _ g: ConvGeometry, cout: Int,
                            lo: Int, hi: Int, chunk: Int, _ scratch: ConvolutionScratch, parallel: Bool) {
     let K = g.colRows, ohw = g.colCols
-    let imageSize = g.channels * g.height * g.width
-    var first = lo
-    while first < hi {
-        let count = min(chunk, hi - first)
+    forEachPatchChunk(px, g, lo: lo, hi: hi, chunk: chunk, scratch, parallel: parallel) { first, count in
         let P = count * ohw
         let col = scratch.col, yc = scratch.out
-        // col[:, n·OHW ..< (n+1)·OHW] = patches of image first + n
-        Parallel.forEach(count, costPerItem: parallel ? K * ohw : 0) { range in
-            for n in range { im2col(px + (first + n) * imageSize, g, col, colOffset: n * ohw, ldc: P) }
-        }
         if count == 1 {
             // One image: Y'(Cout, OHW) already is its NCHW block, so the GEMM writes y directly.
             let dst = py + first * cout * ohw
             gemm(m: cout, n: P, k: K, a: pw, lda: K, b: col, ldb: P, c: dst, ldc: P)
             if let bias { for co in 0..<cout { let b = bias[co], d = dst + co * ohw; for j in 0..<ohw { d[j] += b } } }
-            first += 1
-            continue
+            return
         }
         // Y'(Cout, P) = W(Cout, K) · col(K, P)
         gemm(m: cout, n: P, k: K, a: pw, lda: K, b: col, ldb: P, c: yc, ldc: P)
@@ -173,6 +165,27 @@ private func forwardImages(_ px: UnsafePointer<Float>, _ pw: UnsafePointer<Float
                 }
             }
         }
+    }
+}
+
+/// Walks images [lo, hi) of x in chunks of at most `chunk` images; for each chunk it fills scratch.col
+/// (K, count·OHW) with the chunk's patches (column block n = image first + n), then calls
+/// `body(first, count)`. The loop the forward and the backward pass share.
+@inline(__always)
+private func forEachPatchChunk(_ px: UnsafePointer<Float>, _ g: ConvGeometry, lo: Int, hi: Int, chunk: Int,
+                               _ scratch: ConvolutionScratch, parallel: Bool,
+                               _ body: (_ first: Int, _ count: Int) -> Void) {
+    let K = g.colRows, ohw = g.colCols
+    let imageSize = g.channels * g.height * g.width
+    var first = lo
+    while first < hi {
+        let count = min(chunk, hi - first)
+        let P = count * ohw
+        // col[:, n·OHW ..< (n+1)·OHW] = patches of image first + n
+        Parallel.forEach(count, costPerItem: parallel ? K * ohw : 0) { range in
+            for n in range { im2col(px + (first + n) * imageSize, g, scratch.col, colOffset: n * ohw, ldc: P) }
+        }
+        body(first, count)
         first += count
     }
 }
@@ -186,9 +199,8 @@ private func backwardImages(_ px: UnsafePointer<Float>, _ pw: UnsafePointer<Floa
                             lo: Int, hi: Int, chunk: Int, _ scratch: ConvolutionScratch, parallel: Bool) {
     let K = g.colRows, ohw = g.colCols
     let imageSize = g.channels * g.height * g.width
-    var first = lo
-    while first < hi {
-        let count = min(chunk, hi - first)
+    // col (the chunk's patches) and scratch.out (the gathered dY') are separate buffers.
+    forEachPatchChunk(px, g, lo: lo, hi: hi, chunk: chunk, scratch, parallel: parallel) { first, count in
         let P = count * ohw
         let col = scratch.col
         // dY'[co, n·OHW + j] = dy[first + n, co, j]; for one image that is dy's own block, used in place.
@@ -218,9 +230,6 @@ private func backwardImages(_ px: UnsafePointer<Float>, _ pw: UnsafePointer<Floa
             while j < P { s += Double(row[j]); j += 1 }
             pdb[co] += Float(s)
         }
-        Parallel.forEach(count, costPerItem: parallel ? K * ohw : 0) { range in
-            for n in range { im2col(px + (first + n) * imageSize, g, col, colOffset: n * ohw, ldc: P) }
-        }
         // dW(Cout, K) += dY'(Cout, P) · colᵀ(P, K)
         gemm(transB: true, m: cout, n: K, k: P, a: dyc, lda: P, b: col, ldb: P, beta: 1, c: pdw, ldc: K)
         if let pdx {
@@ -230,7 +239,6 @@ private func backwardImages(_ px: UnsafePointer<Float>, _ pw: UnsafePointer<Floa
                 for n in range { col2imConsuming(col, g, pdx + (first + n) * imageSize, colOffset: n * ohw, ldc: P) }
             }
         }
-        first += count
     }
 }
 
