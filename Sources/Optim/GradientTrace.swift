@@ -169,6 +169,30 @@ public struct GradientTrace: Codable, Equatable, Sendable {
     }
 }
 
+/// An array whose NaNs ("not recorded", e.g. no g_flat in a single-pass step) are written as JSON
+/// null, which JSON can represent and NaN it cannot, and read back as NaN; two arrays are equal when
+/// every element is, NaN matching NaN. Lets `DownsampledRows` use the synthesized Codable and ==.
+@propertyWrapper
+struct NaNAsNull<T: BinaryFloatingPoint & Codable & Sendable>: Codable, Equatable, Sendable {
+    var wrappedValue: [T]
+
+    init(wrappedValue: [T]) { self.wrappedValue = wrappedValue }
+
+    init(from decoder: Decoder) throws {
+        wrappedValue = try decoder.singleValueContainer().decode([T?].self).map { $0 ?? .nan }
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(wrappedValue.map { $0.isNaN ? nil : $0 })
+    }
+
+    static func == (a: NaNAsNull, b: NaNAsNull) -> Bool {
+        a.wrappedValue.count == b.wrappedValue.count
+            && zip(a.wrappedValue, b.wrappedValue).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
+    }
+}
+
 /// Rows of Float columns keyed by step: the newest `recentCapacity` rows at full resolution, older
 /// rows averaged into equal-width buckets whose width doubles when more than `archiveCapacity`
 /// buckets accumulate (adjacent pairs merge).
@@ -180,7 +204,7 @@ struct DownsampledRows: Codable, Equatable, Sendable {
 
     // Recent rows: a ring of up to recentCapacity rows; logical row k is physical (start + k) % capacity.
     private var recentSteps: [Int] = []
-    private var recentValues: [Float] = []
+    @NaNAsNull private var recentValues: [Float] = []
     private var recentStart = 0
 
     // Archive: buckets of `bucketWidth` rows each, values are per-column means.
@@ -188,13 +212,13 @@ struct DownsampledRows: Codable, Equatable, Sendable {
     private var archiveFirst: [Int] = []
     private var archiveLast: [Int] = []
     private var archiveCounts: [Int] = []
-    private var archiveValues: [Float] = []
+    @NaNAsNull private var archiveValues: [Float] = []
 
     // The bucket being filled from rows leaving the recent ring.
     private var pendingFirst = 0
     private var pendingLast = 0
     private var pendingCount = 0
-    private var pendingSums: [Double] = []
+    @NaNAsNull private var pendingSums: [Double] = []
 
     init(columns: Int, recentCapacity: Int, archiveCapacity: Int) {
         precondition(recentCapacity >= 1 && archiveCapacity >= 2,
@@ -260,67 +284,6 @@ struct DownsampledRows: Codable, Equatable, Sendable {
         }
         archiveFirst = first; archiveLast = last; archiveCounts = counts; archiveValues = values
         bucketWidth *= 2
-    }
-
-    /// Equal when every field is equal, NaN matching NaN ("not recorded" in both).
-    static func == (a: DownsampledRows, b: DownsampledRows) -> Bool {
-        func same<T: FloatingPoint>(_ x: [T], _ y: [T]) -> Bool {
-            x.count == y.count && zip(x, y).allSatisfy { $0 == $1 || ($0.isNaN && $1.isNaN) }
-        }
-        return a.columns == b.columns && a.recentCapacity == b.recentCapacity && a.archiveCapacity == b.archiveCapacity
-            && a.totalRows == b.totalRows && a.recentSteps == b.recentSteps && same(a.recentValues, b.recentValues)
-            && a.recentStart == b.recentStart && a.bucketWidth == b.bucketWidth && a.archiveFirst == b.archiveFirst
-            && a.archiveLast == b.archiveLast && a.archiveCounts == b.archiveCounts && same(a.archiveValues, b.archiveValues)
-            && a.pendingFirst == b.pendingFirst && a.pendingLast == b.pendingLast && a.pendingCount == b.pendingCount
-            && same(a.pendingSums, b.pendingSums)
-    }
-
-    // Codable by hand: rows hold NaN for "not recorded" (no g_flat in a single-pass step), which
-    // JSON cannot represent, so NaN is written as null.
-    private enum CodingKeys: String, CodingKey {
-        case columns, recentCapacity, archiveCapacity, totalRows, recentSteps, recentValues, recentStart,
-             bucketWidth, archiveFirst, archiveLast, archiveCounts, archiveValues,
-             pendingFirst, pendingLast, pendingCount, pendingSums
-    }
-
-    init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        columns = try c.decode(Int.self, forKey: .columns)
-        recentCapacity = try c.decode(Int.self, forKey: .recentCapacity)
-        archiveCapacity = try c.decode(Int.self, forKey: .archiveCapacity)
-        totalRows = try c.decode(Int.self, forKey: .totalRows)
-        recentSteps = try c.decode([Int].self, forKey: .recentSteps)
-        recentValues = try c.decode([Float?].self, forKey: .recentValues).map { $0 ?? .nan }
-        recentStart = try c.decode(Int.self, forKey: .recentStart)
-        bucketWidth = try c.decode(Int.self, forKey: .bucketWidth)
-        archiveFirst = try c.decode([Int].self, forKey: .archiveFirst)
-        archiveLast = try c.decode([Int].self, forKey: .archiveLast)
-        archiveCounts = try c.decode([Int].self, forKey: .archiveCounts)
-        archiveValues = try c.decode([Float?].self, forKey: .archiveValues).map { $0 ?? .nan }
-        pendingFirst = try c.decode(Int.self, forKey: .pendingFirst)
-        pendingLast = try c.decode(Int.self, forKey: .pendingLast)
-        pendingCount = try c.decode(Int.self, forKey: .pendingCount)
-        pendingSums = try c.decode([Double?].self, forKey: .pendingSums).map { $0 ?? .nan }
-    }
-
-    func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(columns, forKey: .columns)
-        try c.encode(recentCapacity, forKey: .recentCapacity)
-        try c.encode(archiveCapacity, forKey: .archiveCapacity)
-        try c.encode(totalRows, forKey: .totalRows)
-        try c.encode(recentSteps, forKey: .recentSteps)
-        try c.encode(recentValues.map { $0.isNaN ? nil : $0 }, forKey: .recentValues)
-        try c.encode(recentStart, forKey: .recentStart)
-        try c.encode(bucketWidth, forKey: .bucketWidth)
-        try c.encode(archiveFirst, forKey: .archiveFirst)
-        try c.encode(archiveLast, forKey: .archiveLast)
-        try c.encode(archiveCounts, forKey: .archiveCounts)
-        try c.encode(archiveValues.map { $0.isNaN ? nil : $0 }, forKey: .archiveValues)
-        try c.encode(pendingFirst, forKey: .pendingFirst)
-        try c.encode(pendingLast, forKey: .pendingLast)
-        try c.encode(pendingCount, forKey: .pendingCount)
-        try c.encode(pendingSums.map { $0.isNaN ? nil : $0 }, forKey: .pendingSums)
     }
 
     /// One column as a series, oldest first: archive buckets, the partial pending bucket, recent rows.
