@@ -74,7 +74,7 @@ let package = Package(
                           swiftSettings: swift6),
         .executableTarget(name: "fqat-bench", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Quant", "TensorCore"], swiftSettings: numeric + swift6),
         /// libFuzzer harnesses (scripts/fuzz.sh builds them with -sanitize=fuzzer); a plain build replays inputs.
-        .executableTarget(name: "fqat-fuzz", dependencies: ["Datasets", "NN", "ShellCommands", "ShellLanguage"]),
+        .executableTarget(name: "fqat-fuzz", dependencies: ["Datasets", "NN", "ShellCommands", "ShellLanguage"], swiftSettings: swift6),
 
         // MARK: Tests
         /// Slow reference kernels (direct loops, Double sums) the tests check the fast kernels against;

@@ -21,6 +21,10 @@ final class NullOutput: Output {
     func write(_ text: String, to channel: OutputChannel) {}
 }
 
+/// Everything here runs on the main thread: the replay loop, and libFuzzer's driver, which calls
+/// `LLVMFuzzerTestOneInput` on the thread that entered `LLVMFuzzerRunDriver` (ours, the main one). So the
+/// harness state (one interpreter, the selected harness) is main-actor state, not an unsafe global.
+@MainActor
 enum Harness: String, CaseIterable {
     case language, safetensors, session, idx, image
 
@@ -64,12 +68,13 @@ enum Harness: String, CaseIterable {
 }
 
 #if FUZZING
-nonisolated(unsafe) var selectedHarness: Harness = .language
+@MainActor var selectedHarness: Harness = .language
 
+/// Called by libFuzzer's driver on the main thread (see `Harness`); `assumeIsolated` checks that at run time.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
-    selectedHarness.run(bytes)
+    MainActor.assumeIsolated { selectedHarness.run(bytes) }
     return 0
 }
 
@@ -82,6 +87,7 @@ func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
 #endif
 
 @main
+@MainActor
 enum FuzzMain {
     static func main() {
         #if FUZZING
