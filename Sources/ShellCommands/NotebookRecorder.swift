@@ -4,8 +4,9 @@
 import Foundation
 import Plot
 import ShellLanguage
+import Synchronization
 
-public final class NotebookRecorder: Output, @unchecked Sendable {
+public final class NotebookRecorder: Output {
     let directory: String
     unowned let session: Session
     let passthrough = StandardOutput()
@@ -72,16 +73,23 @@ public final class NotebookRecorder: Output, @unchecked Sendable {
 /// within the grace period ($FQAT_TERM_GRACE seconds, default 20), the process exits 143 without saving:
 /// a save then could hold a half-updated model, and the last saved session stays as it was.
 public enum SessionGuard {
+    /// Audited unsafe spot (docs/architecture.md, "Concurrency"): the session is not `Sendable`, yet the
+    /// watcher thread saves it. It is written once, in `install`, before the watcher starts (Thread.start
+    /// orders that write before the watcher's reads), and read only inside `saveLocked`, under `state`'s
+    /// lock, while the main thread is either blocked reading a line (`idle`) or is the one saving; the
+    /// main thread does not touch the session while it waits in `setIdle(false)` for that lock.
     nonisolated(unsafe) static var session: Session?
-    nonisolated(unsafe) static var terminationFlag: sig_atomic_t = 0
-    nonisolated(unsafe) static var wakeFD: Int32 = -1
-    nonisolated(unsafe) static var idle = false
-    static let lock = NSLock()
-    nonisolated(unsafe) static var saved = false
+    /// Set by the signal handler. Lock-free atomics are async-signal-safe (a lock would not be); both are
+    /// touched in `install` before the handler is installed, so their lazy initialisation never runs inside it.
+    static let terminationFlag = Atomic<Bool>(false)
+    static let wakeFD = Atomic<Int32>(-1)
+    /// Whether the REPL waits for input (the watcher may save then) and whether the save has happened.
+    struct State { var idle = false; var saved = false }
+    static let state = Mutex(State())
 
     /// Whether SIGTERM has arrived (set inside the signal handler, so it is already true when a read the
     /// signal interrupted returns).
-    public static var terminating: Bool { terminationFlag != 0 }
+    public static var terminating: Bool { terminationFlag.load(ordering: .sequentiallyConsistent) }
 
     static var grace: Double {
         if let text = ProcessInfo.processInfo.environment["FQAT_TERM_GRACE"], let g = Double(text), g >= 0, g <= 3600 { return g }
@@ -92,65 +100,65 @@ public enum SessionGuard {
         SessionGuard.session = session
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { return }
-        wakeFD = fds[1]
+        wakeFD.store(fds[1], ordering: .sequentiallyConsistent)
+        _ = terminationFlag.load(ordering: .sequentiallyConsistent)
         let readFD = fds[0]
         let watcher = Thread {
             var byte: UInt8 = 0
             while read(readFD, &byte, 1) < 0 && errno == EINTR {}
             let deadline = Date().addingTimeInterval(grace)
             while Date() < deadline {
-                lock.lock()
-                let done = saved, waiting = idle
-                lock.unlock()
+                let (done, waiting) = state.withLock { ($0.saved, $0.idle) }
                 if done { return }  // the main thread saved and exits by itself
                 if waiting {
                     // Main is blocked reading a line. Save and end here while holding the lock: should
                     // readline return meanwhile, main waits in setIdle(false) instead of running exit()
                     // beside this thread (two exit_group calls at once were seen in strace). _exit: no exit
                     // handlers run beside the main thread.
-                    lock.lock()
-                    saveLocked()
-                    fflush(nil)  // every stream (Swift 6 mode: stdout itself is not concurrency-safe)
-                    _exit(143)
+                    state.withLock { locked in
+                        saveLocked(&locked)
+                        fflush(nil)  // every stream (Swift 6 mode: stdout itself is not concurrency-safe)
+                        _exit(143)
+                    }
                 }
                 Thread.sleep(forTimeInterval: 0.05)
             }
-            lock.lock()  // waits for a save the main thread may have begun
-            if saved { lock.unlock(); return }
-            saved = true
-            FileHandle.standardError.write(Data("fqat-shell: terminated; the running command did not reach a step boundary within \(Int(grace)) s, so the session was not saved (a save now could hold a half-updated model); the last saved session is unchanged\n".utf8))
-            fflush(nil)
-            _exit(143)  // the main thread is mid-step: no exit handlers may run beside it
+            state.withLock { locked in  // waits for a save the main thread may have begun
+                if locked.saved { return }
+                locked.saved = true
+                FileHandle.standardError.write(Data("fqat-shell: terminated; the running command did not reach a step boundary within \(Int(grace)) s, so the session was not saved (a save now could hold a half-updated model); the last saved session is unchanged\n".utf8))
+                fflush(nil)
+                _exit(143)  // the main thread is mid-step: no exit handlers may run beside it
+            }
         }
         watcher.name = "fqat.sigterm"
         watcher.start()
         signal(SIGTERM) { _ in
-            SessionGuard.terminationFlag = 1
+            SessionGuard.terminationFlag.store(true, ordering: .sequentiallyConsistent)
             Interrupt.shared.request()
             var byte: UInt8 = 1
-            _ = write(SessionGuard.wakeFD, &byte, 1)
+            _ = write(SessionGuard.wakeFD.load(ordering: .sequentiallyConsistent), &byte, 1)
         }
     }
 
     /// The REPL calls this with true before it waits for a line and with false when one arrived: while
     /// idle, the watcher may save at once. Setting false waits for a save in progress.
     public static func setIdle(_ value: Bool) {
-        lock.lock(); idle = value; lock.unlock()
+        state.withLock { $0.idle = value }
     }
 
     /// Saves once, if SIGTERM was received; returns whether the process should exit with 143.
     @discardableResult
     public static func saveIfTerminating() -> Bool {
         guard terminating else { return false }
-        lock.lock(); defer { lock.unlock() }
-        saveLocked()
+        state.withLock { saveLocked(&$0) }
         return true
     }
 
-    /// The save itself, once; the caller holds `lock`.
-    static func saveLocked() {
-        if saved { return }
-        saved = true
+    /// The save itself, once; the caller holds `state`'s lock and passes its value.
+    static func saveLocked(_ locked: inout State) {
+        if locked.saved { return }
+        locked.saved = true
         if let s = session {
             let path = s.launch.autosavePath ?? (s.settings.out as NSString).appendingPathComponent("autosave.fqsession")
             do {

@@ -166,7 +166,7 @@ Interrupt.installSignalHandler()
 SessionGuard.install(session: session)
 if let nb = notebook { nb.attach(to: interpreter) }
 
-func finish(_ status: Int32) -> Never {
+@MainActor func finish(_ status: Int32) -> Never {
     notebook?.write()
     if SessionGuard.saveIfTerminating() { exit(143) }
     exit(status)
