@@ -166,20 +166,11 @@ public enum SweepCLI {
             }
             print("local: \(pending.count) of \(tasks.count) tasks to run, \(n) workers × \(threads) threads")
             let start = Date()
-            let printer = LinePrinter(print)
-            let failures = SweepRunner.runLocal(sweep: sweep, tasks: tasks, workers: n, threads: threads) { printer.line($0) }
+            let failures = SweepRunner.runLocal(sweep: sweep, tasks: tasks, workers: n, threads: threads, report: print)
             print("local: finished in \(String(format: "%.1f", Date().timeIntervalSince(start))) s; \(failures) not done (`fqat-shell sweep list \(sweep.path)`)")
             return failures == 0 ? 0 : 70
         }
         return try submitSlurm(sweep: sweep, pending: pending, settings: slurm, dryRun: switches.contains("--dry-run"), print: print)
-    }
-
-    /// Serialises the launcher's report lines from its worker threads.
-    final class LinePrinter: @unchecked Sendable {
-        let print: (String) -> Void
-        let lock = NSLock()
-        init(_ print: @escaping (String) -> Void) { self.print = print }
-        func line(_ s: String) { lock.lock(); print(s); lock.unlock() }
     }
 
     static func submitSlurm(sweep: SweepFolder, pending: [SweepTask], settings: SweepRunner.SlurmSettings, dryRun: Bool,

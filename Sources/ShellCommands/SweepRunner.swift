@@ -123,16 +123,19 @@ public enum SweepRunner {
 
     /// Runs every task that is not done, `workers` at a time, each a `sweep task` process with
     /// `threads` threads; a task starts once the tasks it needs are done (one whose dependency failed
-    /// is left pending). `report` gets one line per start and end. Returns how many failed.
+    /// is left pending). `report` gets one line per start and end, in order, always on the calling
+    /// thread: the workers hand their lines to a `ReportRelay` that the caller drains while it waits, so
+    /// the caller's print function need not be thread-safe. Returns how many failed.
     public static func runLocal(sweep: SweepFolder, tasks: [SweepTask], workers: Int, threads: Int,
-                                only: Set<Int>? = nil, report: @escaping @Sendable (String) -> Void) -> Int {
+                                only: Set<Int>? = nil, report: (String) -> Void) -> Int {
         let queue = LocalQueue(sweep: sweep, tasks: tasks, pending: tasks.filter { (only?.contains($0.index) ?? true) && sweep.state($0) != .done })
-        let group = DispatchGroup()
-        for _ in 0..<max(1, workers) {
-            group.enter()
+        let workerCount = max(1, workers)
+        let relay = ReportRelay(workers: workerCount)
+        let post: @Sendable (String) -> Void = { relay.post($0) }
+        for _ in 0..<workerCount {
             Thread.detachNewThread {
-                while let t = queue.next(report: report) {
-                    report("task \(t.index) (\(String(t.id.prefix(8)))) started: \(t.commandLineOptions.joined(separator: " "))")
+                while let t = queue.next(report: post) {
+                    post("task \(t.index) (\(String(t.id.prefix(8)))) started: \(t.commandLineOptions.joined(separator: " "))")
                     let p = Process()
                     p.executableURL = URL(fileURLWithPath: executable)
                     p.arguments = ["sweep", "task", sweep.path, String(t.index), "--threads", String(threads)]
@@ -143,14 +146,47 @@ public enum SweepRunner {
                     do { try p.run(); p.waitUntilExit(); ok = p.terminationStatus == 0 && sweep.state(t) == .done } catch {}
                     queue.finished(t, ok: ok)
                     let state = sweep.state(t)
-                    if case .failed(let why) = state { report("task \(t.index) (\(String(t.id.prefix(8)))) failed: \(why)") }
-                    else { report("task \(t.index) (\(String(t.id.prefix(8)))) \(state.name)") }
+                    if case .failed(let why) = state { post("task \(t.index) (\(String(t.id.prefix(8)))) failed: \(why)") }
+                    else { post("task \(t.index) (\(String(t.id.prefix(8)))) \(state.name)") }
                 }
-                group.leave()
+                relay.workerFinished()
             }
         }
-        group.wait()
+        relay.drain(into: report)
         return queue.notDone
+    }
+
+    /// Carries the workers' report lines to the thread that runs `runLocal`: workers append under a lock
+    /// and signal; the caller wakes, takes every line so far and reports them, until no worker is left.
+    final class ReportRelay: Sendable {
+        private struct State { var lines: [String] = []; var running: Int }
+        private let state: Mutex<State>
+        private let wake = DispatchSemaphore(value: 0)
+
+        init(workers: Int) { state = Mutex(State(running: workers)) }
+
+        func post(_ line: String) {
+            state.withLock { $0.lines.append(line) }
+            wake.signal()
+        }
+
+        func workerFinished() {
+            state.withLock { $0.running -= 1 }
+            wake.signal()
+        }
+
+        /// Returns once every worker has finished and every line it posted was reported.
+        func drain(into report: (String) -> Void) {
+            while true {
+                wake.wait()
+                let (lines, running) = state.withLock { s in
+                    defer { s.lines.removeAll() }
+                    return (s.lines, s.running)
+                }
+                for line in lines { report(line) }
+                if running == 0 { return }
+            }
+        }
     }
 
     /// The local launcher's shared queue (one lock around everything).
