@@ -90,5 +90,5 @@ let package = Package(
         .testTarget(name: "ShellLanguageTests", dependencies: ["ShellLanguage"], exclude: ["Fixtures"]),
         .testTarget(name: "ShellCommandsTests", dependencies: ["Datasets", "NN", "Plot", "ShellCommands", "ShellLanguage", "TensorCore"], resources: [.copy("Scripts")]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

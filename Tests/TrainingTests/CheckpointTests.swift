@@ -12,13 +12,13 @@ import TensorCore
 import XCTest
 
 final class CheckpointTests: XCTestCase {
-    struct Config {
+    struct Config: Sendable {
         var name: String
         var method: TrainingMethod
         var quantization: QuantizationMethod?
-        var configure: (inout Hyperparameters) -> Void
+        var configure: @Sendable (inout Hyperparameters) -> Void
         /// Called after each step of both runs (manual freezing at the prompt).
-        var afterStep: (Run) throws -> Void = { _ in }
+        var afterStep: @Sendable (Run) throws -> Void = { _ in }
     }
 
     static let configs: [Config] = [
