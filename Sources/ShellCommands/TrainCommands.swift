@@ -169,11 +169,8 @@ extension ShellCommands {
                                                                recordsBefore: resumed ? 0 : recordsBefore))
         }
         if let sel = summary.selected {
-            let row = resultRow(label: label, method: method, run: run, selection: sel, s: s)
-            s.results.removeAll { $0.label == label }
-            s.results.append(row)
             inv.print("\(label): \(summary.stepsRun) steps in \(Render.duration(summary.seconds)) (\(Int(summary.imagesPerSecond)) img/s), final loss \(Render.number(Double(lastLoss), "%.4f"))")
-            inv.print("  selected step \(sel.record.step) by train-domain validation: I.D \(Render.percent(sel.validationAccuracy))%  OOD \(Render.percent(sel.testAccuracy))%  (records: \(recordsPath))")
+            reportSelection(inv, s, label: label, method: method, run: run, selection: sel, recordsPath: recordsPath)
         }
         if summary.interrupted {
             inv.print("interrupted after step \(run.step): model, optimizer and freeze state are intact; `train \(method.rawValue) steps=…` continues")
@@ -201,11 +198,17 @@ extension ShellCommands {
                                    seconds: outcome.seconds, imagesPerSecond: outcome.imagesPerSecond, interrupted: false,
                                    lastRecord: run.records.last, selected: run.selection())
         if let sel = summary.selected {
-            s.results.removeAll { $0.label == label }
-            s.results.append(resultRow(label: label, method: method, run: run, selection: sel, s: s))
-            inv.print("  selected step \(sel.record.step) by train-domain validation: I.D \(Render.percent(sel.validationAccuracy))%  OOD \(Render.percent(sel.testAccuracy))%  (records: \(recordsPath))")
+            reportSelection(inv, s, label: label, method: method, run: run, selection: sel, recordsPath: recordsPath)
         }
         return trainValue(run, summary: summary, label: label)
+    }
+
+    /// A finished call's row in `results` (replacing the label's earlier one) and its selection line.
+    static func reportSelection(_ inv: Invocation, _ s: Session, label: String, method: TrainingMethod, run: Run,
+                                selection sel: Selection, recordsPath: String) {
+        s.results.removeAll { $0.label == label }
+        s.results.append(resultRow(label: label, method: method, run: run, selection: sel, s: s))
+        inv.print("  selected step \(sel.record.step) by train-domain validation: I.D \(Render.percent(sel.validationAccuracy))%  OOD \(Render.percent(sel.testAccuracy))%  (records: \(recordsPath))")
     }
 
     /// The session file to resume this new run from (`s.launch.resumeFrom`, set by `fqat-shell
