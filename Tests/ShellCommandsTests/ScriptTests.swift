@@ -425,3 +425,45 @@ final class LandscapeFigureTests: XCTestCase {
         XCTAssertTrue(h.output.error.contains("zscale"), h.output.error)
     }
 }
+
+final class RunIndependenceTests: XCTestCase {
+    /// A run's records depend on its checkpoint, seed and settings, not on the runs an earlier part of
+    /// the session made: FQAT after QAT and QAT+SAGM from the same checkpoint (as the quickstart runs
+    /// it) writes the same records, frozen counts included, as FQAT alone in a fresh session. Guards
+    /// against state (sampler, disorder tracker, freeze set, optimizer, quantizer ranges) carrying over.
+    func testAnFQATRunDoesNotDependOnTheRunsBeforeIt() throws {
+        try XCTSkipUnless(fashionMNISTPresent, "Fashion-MNIST (dataset-fashion-mnist) is not installed")
+        func script(_ methods: String, checkpoint: String, trainFirst: Bool) -> String {
+            """
+            set seed=0
+            data style-fmnist test=fog per_domain=60 batch=8
+            \(trainFirst ? "model new resnet8 width=0.5\ntrain erm steps=3 lr=1e-3 bn=train eval_every=3 label=fp-erm\nsave model \"\(checkpoint)\"" : "")
+            for method in \(methods) {
+                load model "\(checkpoint)"
+                quantize lsq bits=4 init=mse calib=2
+                train method steps=12 lr=1e-4 scale_lr=1e-4 bn=frozen tau=0.5 K=3 eval_every=4
+            }
+            """
+        }
+        let all = try ShellHarness(), alone = try ShellHarness()
+        let checkpoint = all.directory.appendingPathComponent("fp.safetensors").path
+        XCTAssertEqual(all.run(script(#"["qat", "qat+sagm", "fqat"]"#, checkpoint: checkpoint, trainFirst: true)), 0, all.output.error)
+        XCTAssertEqual(alone.run(script(#"["fqat"]"#, checkpoint: checkpoint, trainFirst: false)), 0, alone.output.error)
+        func records(_ h: ShellHarness) throws -> [[String: Any]] {
+            let text = try String(contentsOf: h.directory.appendingPathComponent("out/fqat-lsq-4bit.jsonl"), encoding: .utf8)
+            return try text.split(separator: "\n").map {
+                var r = try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+                r["provenance"] = nil  // names the harness's own folder
+                r["args"] = nil
+                return r
+            }
+        }
+        let a = try records(all), b = try records(alone)
+        XCTAssertEqual(a.count, 3)
+        XCTAssertEqual(a.count, b.count)
+        XCTAssertTrue(a.contains { ($0["frozen_scales"] as? Int ?? 0) > 0 }, "the run must freeze something for the check to mean anything")
+        for (x, y) in zip(a, b) {
+            XCTAssertEqual(NSDictionary(dictionary: x), NSDictionary(dictionary: y))
+        }
+    }
+}
