@@ -19,7 +19,7 @@
     X(dnnl_primitive_desc_create) X(dnnl_primitive_desc_destroy) X(dnnl_primitive_desc_query_md)    \
     X(dnnl_primitive_desc_query) X(dnnl_primitive_create) X(dnnl_primitive_destroy)                 \
     X(dnnl_primitive_execute) X(dnnl_memory_create) X(dnnl_memory_destroy)                          \
-    X(dnnl_memory_set_data_handle)
+    X(dnnl_memory_set_data_handle) X(dnnl_sgemm)
 
 #define FQ_DECLARE(name) static __typeof__(name) *p_##name;
 FQ_DNNL_FUNCTIONS(FQ_DECLARE)
@@ -298,4 +298,11 @@ int fqdnnl_conv_backward(fqdnnl_conv *c, const float *x, const float *weight, co
     RUN(p_dnnl_primitive_execute(c->prim[2], stream, 4, args));
     RUN(reorder(&c->w_dwei, 0)); RUN(reorder(&c->w_dbia, 0));
     return (int)p_dnnl_stream_wait(stream);
+}
+
+int fqdnnl_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+                 const float *b, long ldb, float beta, float *c, long ldc, int threads) {
+    if (load_state != 1) return (int)dnnl_runtime_error;
+    p_omp_set_num_threads(threads < 1 ? 1 : threads);
+    return (int)p_dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

@@ -35,7 +35,9 @@ public func gemm(transA: Bool = false, transB: Bool = false,
 }
 
 extension Tensor {
-    /// Matrix product of two rank-2 tensors, optionally transposed.
+    /// Matrix product of two rank-2 tensors, optionally transposed: the Linear layer's product. On the
+    /// oneDNN backend it runs on oneDNN's sgemm (falling back to OpenBLAS if that call fails); `gemm`
+    /// above, which the im2col convolutions use, is always OpenBLAS.
     public static func matmul(_ a: Tensor, _ b: Tensor, transA: Bool = false, transB: Bool = false) -> Tensor {
         precondition(a.rank == 2 && b.rank == 2, "matmul wants rank-2 tensors, got \(a.shape) and \(b.shape)")
         let m = transA ? a.shape[1] : a.shape[0]
@@ -44,6 +46,9 @@ extension Tensor {
         let n = transB ? b.shape[0] : b.shape[1]
         precondition(k == kb, "matmul inner dimensions differ: \(a.shape)\(transA ? "ᵀ" : "") × \(b.shape)\(transB ? "ᵀ" : "")")
         var c = Tensor(shape: [m, n])
+        if Backend.current == .onednn, OneDNNMatmul.multiply(a, b, transA: transA, transB: transB, m: m, n: n, k: k, into: &c) {
+            return c
+        }
         a.data.withUnsafeBufferPointer { pa in
             b.data.withUnsafeBufferPointer { pb in
                 c.data.withUnsafeMutableBufferPointer { pc in

@@ -1,5 +1,6 @@
-// The compute backend of the engine's convolutions: OpenBLAS (im2col + sgemm, the reference and the
-// fallback) or oneDNN (its JIT convolution kernels, in the blocked layouts it chooses).
+// The compute backend of the engine's convolutions and the Linear layer's product: OpenBLAS (im2col +
+// sgemm, the reference and the fallback) or oneDNN (its JIT convolution kernels, in the blocked
+// layouts it chooses, and its sgemm).
 //
 // oneDNN is loaded at run time (Sources/CDNNL): when libdnnl.so.2 is missing, or a primitive cannot
 // be created for some shape, convolutions run on OpenBLAS. Primitives are created once per
@@ -249,6 +250,31 @@ enum OneDNNConvolution {
             }
             return status == 0 ? Convolution2dGradients(input: dX, weight: dW, bias: dB) : nil
         }
+    }
+}
+
+/// The Linear layer's matrix product on oneDNN (`dnnl_sgemm`: JIT kernels chosen from the CPU's ISA
+/// flags, like its convolutions). Plain row-major buffers, no reorders; at a fixed thread count the
+/// result is the same run to run (OneDNNMatmulTests).
+enum OneDNNMatmul {
+    /// Products oneDNN computed so far (tests check that the oneDNN path really ran).
+    static let completed = Atomic<Int>(0)
+
+    /// c = op(a) · op(b); false when oneDNN is unavailable or the call failed (c is then untouched
+    /// or overwritten by the caller's fallback).
+    static func multiply(_ a: Tensor, _ b: Tensor, transA: Bool, transB: Bool, m: Int, n: Int, k: Int, into c: inout Tensor) -> Bool {
+        guard Backend.oneDNNAvailable, m > 0, n > 0, k > 0 else { return false }
+        let threads = Int32(max(1, Parallel.threads))
+        let status: Int32 = a.data.withUnsafeBufferPointer { pa in
+            b.data.withUnsafeBufferPointer { pb in
+                c.data.withUnsafeMutableBufferPointer { pc in
+                    fqdnnl_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, 1, pa.baseAddress, a.shape[1],
+                                 pb.baseAddress, b.shape[1], 0, pc.baseAddress, n, threads)
+                }
+            }
+        }
+        if status == 0 { completed.add(1, ordering: .relaxed) }
+        return status == 0
     }
 }
 

@@ -3,6 +3,65 @@ import XCTest
 import ReferenceKernels
 
 final class GemmTests: XCTestCase {
+    /// Tensor.matmul (the Linear layer's product) on each backend, at 1 and 2 threads, against the
+    /// Double reference; on oneDNN it must really run there (its call counter moves).
+    func testMatmulMatchesReferenceOnEveryBackend() throws {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        let backends: [ComputeBackend] = Backend.oneDNNAvailable ? [.openblas, .onednn] : [.openblas]
+        for backend in backends {
+            for threads in [1, 2] {
+                Parallel.threads = threads
+                let before = OneDNNMatmul.completed.load(ordering: .relaxed)
+                try Backend.with(backend) { checkMatmulAgainstReference(shapes: [(1, 1, 1), (3, 5, 7), (17, 9, 33), (64, 65, 31), (96, 100, 512)]) }
+                let ran = OneDNNMatmul.completed.load(ordering: .relaxed) - before
+                XCTAssertEqual(ran > 0, backend == .onednn, "\(backend) at \(threads) threads: \(ran) oneDNN products")
+            }
+        }
+    }
+
+    /// Same inputs and thread count, same bits, on oneDNN's sgemm (a reduction over k split across
+    /// threads would show here).
+    func testOneDNNMatmulIsDeterministicAtTwoThreads() throws {
+        try XCTSkipUnless(Backend.oneDNNAvailable, "oneDNN is not available")
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        Parallel.threads = 2
+        var rng = RNG(seed: 9)
+        let a = rng.normalTensor([128, 2048]), b = rng.normalTensor([1000, 2048])
+        try Backend.with(.onednn) {
+            let first = Tensor.matmul(a, b, transB: true)
+            for _ in 0..<3 { XCTAssertEqual(Tensor.matmul(a, b, transB: true), first) }
+            let dw = Tensor.matmul(first, a, transA: true)
+            XCTAssertEqual(Tensor.matmul(first, a, transA: true), dw)
+        }
+    }
+
+    func checkMatmulAgainstReference(shapes: [(Int, Int, Int)], file: StaticString = #filePath, line: UInt = #line) {
+        var rng = RNG(seed: 1)
+        for (m, n, k) in shapes {
+            for ta in [false, true] { for tb in [false, true] {
+                let a = rng.normalTensor(ta ? [k, m] : [m, k])
+                let b = rng.normalTensor(tb ? [n, k] : [k, n])
+                let fast = Tensor.matmul(a, b, transA: ta, transB: tb)
+                var ref = [Float](repeating: 0, count: m * n)
+                gemmReference(transA: ta, transB: tb, m: m, n: n, k: k, a: a.data, lda: a.shape[1],
+                              b: b.data, ldb: b.shape[1], c: &ref, ldc: n)
+                // The classical bound for any summation order: |fl(Σ aᵢbᵢ) − Σ aᵢbᵢ| ≤ γₖ Σ|aᵢbᵢ|, γₖ = k·u/(1 − k·u).
+                var bound = [Float](repeating: 0, count: m * n)
+                gemmReference(transA: ta, transB: tb, m: m, n: n, k: k, a: a.data.map(abs), lda: a.shape[1],
+                              b: b.data.map(abs), ldb: b.shape[1], c: &bound, ldc: n)
+                let u = Double(Float.ulpOfOne) / 2, gamma = Double(k + 1) * u / (1 - Double(k + 1) * u)
+                var worst = 0.0
+                for i in 0..<(m * n) {
+                    let error = Double(abs(fast.data[i] - ref[i]))
+                    worst = max(worst, error / (gamma * Double(bound[i]) + 1e-30))
+                }
+                XCTAssertLessThanOrEqual(worst, 1, "\(Backend.current) m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb): error / bound \(worst)", file: file, line: line)
+            } }
+        }
+    }
+
     func testGemmMatchesReferenceAllTransposes() {
         var rng = RNG(seed: 1)
         for (m, n, k) in [(1, 1, 1), (3, 5, 7), (17, 9, 33), (64, 65, 31)] {

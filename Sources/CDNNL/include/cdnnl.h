@@ -47,4 +47,9 @@ size_t fqdnnl_conv_scratch_bytes(const fqdnnl_conv *conv);
 /// any handles must be serialised by the caller: they share this arena.
 size_t fqdnnl_arena_bytes(void);
 
+/// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major, with oneDNN's sgemm (its JIT kernels for
+/// this CPU's ISA) on `threads` OpenMP threads. Returns 0 on success, a dnnl_status_t otherwise.
+int fqdnnl_sgemm(int trans_a, int trans_b, long m, long n, long k, float alpha, const float *a, long lda,
+                 const float *b, long ldb, float beta, float *c, long ldc, int threads);
+
 #endif
