@@ -24,7 +24,7 @@ let package = Package(
         .executable(name: "fqat-bench", targets: ["fqat-bench"]),
     ],
     dependencies: [
-        /// fqat-shell's own flags (`--threads`, `--check`, …), their help text and usage errors.
+        /// fqat-shell's own flags (`--threads`, `--check`, …) and `fqat-shell sweep …`'s: their help text and usage errors.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
@@ -68,7 +68,10 @@ let package = Package(
         /// Lexer, parser, checker, interpreter and the command registry. Knows nothing of tensors.
         .target(name: "ShellLanguage", swiftSettings: swift6),
         /// The command tables binding the language to the engine, and the shared Session.
-        .target(name: "ShellCommands", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Plot", "Quant", "ShellLanguage", "TensorCore", "Training"], swiftSettings: swift6),
+        /// `fqat-shell sweep …`'s command line (SweepCLI) is a swift-argument-parser command group.
+        .target(name: "ShellCommands", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Plot", "Quant", "ShellLanguage", "TensorCore", "Training",
+                                                      .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                swiftSettings: swift6),
         .executableTarget(name: "fqat-shell", dependencies: ["CEditLine", "ShellCommands", "ShellLanguage",
                                                              .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swift6),

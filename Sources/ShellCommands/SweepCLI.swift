@@ -1,116 +1,211 @@
-// `fqat-shell sweep create|list|run|task …` (and `collect`, which the executable answers with
-// `summary`): the command line of sweeps, in the style of DomainBed's sweep.py. docs/sweeps.md.
+// `fqat-shell sweep create|list|run|task|collect …`: the command line of sweeps, in the style of
+// DomainBed's sweep.py (docs/sweeps.md). One swift-argument-parser command group: each subcommand's
+// declarations below are its parsing, its `--help` text and its usage errors (exit 64); a sweep that
+// cannot be made or run exits 65 with the reason, anything else 70.
+import ArgumentParser
 import Foundation
+import ShellLanguage
 
 public enum SweepCLI {
-    public static let usage = """
-    usage: fqat-shell sweep create DIR SCRIPT [--grid A,B] [--each C] [--prepare K=V]… [--reuse K=V]…
-                                   [--trial AXIS] [--domainbed-dataset NAME] [--name=value …]
-           fqat-shell sweep list DIR
-           fqat-shell sweep run DIR [--launcher local|slurm] [--workers N] [--threads T] [--dry-run]
-                                    [--partition P] [--time T] [--mem M] [--parallel N] [--sbatch-flag F]…
-           fqat-shell sweep task DIR [INDEX] [--threads T]   (INDEX defaults to $SLURM_ARRAY_TASK_ID)
-           fqat-shell sweep collect DIR [summary keywords, e.g. csv=table.csv versus=lsq-4bit]
-    create  writes DIR/sweep.tasks: one task per combination of the axes (--grid: options the script
-            loops over, each task gets a one-element list such as --seeds=[0]; --each: single values
-            such as --lr=1e-3, one DomainBed hparams_seed per combination). --prepare K=V makes a first
-            stage (one task per combination of the axes K=V does not replace) whose output the other
-            tasks reuse, with --reuse K=V added to them. Script options are passed as given.
-    list    each task's state: pending, running, done, failed (with the last error line).
-    run     runs every task that is not done: local (N worker processes × T threads; default
-            N = cores / T, T = 1) or slurm (one sbatch --array per stage; --dry-run prints the scripts).
-    task    runs one task in the foreground (what both launchers run).
-    """
-
     /// Runs a sweep subcommand; `print` receives standard output, `printError` standard error.
     public static func main(_ argv: [String], print: @escaping (String) -> Void = { Swift.print($0) },
                             printError: @escaping (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }) -> Int32 {
-        guard let sub = argv.first else { printError(usage); return 64 }
-        let rest = Array(argv.dropFirst())
+        let names = SweepCommand.configuration.subcommands.compactMap { $0.configuration.commandName }
+        if argv.count == 1, ["-h", "--help", "help"].contains(argv[0]) {
+            // `sweep --help` prints every subcommand's help too: one screen shows the whole command line.
+            print(wholeHelp)
+            return 0
+        }
+        if let first = argv.first, !first.hasPrefix("-"), first != "help", !names.contains(first) {
+            printError("fqat-shell sweep: unknown subcommand '\(first)'; use \(names.dropLast().joined(separator: ", ")) or \(names.last ?? "")\n\n"
+                       + SweepCommand.helpMessage(columns: 100))
+            return usageStatus
+        }
+        let sub: SweepSubcommand
         do {
-            switch sub {
-            case "create": return try create(rest, print: print)
-            case "list": return try list(rest, print: print)
-            case "run": return try run(rest, print: print)
-            case "task": return try task(rest)
-            case "-h", "--help", "help": print(usage); return 0
-            default:
-                printError("fqat-shell sweep: unknown subcommand '\(sub)'; use create, list, run, task or collect\n\(usage)")
-                return 64
+            var command = try SweepCommand.parseAsRoot(argv.first == "create" ? SweepCreateCommand.scriptOptionsLast(argv) : argv)
+            if command is SweepCommand {
+                // `fqat-shell sweep` alone: the group itself has nothing to run.
+                printError("fqat-shell sweep: give a subcommand: \(names.joined(separator: ", "))\n\n" + SweepCommand.helpMessage(columns: 100))
+                return usageStatus
             }
+            guard let chosen = command as? SweepSubcommand else {
+                // argument-parser's own `help SUBCOMMAND`: running it throws its help request.
+                try command.run()
+                return 0
+            }
+            sub = chosen
+        } catch {
+            // `SUBCOMMAND --help` and `help SUBCOMMAND` print that subcommand's help; a usage error
+            // prints what is wrong, the usage line and where to read more.
+            if SweepCommand.exitCode(for: error) == .success {
+                print(SweepCommand.fullMessage(for: error, columns: 100))
+                return 0
+            }
+            printError(SweepCommand.fullMessage(for: error, columns: 100))
+            return usageStatus
+        }
+        let name = type(of: sub).configuration.commandName ?? "sweep"
+        do {
+            return try sub.execute(SweepIO(print: print, printError: printError))
         } catch let e as SweepError {
-            printError("fqat-shell sweep \(sub): \(e.description)")
+            printError("fqat-shell sweep \(name): \(e.description)")
             return 65
         } catch {
-            printError("fqat-shell sweep \(sub): \(error)")
+            printError("fqat-shell sweep \(name): \(error)")
             return 70
         }
     }
 
-    /// Splits `--flag value` pairs (for `flags`) from the rest.
-    static func takeFlags(_ argv: [String], flags: Set<String>, switches: Set<String> = []) throws -> (values: [(String, String)], switches: Set<String>, rest: [String]) {
-        var values: [(String, String)] = [], on = Set<String>(), rest: [String] = []
-        var i = 0
-        while i < argv.count {
-            let a = argv[i]
-            if flags.contains(a) {
-                guard i + 1 < argv.count else { throw SweepError("\(a) needs a value") }
-                values.append((a, argv[i + 1]))
-                i += 2
-            } else if switches.contains(a) {
-                on.insert(a); i += 1
-            } else {
-                rest.append(a); i += 1
-            }
-        }
-        return (values, on, rest)
+    /// EX_USAGE: the command line is wrong (as for fqat-shell's own flags).
+    static let usageStatus: Int32 = 64
+
+    /// `fqat-shell sweep --help`: the group's help, then each subcommand's, so that one screen shows
+    /// the whole command line (docs/sweeps.md).
+    static var wholeHelp: String {
+        ([SweepCommand.helpMessage(columns: 100)]
+         + SweepCommand.configuration.subcommands.map { SweepCommand.helpMessage(for: $0, columns: 100) })
+            .joined(separator: "\n")
     }
 
+    /// A sweep flag's `NAME=VALUE`.
     static func keyValue(_ text: String, flag: String) throws -> SweepOption {
-        guard let eq = text.firstIndex(of: "="), eq != text.startIndex else { throw SweepError("\(flag) takes NAME=VALUE, not '\(text)'") }
+        guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+            throw ValidationError("\(flag) takes NAME=VALUE, not '\(text)'")
+        }
         return SweepOption(String(text[..<eq]), String(text[text.index(after: eq)...]))
     }
 
-    static func int(_ text: String, flag: String, min: Int = 1) throws -> Int {
-        guard let n = Int(text), n >= min else { throw SweepError("\(flag) takes a whole number ≥ \(min), not '\(text)'") }
-        return n
+    static func atLeastOne(_ value: Int?, flag: String) throws {
+        if let value, value < 1 { throw ValidationError("\(flag) takes a whole number ≥ 1, not '\(value)'") }
+    }
+}
+
+/// Where a subcommand writes (the executable: stdout and stderr; tests: closures).
+struct SweepIO {
+    var print: (String) -> Void
+    var printError: (String) -> Void
+}
+
+/// The sweep folder: the first argument of `list`, `run`, `task` and `collect`.
+struct SweepFolderArgument: ParsableArguments {
+    @ArgumentParser.Argument(help: ArgumentHelp("The sweep folder.", valueName: "DIR"))
+    var dir: String
+}
+
+/// A runnable sweep subcommand: `execute` returns the exit status.
+protocol SweepSubcommand: ParsableCommand {
+    func execute(_ io: SweepIO) throws -> Int32
+}
+
+/// `fqat-shell sweep`: the group.
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fqat-shell sweep",
+        abstract: "Sweeps: a grid over a script's options as a task list, run locally or as a Slurm job array.",
+        discussion: """
+        `create` writes the task list before anything runs; `run` runs every task that is not done with a \
+        launcher; `list` shows each task's state; `collect` prints the table. Output is in DomainBed's \
+        layout (docs/sweeps.md). Exit codes: 0 ok, 64 usage error, 65 the sweep cannot be made or run \
+        (with the reason), 70 a task failed or another error.
+        """,
+        subcommands: [SweepCreateCommand.self, SweepListCommand.self, SweepRunCommand.self, SweepTaskCommand.self, SweepCollectCommand.self],
+        helpNames: [.short, .long])
+}
+
+struct SweepCreateCommand: SweepSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Write DIR/sweep.tasks: one task per combination of the axes.",
+        discussion: """
+        Script options (--name=value) are passed to every task as given; an axis' option holds all its \
+        values (--seeds=[0,23]). --grid axes are options the script loops over: each task gets a \
+        one-element list such as --seeds=[0]. --each axes are single values such as --lr=1e-3, one \
+        DomainBed hparams_seed per combination. --prepare K=V makes a first stage (one task per \
+        combination of the axes K=V does not replace) whose output the other tasks reuse, with \
+        --reuse K=V added to them.
+        """)
+
+    @ArgumentParser.Argument(help: ArgumentHelp("The sweep folder (created if needed).", valueName: "DIR"))
+    var dir: String
+    @ArgumentParser.Argument(help: ArgumentHelp("The script every task runs.", valueName: "SCRIPT"))
+    var script: String
+    @ArgumentParser.Option(help: ArgumentHelp("Axes the script loops over, comma-separated (repeatable).", valueName: "A,B"))
+    var grid: [String] = []
+    @ArgumentParser.Option(help: ArgumentHelp("Axes of single values, comma-separated (repeatable).", valueName: "C"))
+    var each: [String] = []
+    @ArgumentParser.Option(help: ArgumentHelp("An option of the prepare stage (repeatable).", valueName: "K=V"))
+    var prepare: [String] = []
+    @ArgumentParser.Option(help: ArgumentHelp("An option added to the tasks that reuse a prepare task (repeatable).", valueName: "K=V"))
+    var reuse: [String] = []
+    @ArgumentParser.Option(help: ArgumentHelp("The axis whose value index becomes DomainBed's trial_seed (default: seeds or seed).", valueName: "AXIS"))
+    var trial: String?
+    @ArgumentParser.Option(name: .customLong("domainbed-dataset"),
+                           help: ArgumentHelp("The name written as args.dataset for DomainBed's tools.", valueName: "NAME"))
+    var domainBedDataset: String?
+    @ArgumentParser.Argument(parsing: .allUnrecognized,
+                             help: ArgumentHelp("The script's options, passed to every task.", valueName: "--name=value"))
+    var scriptOptions: [String] = []
+
+    /// The flags of `create` itself (every other `--name=value` is the script's).
+    static let flags = ["grid", "each", "prepare", "reuse", "trial", "domainbed-dataset"]
+
+    /// Script options may stand anywhere, before DIR and SCRIPT too; argument-parser's
+    /// `.allUnrecognized` takes unknown options only after the positional arguments, so they are
+    /// moved behind them (in the order given) before parsing.
+    static func scriptOptionsLast(_ argv: [String]) -> [String] {
+        func isScriptOption(_ a: String) -> Bool {
+            guard a.hasPrefix("--"), let eq = a.firstIndex(of: "=") else { return false }
+            return !flags.contains(String(a[a.index(a.startIndex, offsetBy: 2)..<eq]))
+        }
+        return argv.filter { !isScriptOption($0) } + argv.filter(isScriptOption)
     }
 
-    static func create(_ argv: [String], print: (String) -> Void) throws -> Int32 {
-        let (values, _, rest) = try takeFlags(argv, flags: ["--grid", "--each", "--prepare", "--reuse", "--trial", "--domainbed-dataset"])
-        let positional = rest.filter { !$0.hasPrefix("--") }
-        guard positional.count == 2 else { throw SweepError("create takes a sweep folder and a script: sweep create DIR SCRIPT [--name=value …]") }
-        let dir = positional[0], script = positional[1]
+    /// The script options as (name, value); anything else is a usage error.
+    func options() throws -> [SweepOption] {
+        try scriptOptions.map { a in
+            guard a.hasPrefix("--"), let eq = a.firstIndex(of: "="), a.distance(from: a.startIndex, to: eq) > 2 else {
+                throw ValidationError("'\(a)' is neither a sweep flag (\(Self.flags.map { "--" + $0 }.joined(separator: ", "))) "
+                                      + "nor a script option --name=value")
+            }
+            return SweepOption(String(a[a.index(a.startIndex, offsetBy: 2)..<eq]), String(a[a.index(after: eq)...]))
+        }
+    }
+
+    func validate() throws {
+        _ = try options()
+        for p in prepare { _ = try SweepCLI.keyValue(p, flag: "--prepare") }
+        for r in reuse { _ = try SweepCLI.keyValue(r, flag: "--reuse") }
+    }
+
+    func execute(_ io: SweepIO) throws -> Int32 {
         guard FileManager.default.isReadableFile(atPath: script) else { throw SweepError("cannot read the script '\(script)'") }
         var spec = SweepSpec(script: script)
-        for a in rest where a.hasPrefix("--") {
-            guard let eq = a.firstIndex(of: "="), a.distance(from: a.startIndex, to: eq) > 2 else {
-                throw SweepError("'\(a)' is neither a sweep flag (--grid, --each, --prepare, --reuse, --trial, --domainbed-dataset) nor a script option --name=value")
-            }
-            spec.options.append(SweepOption(String(a[a.index(a.startIndex, offsetBy: 2)..<eq]), String(a[a.index(after: eq)...])))
-        }
-        for (flag, v) in values {
-            switch flag {
-            case "--grid": spec.listAxes += v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            case "--each": spec.scalarAxes += v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            case "--prepare": spec.prepare.append(try keyValue(v, flag: flag))
-            case "--reuse": spec.reuse.append(try keyValue(v, flag: flag))
-            case "--trial": spec.trialAxis = v
-            default: spec.domainBedDataset = v
-            }
-        }
-        let scriptPath = SweepRunner.absolute(script)
-        let tasks = try SweepPlan.tasks(spec, scriptPath: scriptPath)
+        spec.options = try options()
+        spec.listAxes = grid.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        spec.scalarAxes = each.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        spec.prepare = try prepare.map { try SweepCLI.keyValue($0, flag: "--prepare") }
+        spec.reuse = try reuse.map { try SweepCLI.keyValue($0, flag: "--reuse") }
+        spec.trialAxis = trial
+        spec.domainBedDataset = domainBedDataset
+        let tasks = try SweepPlan.tasks(spec, scriptPath: SweepRunner.absolute(script))
         let sweep = SweepFolder(dir)
         try sweep.write(tasks)
         let stages = Set(tasks.map(\.stage)).count
-        print("sweep \(dir): \(tasks.count) tasks\(stages > 1 ? " (\(tasks.filter { $0.stage == 0 }.count) prepare tasks first)" : "") in \(sweep.taskListPath)")
+        io.print("sweep \(dir): \(tasks.count) tasks\(stages > 1 ? " (\(tasks.filter { $0.stage == 0 }.count) prepare tasks first)" : "") in \(sweep.taskListPath)")
         return 0
     }
+}
 
-    static func list(_ argv: [String], print: (String) -> Void) throws -> Int32 {
-        guard argv.count == 1 else { throw SweepError("list takes the sweep folder: sweep list DIR") }
-        let sweep = SweepFolder(argv[0])
+struct SweepListCommand: SweepSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "Each task's state: pending, running, done, failed (with the last error line).")
+
+    @OptionGroup var folder: SweepFolderArgument
+
+    func execute(_ io: SweepIO) throws -> Int32 {
+        let sweep = SweepFolder(folder.dir)
         let tasks = try sweep.read()
         var rows: [[String]] = []
         var counts: [String: Int] = [:]
@@ -126,55 +221,80 @@ public enum SweepCLI {
             }
             rows.append([String(t.index), String(t.id.prefix(8)), state.name, t.commandLineOptions.joined(separator: " "), detail])
         }
-        print(Render.table(["#", "id", "state", "options", "detail"], rows))
-        print(["done", "running", "failed", "pending"].map { "\(counts[$0] ?? 0) \($0)" }.joined(separator: ", "))
+        io.print(Render.table(["#", "id", "state", "options", "detail"], rows))
+        io.print(["done", "running", "failed", "pending"].map { "\(counts[$0] ?? 0) \($0)" }.joined(separator: ", "))
         return 0
     }
+}
 
-    static func run(_ argv: [String], print: @escaping (String) -> Void) throws -> Int32 {
-        let (values, switches, rest) = try takeFlags(argv, flags: ["--launcher", "--workers", "--threads", "--partition", "--time", "--mem",
-                                                                     "--parallel", "--sbatch-flag", "--cpus-per-task"],
-                                                     switches: ["--dry-run"])
-        guard rest.count == 1 else { throw SweepError("run takes the sweep folder: sweep run DIR [--launcher local|slurm] …; unexpected: \(rest.dropFirst().joined(separator: " "))") }
-        let sweep = SweepFolder(rest[0])
-        let tasks = try sweep.read()
-        var launcher = "local"
-        var threads = 1
-        var workers: Int?
-        var slurm = SweepRunner.SlurmSettings()
-        for (flag, v) in values {
-            switch flag {
-            case "--launcher":
-                guard ["local", "slurm"].contains(v) else { throw SweepError("--launcher is local or slurm, not '\(v)'") }
-                launcher = v
-            case "--workers": workers = try int(v, flag: flag)
-            case "--threads", "--cpus-per-task": threads = try int(v, flag: flag); slurm.cpusPerTask = threads
-            case "--partition": slurm.partition = v
-            case "--time": slurm.time = v
-            case "--mem": slurm.memory = v
-            case "--parallel": slurm.parallel = try int(v, flag: flag)
-            default: slurm.extra.append(v)
-            }
-        }
-        let pending = tasks.filter { sweep.state($0) != .done }
-        if launcher == "local" {
-            let n = workers ?? max(1, ProcessInfo.processInfo.activeProcessorCount / threads)
-            if switches.contains("--dry-run") {
-                print("local: \(pending.count) of \(tasks.count) tasks to run, \(n) workers × \(threads) threads; each runs:")
-                for t in pending { print("  " + ([SweepRunner.executable] + SweepRunner.arguments(t, sweep: sweep, threads: threads)).joined(separator: " ")) }
-                return 0
-            }
-            print("local: \(pending.count) of \(tasks.count) tasks to run, \(n) workers × \(threads) threads")
-            let start = Date()
-            let failures = SweepRunner.runLocal(sweep: sweep, tasks: tasks, workers: n, threads: threads, report: print)
-            print("local: finished in \(String(format: "%.1f", Date().timeIntervalSince(start))) s; \(failures) not done (`fqat-shell sweep list \(sweep.path)`)")
-            return failures == 0 ? 0 : 70
-        }
-        return try submitSlurm(sweep: sweep, pending: pending, settings: slurm, dryRun: switches.contains("--dry-run"), print: print)
+struct SweepRunCommand: SweepSubcommand {
+    enum Launcher: String, CaseIterable, ExpressibleByArgument { case local, slurm }
+
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run every task that is not done.",
+        discussion: """
+        local: N worker processes × T threads (default N = cores / T, T = 1). slurm: one sbatch --array \
+        per stage, later stages with --dependency=afterok on the one before; --dry-run prints the scripts.
+        """)
+
+    @OptionGroup var folder: SweepFolderArgument
+    @ArgumentParser.Option(help: "Where the tasks run.")
+    var launcher = Launcher.local
+    @ArgumentParser.Option(help: ArgumentHelp("Local worker processes (default: cores / threads).", valueName: "N"))
+    var workers: Int?
+    @ArgumentParser.Option(name: [.customLong("threads"), .customLong("cpus-per-task")],
+                           help: ArgumentHelp("Threads of each task (Slurm: --cpus-per-task).", valueName: "T"))
+    var threads = 1
+    @Flag(name: .customLong("dry-run"), help: "Print what would run (local: each task's command; slurm: the sbatch scripts).")
+    var dryRun = false
+    @ArgumentParser.Option(help: ArgumentHelp("Slurm partition.", valueName: "P"))
+    var partition: String?
+    @ArgumentParser.Option(help: ArgumentHelp("Slurm time limit of a task.", valueName: "T"))
+    var time: String?
+    @ArgumentParser.Option(help: ArgumentHelp("Slurm memory of a task.", valueName: "M"))
+    var mem: String?
+    @ArgumentParser.Option(help: ArgumentHelp("Slurm array tasks running at once.", valueName: "N"))
+    var parallel: Int?
+    @ArgumentParser.Option(name: .customLong("sbatch-flag"), help: ArgumentHelp("An extra #SBATCH line (repeatable).", valueName: "F"))
+    var sbatchFlags: [String] = []
+
+    func validate() throws {
+        try SweepCLI.atLeastOne(workers, flag: "--workers")
+        try SweepCLI.atLeastOne(threads, flag: "--threads")
+        try SweepCLI.atLeastOne(parallel, flag: "--parallel")
     }
 
-    static func submitSlurm(sweep: SweepFolder, pending: [SweepTask], settings: SweepRunner.SlurmSettings, dryRun: Bool,
-                            print: (String) -> Void) throws -> Int32 {
+    func execute(_ io: SweepIO) throws -> Int32 {
+        let sweep = SweepFolder(folder.dir)
+        let tasks = try sweep.read()
+        let pending = tasks.filter { sweep.state($0) != .done }
+        switch launcher {
+        case .local:
+            let n = workers ?? max(1, ProcessInfo.processInfo.activeProcessorCount / threads)
+            if dryRun {
+                io.print("local: \(pending.count) of \(tasks.count) tasks to run, \(n) workers × \(threads) threads; each runs:")
+                for t in pending { io.print("  " + ([SweepRunner.executable] + SweepRunner.arguments(t, sweep: sweep, threads: threads)).joined(separator: " ")) }
+                return 0
+            }
+            io.print("local: \(pending.count) of \(tasks.count) tasks to run, \(n) workers × \(threads) threads")
+            let start = Date()
+            let failures = SweepRunner.runLocal(sweep: sweep, tasks: tasks, workers: n, threads: threads, report: io.print)
+            io.print("local: finished in \(String(format: "%.1f", Date().timeIntervalSince(start))) s; \(failures) not done (`fqat-shell sweep list \(sweep.path)`)")
+            return failures == 0 ? 0 : 70
+        case .slurm:
+            var slurm = SweepRunner.SlurmSettings()
+            slurm.cpusPerTask = threads
+            slurm.partition = partition
+            slurm.time = time
+            slurm.memory = mem
+            slurm.parallel = parallel
+            slurm.extra = sbatchFlags
+            return try submitSlurm(sweep: sweep, pending: pending, settings: slurm, print: io.print)
+        }
+    }
+
+    func submitSlurm(sweep: SweepFolder, pending: [SweepTask], settings: SweepRunner.SlurmSettings, print: (String) -> Void) throws -> Int32 {
         guard !pending.isEmpty else { print("slurm: every task is done"); return 0 }
         let slurmDir = (sweep.path as NSString).appendingPathComponent("slurm")
         try? FileManager.default.createDirectory(atPath: slurmDir, withIntermediateDirectories: true)
@@ -210,18 +330,78 @@ public enum SweepCLI {
         }
         return 0
     }
+}
 
-    static func task(_ argv: [String]) throws -> Int32 {
-        let (values, _, rest) = try takeFlags(argv, flags: ["--threads"])
-        guard rest.count == 1 || rest.count == 2 else { throw SweepError("task takes the sweep folder and a task index: sweep task DIR [INDEX]") }
-        let sweep = SweepFolder(rest[0])
+struct SweepTaskCommand: SweepSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "task",
+        abstract: "Run one task in the foreground (what both launchers run).")
+
+    @OptionGroup var folder: SweepFolderArgument
+    @ArgumentParser.Argument(help: ArgumentHelp("The task's index (default: $SLURM_ARRAY_TASK_ID).", valueName: "INDEX"))
+    var index: Int?
+    @ArgumentParser.Option(help: ArgumentHelp("Threads of the task's script (its --threads).", valueName: "T"))
+    var threads: Int?
+
+    func validate() throws { try SweepCLI.atLeastOne(threads, flag: "--threads") }
+
+    func execute(_ io: SweepIO) throws -> Int32 {
+        let sweep = SweepFolder(folder.dir)
         let tasks = try sweep.read()
-        let indexText = rest.count == 2 ? rest[1] : ProcessInfo.processInfo.environment["SLURM_ARRAY_TASK_ID"]
+        let indexText = index.map(String.init) ?? ProcessInfo.processInfo.environment["SLURM_ARRAY_TASK_ID"]
         guard let text = indexText else { throw SweepError("no task index: give one (sweep task DIR INDEX) or run under a Slurm array (SLURM_ARRAY_TASK_ID)") }
-        guard let index = Int(text), index >= 0, index < tasks.count else {
+        guard let i = Int(text), i >= 0, i < tasks.count else {
             throw SweepError("task index '\(text)' is not in 0…\(tasks.count - 1) (\(tasks.count) tasks in \(sweep.taskListPath))")
         }
-        let threads = try values.last.map { try int($0.1, flag: "--threads") }
-        return try SweepRunner.runTask(tasks[index], sweep: sweep, threads: threads, all: tasks)
+        return try SweepRunner.runTask(tasks[i], sweep: sweep, threads: threads, all: tasks)
+    }
+}
+
+struct SweepCollectCommand: SweepSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "collect",
+        abstract: "Print the sweep's table: `summary DIR` with summary's keywords (csv=, versus=, oracle=).")
+
+    @OptionGroup var folder: SweepFolderArgument
+    @ArgumentParser.Argument(help: ArgumentHelp("summary keywords, e.g. csv=table.csv versus=lsq-4bit oracle=true.", valueName: "NAME=VALUE"))
+    var keywords: [String] = []
+
+    func validate() throws {
+        guard SweepFolder.isSweep(folder.dir) else {
+            throw ValidationError("'\(folder.dir)' is not a sweep (no \(SweepFolder.taskListName)); `summary` reads any folder of records")
+        }
+        for arg in keywords where !arg.contains("=") {
+            throw ValidationError("'\(arg)' is not a summary keyword NAME=VALUE (csv=, versus=, oracle=)")
+        }
+    }
+
+    func execute(_ io: SweepIO) throws -> Int32 {
+        let interpreter = Interpreter(registry: ShellCommands.makeRegistry(session: Session()), output: ForwardingOutput(io))
+        interpreter.echoCommandResults = false
+        let text = (["summary", Self.quoted(folder.dir)] + keywords.map(Self.keyword)).joined(separator: " ")
+        return interpreter.runScript(Source(name: "<sweep collect>", text: text), arguments: .parse(scriptName: "sweep", [])).status
+    }
+
+    /// `name=value` as a summary keyword: booleans and numbers as they are, anything else quoted.
+    static func keyword(_ arg: String) -> String {
+        guard let eq = arg.firstIndex(of: "=") else { return arg }
+        let value = String(arg[arg.index(after: eq)...])
+        let literal = value == "true" || value == "false" || Double(value) != nil
+        return String(arg[...eq]) + (literal ? value : quoted(value))
+    }
+
+    /// A string literal of the shell language.
+    static func quoted(_ s: String) -> String {
+        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+}
+
+/// The interpreter's output for `collect`, line by line to the subcommand's print functions.
+final class ForwardingOutput: Output {
+    let io: SweepIO
+    init(_ io: SweepIO) { self.io = io }
+    func write(_ text: String, to channel: OutputChannel) {
+        let line = text.hasSuffix("\n") ? String(text.dropLast()) : text
+        channel == .standard ? io.print(line) : io.printError(line)
     }
 }

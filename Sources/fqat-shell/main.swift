@@ -83,35 +83,9 @@ struct ShellOptions: ParsableCommand {
 
 var argv = Array(CommandLine.arguments.dropFirst())
 
-func failUsage(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("fqat-shell: \(message)\n".utf8))
-    exit(64)
-}
-
-/// A string literal of the shell language.
-func quoted(_ s: String) -> String {
-    "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-}
-
-// `fqat-shell sweep …`: everything but `collect` is answered by SweepCLI; `collect` is `summary`.
+// `fqat-shell sweep …`: a swift-argument-parser command group of its own (ShellCommands' SweepCLI).
 if argv.first == "sweep" {
-    let rest = Array(argv.dropFirst())
-    if rest.first == "collect" {
-        guard rest.count >= 2 else { failUsage("sweep collect takes the sweep folder: fqat-shell sweep collect DIR [csv=FILE versus=LABEL oracle=true]") }
-        guard SweepFolder.isSweep(rest[1]) else { failUsage("'\(rest[1])' is not a sweep (no \(SweepFolder.taskListName)); `summary` reads any folder of records") }
-        let session = Session()
-        let interpreter = Interpreter(registry: ShellCommands.makeRegistry(session: session), output: StandardOutput())
-        interpreter.echoCommandResults = false
-        let keywords = rest.dropFirst(2).map { arg -> String in
-            guard let eq = arg.firstIndex(of: "=") else { failUsage("sweep collect: '\(arg)' is not a summary keyword NAME=VALUE (csv=, versus=, oracle=)") }
-            let value = String(arg[arg.index(after: eq)...])
-            let literal = value == "true" || value == "false" || Double(value) != nil
-            return String(arg[...eq]) + (literal ? value : quoted(value))
-        }
-        let text = "summary \(quoted(rest[1])) " + keywords.joined(separator: " ")
-        exit(interpreter.runScript(Source(name: "<sweep collect>", text: text), arguments: .parse(scriptName: "sweep", [])).status)
-    }
-    exit(SweepCLI.main(rest))
+    exit(SweepCLI.main(Array(argv.dropFirst())))
 }
 
 // Everything else: fqat-shell's own flags. `--help` prints to standard output and exits 0; a bad flag

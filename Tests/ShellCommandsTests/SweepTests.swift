@@ -122,7 +122,67 @@ final class SweepTests: XCTestCase {
         XCTAssertTrue(errors.last?.contains("is not a sweep (no sweep.tasks)") == true, errors.last ?? "")
         XCTAssertEqual(run(["create", "/tmp/x", "/nonexistent.fqs"]), 65)
         XCTAssertTrue(errors.last?.contains("cannot read the script") == true)
-        XCTAssertEqual(run(["run", "/tmp/x", "--workers", "zero"]), 65)
+        // Usage errors come from the argument-parser declarations: exit 64, what is wrong and the usage.
+        XCTAssertEqual(run(["run", "/tmp/x", "--workers", "zero"]), 64)
+        XCTAssertTrue(errors.last?.contains("The value 'zero' is invalid for '--workers <N>'") == true, errors.last ?? "")
+        XCTAssertTrue(errors.last?.contains("Usage: fqat-shell sweep run <DIR>") == true, errors.last ?? "")
+        XCTAssertEqual(run(["run", "/tmp/x", "--workers", "0"]), 64)
+        XCTAssertTrue(errors.last?.contains("--workers takes a whole number ≥ 1, not '0'") == true, errors.last ?? "")
+        XCTAssertEqual(run(["run", "/tmp/x", "--wrokers", "2"]), 64)
+        XCTAssertTrue(errors.last?.contains("Unknown option '--wrokers'. Did you mean '--workers'?") == true, errors.last ?? "")
+        XCTAssertEqual(run(["run", "/tmp/x", "--threads"]), 64)
+        XCTAssertTrue(errors.last?.contains("Missing value for '--threads <T>'") == true, errors.last ?? "")
+        XCTAssertEqual(run(["run", "/tmp/x", "--launcher", "pbs"]), 64)
+        XCTAssertTrue(errors.last?.contains("'pbs' is invalid for '--launcher <launcher>'") == true, errors.last ?? "")
+        XCTAssertEqual(run(["task", "/tmp/x", "first"]), 64)
+        XCTAssertTrue(errors.last?.contains("The value 'first' is invalid for '<INDEX>'") == true, errors.last ?? "")
+        XCTAssertEqual(run(["create", "/tmp/x", "examples/paper/table1.fqs", "--seeds"]), 64)
+        XCTAssertTrue(errors.last?.contains("'--seeds' is neither a sweep flag (--grid, --each, --prepare, --reuse, --trial, --domainbed-dataset) nor a script option --name=value") == true, errors.last ?? "")
+        XCTAssertEqual(run(["create", "/tmp/x", "examples/paper/table1.fqs", "--prepare", "bits"]), 64)
+        XCTAssertTrue(errors.last?.contains("--prepare takes NAME=VALUE, not 'bits'") == true, errors.last ?? "")
+        XCTAssertEqual(run(["create", "/tmp/x"]), 64)
+        XCTAssertTrue(errors.last?.contains("Missing expected argument '<SCRIPT>'") == true, errors.last ?? "")
+        XCTAssertEqual(run(["collect", "/nonexistent/sweep"]), 64)
+        XCTAssertTrue(errors.last?.contains("'/nonexistent/sweep' is not a sweep (no sweep.tasks)") == true, errors.last ?? "")
+        XCTAssertEqual(run([]), 64)
+        XCTAssertTrue(errors.last?.contains("give a subcommand: create, list, run, task, collect") == true, errors.last ?? "")
+    }
+
+    /// `sweep --help` prints the whole command line, generated from the declarations: every
+    /// subcommand with its arguments and flags. `SUBCOMMAND --help` prints that one.
+    func testHelpShowsTheWholeCommandLine() {
+        var out: [String] = [], errors: [String] = []
+        XCTAssertEqual(SweepCLI.main(["--help"], print: { out.append($0) }, printError: { errors.append($0) }), 0)
+        let help = out.joined(separator: "\n")
+        for text in ["USAGE: fqat-shell sweep create <DIR> <SCRIPT> [--grid <A,B> ...] [--each <C> ...] [--prepare <K=V> ...]",
+                     "USAGE: fqat-shell sweep list <DIR>",
+                     "USAGE: fqat-shell sweep run <DIR> [--launcher <launcher>] [--workers <N>] [--threads <T>] [--dry-run]",
+                     "--sbatch-flag <F>", "--threads, --cpus-per-task <T>", "(values: local, slurm; default: local)",
+                     "USAGE: fqat-shell sweep task <DIR> [<INDEX>] [--threads <T>]", "$SLURM_ARRAY_TASK_ID",
+                     "USAGE: fqat-shell sweep collect <DIR> [<NAME=VALUE> ...]"] {
+            XCTAssertTrue(help.contains(text), "\(text) in\n\(help)")
+        }
+        XCTAssertEqual(errors, [])
+        out = []
+        XCTAssertEqual(SweepCLI.main(["run", "--help"], print: { out.append($0) }, printError: { errors.append($0) }), 0)
+        XCTAssertTrue(out.joined().contains("USAGE: fqat-shell sweep run <DIR>"), out.joined())
+        XCTAssertFalse(out.joined().contains("sweep create"), out.joined())
+    }
+
+    /// Script options (`--name=value`) may stand anywhere among the sweep flags and reach the tasks in
+    /// the order given; repeated `--grid` adds axes.
+    func testScriptOptionsPassThroughInOrder() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fqat-sweep-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var out: [String] = [], errors: [String] = []
+        let status = SweepCLI.main(["create", "--seeds=[0,1]", dir, "--grid", "seeds", "examples/paper/table1.fqs", "--lr=-1e-3",
+                                    "--grid", "domains", "--domains=[fog]", "--trial", "seeds"],
+                                   print: { out.append($0) }, printError: { errors.append($0) })
+        XCTAssertEqual(status, 0, "\(errors)")
+        let tasks = try SweepFolder(dir).read()
+        XCTAssertEqual(tasks.map(\.commandLineOptions), [["--seeds=[0]", "--lr=-1e-3", "--domains=[fog]"],
+                                                         ["--seeds=[1]", "--lr=-1e-3", "--domains=[fog]"]])
+        XCTAssertEqual(out, ["sweep \(dir): 2 tasks in \(SweepFolder(dir).taskListPath)"])
     }
 
     /// The smoke sweep: table1.fqs at smoke size over 2 held-out domains, with the FP checkpoint as a
