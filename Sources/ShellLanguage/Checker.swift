@@ -1,11 +1,12 @@
 // Checker (phase 3 of 4): a pass over the whole script, sourced files and every block included,
 // before anything runs, so a typo on line 40 surfaces before a two-hour `train` on line 3.
 //
-// It resolves names lexically, the same way the interpreter does at run time (block scopes; `let`
-// binds in the innermost block; sourced files share the scope they are sourced into), and validates
+// It first runs the `Resolver` (Resolver.swift), which walks the scopes as they will run (block
+// scopes; `let` binds in the innermost block; sourced files share the scope they are sourced into)
+// and records what every name is; the checker then reports errors from that record and validates
 // every command call against its `CommandSpec` with the same `ArgKind.coerce` the interpreter uses.
-// Only what is known before running is judged: literal values and bare words; a variable's value is
-// checked when the command runs.
+// The interpreter runs from the same record (`resolution`). Only what is known before running is
+// judged: literal values and bare words; a variable's value is checked when the command runs.
 import Foundation
 
 /// What the checker knows about a value before running.
@@ -24,39 +25,35 @@ public final class Checker {
     /// Reads a sourced file (tests substitute an in-memory file system).
     public var readSource: (String) throws -> Source = { try Source.file(atPath: $0) }
 
-    var scopes: [Set<String>]
-    /// After a `source` whose path is computed, names it may define are unknown: stop reporting
-    /// undefined variables rather than report false ones.
+    /// Names bound before the program (the session's variables; after a check, what it bound).
+    var variables: Set<String>
+    /// Checking was relaxed by an earlier program's computed `source`.
     var relaxed = false
+    /// The resolver's record of the program last checked: what the interpreter runs from.
+    private(set) var resolution = Resolution()
     var diagnostics: [Diagnostic] = []
-    /// Files being checked, outermost first (cycle detection and relative paths).
-    var sourceStack: [Source] = []
     /// Where each sourced file was sourced from (for the "sourced from here" note).
     var sourcedFrom: [SourceRange] = []
 
     public init(registry: CommandRegistry, variables: Set<String> = [], scriptArgumentCount: Int? = nil) {
         self.registry = registry
-        self.scopes = [variables]
+        self.variables = variables
         self.scriptArgumentCount = scriptArgumentCount
     }
 
-    /// Checks a parsed program; returns errors and warnings in the order found.
+    /// Resolves and checks a parsed program; returns errors and warnings in the order found.
     public func check(_ program: Program) -> [Diagnostic] {
-        sourceStack = [program.source]
+        let resolver = Resolver(registry: registry, variables: variables, readSource: readSource)
+        resolver.relaxed = relaxed
+        resolution = resolver.resolve(program)
+        variables = resolution.boundNames
+        relaxed = resolver.relaxed
         check(program.statements)
         return diagnostics
     }
 
     /// Names bound after checking (the REPL keeps them between entries).
-    public var boundNames: Set<String> { scopes.reduce(into: Set<String>()) { $0.formUnion($1) } }
-
-    // MARK: Scopes
-
-    func isBound(_ name: String) -> Bool { scopes.contains { $0.contains(name) } }
-    func define(_ name: String) { scopes[scopes.count - 1].insert(name) }
-    func push() { scopes.append([]) }
-    func pop() { scopes.removeLast() }
-    var variableNames: [String] { boundNames.sorted() }
+    public var boundNames: Set<String> { variables }
 
     func report(_ diagnostic: Diagnostic) {
         var diagnostic = diagnostic
@@ -65,6 +62,26 @@ public final class Checker {
             diagnostic.notes.append(.note("in the file sourced here", at: from))
         }
         diagnostics.append(diagnostic)
+    }
+
+    // MARK: What the resolver recorded
+
+    /// The binding of a variable reference (a word or `$name`) where it stands.
+    func binding(at range: SourceRange) -> Binding {
+        // Every reference is resolved; a missing one is treated as possibly bound (no false error).
+        resolution.references[range] ?? .assumed
+    }
+
+    /// Whether the word or `$name` at `range` may name a variable (bound, or possibly bound).
+    func mayBeBound(at range: SourceRange) -> Bool {
+        if case .unbound = binding(at: range) { return false }
+        return true
+    }
+
+    /// The names bound where the unbound reference at `range` stands, sorted (suggestions).
+    func visibleNames(at range: SourceRange) -> Set<String> {
+        if case .unbound(let visible) = binding(at: range) { return visible }
+        return []
     }
 
     // MARK: Statements
@@ -79,37 +96,27 @@ public final class Checker {
             checkCommand(command, inRightHandSide: false)
         case .expression(let expression):
             _ = checkExpression(expression)
-        case .letBinding(let name, _, let value, _):
+        case .letBinding(_, _, let value, _):
             checkRightHandSide(value)
-            define(name)
         case .assignment(let name, let nameRange, let value, _):
             checkRightHandSide(value)
-            if !isBound(name), !relaxed {
-                report(.error("cannot assign to undefined variable '\(name)'" + Suggestions.didYouMean(name, in: variableNames),
+            if case .unbound(let visible)? = resolution.assignments[nameRange] {
+                report(.error("cannot assign to undefined variable '\(name)'" + Suggestions.didYouMean(name, in: visible.sorted()),
                               at: nameRange, notes: [.note("declare it first with 'let \(name) = …'")]))
             }
-        case .forLoop(let variable, _, let sequence, let body, _):
+        case .forLoop(_, _, let sequence, let body, _):
             if let value = checkExpression(sequence).value, value.listValue == nil {
                 report(.error("'for' needs a list to loop over, got \(ArgKind.show(value))", at: sequence.range))
             }
-            push()
-            define(variable)
             check(body.statements)
-            pop()
         case .conditional(let branches, let elseBody, _):
             for branch in branches {
                 if let value = checkExpression(branch.condition).value, value.boolValue == nil {
                     report(.error("condition must be true or false, got \(ArgKind.show(value))", at: branch.condition.range))
                 }
-                push()
                 check(branch.body.statements)
-                pop()
             }
-            if let elseBody {
-                push()
-                check(elseBody.statements)
-                pop()
-            }
+            if let elseBody { check(elseBody.statements) }
         case .source(let path, let range):
             checkSource(path, range: range)
         case .time(let command, _):
@@ -127,7 +134,8 @@ public final class Checker {
     // MARK: Commands
 
     func checkCommand(_ command: Command, inRightHandSide: Bool) {
-        switch Resolver.target(of: command, in: registry, isBound: { isBound($0) || relaxed }) {
+        guard let resolved = resolution.commands[command.nameRange] else { return }
+        switch resolved.target {
         case .help:
             checkHelpTopic([(command.name, command.nameRange)])
             return
@@ -136,12 +144,13 @@ public final class Checker {
             report(.error("'\(command.name)' is a statement and gives no value", at: command.nameRange))
             return
         case .command(let spec):
-            checkInvocation(command.arguments, spec: spec, path: [command.name], command: command)
+            if let call = resolved.call { checkInvocation(command.arguments, spec: spec, call: call, path: [command.name], command: command) }
             return
         case .variable:
             return
         case .undefinedVariablePath:
-            report(undefinedVariable(Interpreter.firstSegment(command.name), in: command.name, at: command.nameRange))
+            report(undefinedVariable(Interpreter.firstSegment(command.name), in: command.name, at: command.nameRange,
+                                     visible: resolved.visibleNames))
             return
         case .variableWithArguments:
             var notes: [Diagnostic] = []
@@ -160,6 +169,7 @@ public final class Checker {
             break
         }
         let commands = registry.commandNames
+        let variableNames = resolved.visibleNames.sorted()
         if inRightHandSide && command.arguments.isEmpty {
             report(.error("'\(command.name)' is neither a command nor a variable"
                           + Suggestions.didYouMean(command.name, in: commands + variableNames), at: command.nameRange))
@@ -196,59 +206,29 @@ public final class Checker {
         }
     }
 
-    /// Arguments of a call against its spec (recursing into a subcommand).
-    func checkInvocation(_ arguments: [Argument], spec: CommandSpec, path: [String], command: Command) {
-        if !spec.subcommands.isEmpty {
-            checkSubcommandCall(arguments, spec: spec, path: path, command: command)
-            return
-        }
-        let match = ArgumentMatcher.match(arguments, spec: spec, path: path, commandRange: command.nameRange)
-        for problem in match.problems { report(problem) }
-        if path == ["help"] {
-            // Topics are checked as names, not as values.
-            var words: [(String, SourceRange)] = []
-            for (_, argument) in match.matched {
-                if case .known(.string(let text), _) = staticArgumentValue(argument.value) {
-                    words.append((text, argument.value.range))
-                } else {
-                    return
-                }
-            }
-            checkHelpTopic(words)
-            return
-        }
-        for (argSpec, argument) in match.matched {
-            checkValue(argument.value, against: argSpec)
-        }
-        if let variadic = spec.variadic {
-            for argument in match.rest { checkValue(argument.value, against: variadic) }
-        } else {
-            for argument in match.rest { _ = staticArgumentValue(argument.value) }
-        }
-    }
-
-    func checkSubcommandCall(_ arguments: [Argument], spec: CommandSpec, path: [String], command: Command) {
+    /// Arguments of a call against its spec, as the resolver bound them (recursing into a subcommand).
+    func checkInvocation(_ arguments: [Argument], spec: CommandSpec, call: ResolvedCall, path: [String], command: Command) {
         let names = spec.subcommands.map(\.name)
-        let firstIndex: Int
-        let named: String?
-        switch Resolver.subcommand(of: spec, arguments: arguments) {
-        case .missing:
+        switch call {
+        case .missingSubcommand:
             report(.error("'\(path.joined(separator: " "))' needs a subcommand: \(names.joined(separator: ", "))",
                           at: command.nameRange))
             for argument in arguments { _ = staticArgumentValue(argument.value) }
-            return
-        case .named(let word, let index):
-            (firstIndex, named) = (index, word)
-        case .computed(let index):
-            // Known now only when the value is: a literal text.
-            if case .known(.string(let text), _) = staticArgumentValue(arguments[index].value) {
-                (firstIndex, named) = (index, text)
-            } else {
-                (firstIndex, named) = (index, nil)
+        case .subcommand(let sub, let index, let subCall):
+            var remaining = arguments
+            remaining.remove(at: index)
+            checkInvocation(remaining, spec: sub, call: subCall, path: path + [sub.name], command: command)
+        case .computedSubcommand(let index):
+            let first = arguments[index]
+            // Known now only when the value is: a literal text (one naming a subcommand was resolved).
+            if case .known(.string(let name), _) = staticArgumentValue(first.value), spec.subcommand(named: name) == nil {
+                report(.error("'\(path.joined(separator: " "))' has no subcommand '\(name)'" + Suggestions.didYouMean(name, in: names),
+                              at: first.value.range, notes: [.note("subcommands: \(names.joined(separator: ", "))")]))
+                for argument in arguments where argument.range.start != first.range.start {
+                    _ = staticArgumentValue(argument.value)
+                }
+                return
             }
-        }
-        let first = arguments[firstIndex]
-        guard let name = named else {
             // Chosen at run time: only the keys can be judged now.
             let allKeys = Set(spec.subcommands.flatMap { $0.namedArguments.map(\.name) })
             for argument in arguments where argument.label != nil && !allKeys.contains(argument.label!) {
@@ -256,29 +236,39 @@ public final class Checker {
                               + Suggestions.didYouMean(argument.label!, in: allKeys.sorted()), at: argument.labelRange))
             }
             for argument in arguments { _ = staticArgumentValue(argument.value) }
-            return
-        }
-        guard let sub = spec.subcommand(named: name) else {
-            report(.error("'\(path.joined(separator: " "))' has no subcommand '\(name)'" + Suggestions.didYouMean(name, in: names),
-                          at: first.value.range, notes: [.note("subcommands: \(names.joined(separator: ", "))")]))
-            for argument in arguments where argument.range.start != first.range.start {
-                _ = staticArgumentValue(argument.value)
+        case .arguments(let match, let choices):
+            for problem in match.problems { report(problem) }
+            if path == ["help"] {
+                // Topics are checked as names, not as values.
+                var words: [(String, SourceRange)] = []
+                for (_, argument) in match.matched {
+                    if case .known(.string(let text), _) = staticArgumentValue(argument.value) {
+                        words.append((text, argument.value.range))
+                    } else {
+                        return
+                    }
+                }
+                checkHelpTopic(words)
+                return
             }
-            return
+            for (argSpec, argument) in match.matched {
+                checkValue(argument.value, against: argSpec, choices: choices)
+            }
+            if let variadic = spec.variadic {
+                for argument in match.rest { checkValue(argument.value, against: variadic, choices: choices) }
+            } else {
+                for argument in match.rest { _ = staticArgumentValue(argument.value) }
+            }
         }
-        var remaining = arguments
-        remaining.remove(at: firstIndex)
-        checkInvocation(remaining, spec: sub, path: path + [name], command: command)
     }
 
     /// One argument value against its spec: literal type, range and choice; undefined variables.
-    func checkValue(_ expression: ExpressionNode, against argSpec: ArgSpec) {
+    func checkValue(_ expression: ExpressionNode, against argSpec: ArgSpec, choices: [SourceRange: ChoiceWord]) {
         // `let fqat = …` then `train fqat`: the choice word wins over the variable (as at run time); say so.
-        if let word = Resolver.choiceWord(expression, for: argSpec) {
-            if isBound(word) {
-                let range = expression.range
-                report(.warning("'\(word)' is the choice '\(word)' here, not the variable", at: range,
-                                notes: [.note("write $\(word) for the variable")]))
+        if let choice = choices[expression.range] {
+            if choice.shadowsVariable {
+                report(.warning("'\(choice.word)' is the choice '\(choice.word)' here, not the variable", at: expression.range,
+                                notes: [.note("write $\(choice.word) for the variable")]))
             }
             return
         }
@@ -288,8 +278,8 @@ public final class Checker {
             _ = try argSpec.kind.coerce(value)
         } catch let problem as ArgumentProblem {
             var notes = problem.notes.map { Diagnostic.note($0) }
-            if let (word, _) = bareWords.first, !argSpec.kind.acceptsText {
-                let hint = Suggestions.closest(to: Interpreter.firstSegment(word), in: variableNames)
+            if let (word, range) = bareWords.first, !argSpec.kind.acceptsText {
+                let hint = Suggestions.closest(to: Interpreter.firstSegment(word), in: visibleNames(at: range).sorted())
                 notes.append(.note("'\(word)' is not a variable" + (hint.map { "; did you mean '\($0)'?" } ?? "")))
             }
             report(.error("argument '\(argSpec.name)' \(problem.message)", at: expression.range, notes: notes))
@@ -302,7 +292,7 @@ public final class Checker {
             for (word, range) in bareWords {
                 let first = Interpreter.firstSegment(word)
                 guard Interpreter.isVariablePath(word),
-                      let match = Suggestions.closest(to: first, in: variableNames) else { continue }
+                      let match = Suggestions.closest(to: first, in: visibleNames(at: range).sorted()) else { continue }
                 report(.warning("'\(word)' is not a variable, so it is read as the text \"\(word)\"", at: range,
                                 notes: [.note("did you mean '\(match)'? (quote the text to silence this warning)")]))
             }
@@ -315,7 +305,7 @@ public final class Checker {
     func staticArgumentValue(_ expression: ExpressionNode) -> StaticValue {
         switch expression {
         case .word(let word, let range):
-            if Interpreter.isVariablePath(word), isBound(Interpreter.firstSegment(word)) || relaxed { return .unknown }
+            if Interpreter.isVariablePath(word), mayBeBound(at: range) { return .unknown }
             return .known(.string(word), bareWords: [(word, range)])
         case .list(let items, _):
             var values: [Value] = []
@@ -385,22 +375,23 @@ public final class Checker {
 
     func checkVariablePath(_ name: String, at range: SourceRange) {
         guard Interpreter.isVariablePath(name) else {
-            let operatorHint = Checker.operatorHint(name, bound: isBound)
+            let visible = visibleNames(at: range)
+            let operatorHint = Checker.operatorHint(name, bound: { visible.contains($0) })
             report(.error("'\(name)' is not a variable name", at: range,
                           notes: [.note(operatorHint ?? "to use it as text, quote it: \"\(name)\"")]))
             return
         }
-        let first = Interpreter.firstSegment(name)
-        if isBound(first) || relaxed { return }
-        report(undefinedVariable(first, in: name, at: range))
+        if mayBeBound(at: range) { return }
+        report(undefinedVariable(Interpreter.firstSegment(name), in: name, at: range, visible: visibleNames(at: range)))
     }
 
-    func undefinedVariable(_ first: String, in word: String, at range: SourceRange) -> Diagnostic {
+    /// `visible`: the names bound where the word stands.
+    func undefinedVariable(_ first: String, in word: String, at range: SourceRange, visible: Set<String>) -> Diagnostic {
         var message = "undefined variable '\(first)'"
         var notes: [Diagnostic] = []
-        if let match = Suggestions.closest(to: first, in: variableNames) {
+        if let match = Suggestions.closest(to: first, in: visible.sorted()) {
             message += "; did you mean '\(match)'?"
-        } else if let hint = Checker.operatorHint(word, bound: isBound) {
+        } else if let hint = Checker.operatorHint(word, bound: { visible.contains($0) }) {
             notes.append(.note(hint))
         } else {
             notes.append(.note("to use it as text, quote it: \"\(word)\""))
@@ -420,44 +411,31 @@ public final class Checker {
 
     // MARK: source
 
+    /// A `source` statement, from what the resolver found: a computed path (checking is relaxed
+    /// after it), a cycle, a file too deep or unreadable, or the file's own statements.
     func checkSource(_ path: ExpressionNode, range: SourceRange) {
-        guard case .known(let value, _) = staticArgumentValue(path), let text = try? ArgKind.path.coerce(value).stringValue else {
-            if !relaxed {
+        _ = staticArgumentValue(path)
+        switch resolution.sources[range] {
+        case .computed(let firstRelaxation)?:
+            if firstRelaxation {
                 report(.warning("the file of this 'source' is computed, so it is checked only when it runs", at: path.range,
                                 notes: [.note("undefined-variable checks are relaxed after this line")]))
             }
-            relaxed = true
-            return
-        }
-        let resolved = SourcePaths.resolve(text, from: sourceStack.last)
-        let identity = SourcePaths.standardize(resolved)
-        if let cycleStart = sourceStack.firstIndex(where: { $0.path.map(SourcePaths.standardize) == identity }) {
-            let chain = (sourceStack[cycleStart...].map(\.name) + [text]).joined(separator: " → ")
+        case .cycle(let text, let chain)?:
             report(.error("'\(text)' is already being sourced (cycle: \(chain))", at: path.range))
-            return
-        }
-        guard sourceStack.count < SourcePaths.maximumDepth else {
+        case .tooDeep?:
             report(.error("'source' nested more than \(SourcePaths.maximumDepth) deep", at: path.range))
-            return
+        case .unreadable(let text, let reason, let lookedFor)?:
+            report(.error("cannot source '\(text)': \(reason)", at: path.range,
+                          notes: lookedFor.map { [.note("looked for '\($0)'")] } ?? []))
+        case .parsed(let program, let parseDiagnostics)?:
+            sourcedFrom.append(range)
+            for diagnostic in parseDiagnostics { report(diagnostic) }
+            check(program.statements)
+            sourcedFrom.removeLast()
+        case nil:
+            break
         }
-        let file: Source
-        do {
-            file = try readSource(resolved)
-        } catch let error as SourceReadError {
-            report(.error("cannot source '\(text)': \(error.reason)", at: path.range,
-                          notes: [.note("looked for '\(error.path)'")]))
-            return
-        } catch {
-            report(.error("cannot source '\(text)': \(error)", at: path.range))
-            return
-        }
-        let parsed = Parser.parse(file)
-        sourcedFrom.append(range)
-        for diagnostic in parsed.diagnostics { report(diagnostic) }
-        sourceStack.append(file)
-        check(parsed.program.statements)
-        sourceStack.removeLast()
-        sourcedFrom.removeLast()
     }
 }
 

@@ -1,5 +1,6 @@
-// Interpreter (phase 4 of 4): evaluates a checked program with a `switch` over the AST, calls
-// `CommandSpec.run` with coerced arguments, binds results, and turns every failure into a located
+// Interpreter (phase 4 of 4): evaluates a checked program with a `switch` over the AST, reading what
+// each command is and how its call binds from the resolver's record (`Resolution`, Resolver.swift),
+// calls `CommandSpec.run` with coerced arguments, binds results, and turns every failure into a located
 // diagnostic and an exit status (0 ok, 65 static error, 66 unreadable script, 70 run-time error,
 // 130 interrupted, `exit N` -> N).
 import Foundation
@@ -121,6 +122,10 @@ public final class Interpreter {
 
     /// Files being run, outermost first (relative `source` paths; nesting limit).
     var sourceStack: [Source] = []
+    /// The resolver's record of the program running (and of a sourced file while it runs): what
+    /// each command's first word names, how its call binds, which words are choices. Set from the
+    /// checker's pass before a program runs; never recomputed while it runs.
+    var resolution = Resolution()
 
     public init(registry: CommandRegistry, output: Output = StandardOutput(), interrupt: Interrupt = .shared) {
         self.registry = registry
@@ -175,15 +180,18 @@ public final class Interpreter {
     @discardableResult
     public func run(_ source: Source) -> RunResult {
         let parsed = Parser.parse(source)
-        let diagnostics = Diagnostic.sorted(parsed.diagnostics + makeChecker().check(parsed.program), main: source)
+        let checker = makeChecker()
+        let diagnostics = Diagnostic.sorted(parsed.diagnostics + checker.check(parsed.program), main: source)
         for diagnostic in diagnostics { output.write(diagnostic.rendered(), to: .error) }
         if diagnostics.contains(where: { $0.severity == .error }) {
             return RunResult(status: ExitStatus.staticError, diagnostics: diagnostics, exitRequested: false)
         }
-        // A command may itself run a script (replaying a saved session): restore the outer stack.
-        let outerStack = sourceStack
+        // A command may itself run a script (replaying a saved session): restore the outer stack
+        // and the outer program's resolution.
+        let outerStack = sourceStack, outerResolution = resolution
         sourceStack = [source]
-        defer { sourceStack = outerStack }
+        resolution = checker.resolution
+        defer { sourceStack = outerStack; resolution = outerResolution }
         do {
             for statement in parsed.program.statements {
                 try interrupt.check()
@@ -221,9 +229,13 @@ public final class Interpreter {
         let text = ([name] + positional.map(\.description) + keywords.map { "\($0.0)=\($0.1.description)" }).joined(separator: " ")
         let source = Source(name: "<call>", text: text)
         let parsed = Parser.parse(source)
-        let problems = parsed.diagnostics + makeChecker().check(parsed.program)
+        let checker = makeChecker()
+        let problems = parsed.diagnostics + checker.check(parsed.program)
         if problems.contains(where: { $0.severity == .error }) { throw DiagnosticList(problems) }
         guard case .command(let command)? = parsed.program.statements.first else { throw DiagnosticList(problems) }
+        let outerResolution = resolution
+        resolution = checker.resolution
+        defer { resolution = outerResolution }
         return try executeCommand(command)
     }
 
@@ -322,23 +334,37 @@ public final class Interpreter {
             throw RuntimeError("cannot source '\(text)': \(error)", at: pathExpression.range)
         }
         let parsed = Parser.parse(file)
-        let errors = Diagnostic.capped((parsed.diagnostics + makeChecker().check(parsed.program)).filter { $0.severity == .error })
+        let checker = makeChecker()
+        let errors = Diagnostic.capped((parsed.diagnostics + checker.check(parsed.program)).filter { $0.severity == .error })
         if !errors.isEmpty { throw DiagnosticList(errors) }
+        let outerResolution = resolution
         sourceStack.append(file)
-        defer { sourceStack.removeLast() }
+        resolution = checker.resolution
+        defer { sourceStack.removeLast(); resolution = outerResolution }
         try execute(parsed.program.statements)
     }
 
     // MARK: Commands
 
     func executeCommand(_ command: Command) throws -> Value {
-        switch Resolver.target(of: command, in: registry, isBound: { environment.lookup($0) != nil }) {
+        // What the name is was decided by the resolver before the program ran; it is not decided again.
+        guard let resolved = resolution.commands[command.nameRange] else {
+            throw RuntimeError("internal error: '\(command.name)' was not resolved before it ran; please report this", at: command.nameRange)
+        }
+        switch resolved.target {
         case .help:
             output.write(try helpText([command.name], at: command.nameRange), to: .standard)
             return .none
         case .command(let spec):
-            return try invoke(spec, path: [command.name], arguments: command.arguments, command: command)
+            guard let call = resolved.call else {
+                throw RuntimeError("internal error: the call of '\(command.name)' was not resolved; please report this", at: command.nameRange)
+            }
+            return try invoke(spec, call: call, path: [command.name], arguments: command.arguments, command: command)
         case .variable:
+            // Assumed only because a computed `source` might bind it: unbound now, it is no command either.
+            if resolved.assumedBound, environment.lookup(Interpreter.firstSegment(command.name)) == nil {
+                throw RuntimeError("unknown command '\(command.name)'", at: command.nameRange)
+            }
             return try evaluate(.word(command.name, command.nameRange), argumentContext: false)
         case .statementForm:
             throw RuntimeError("'\(command.name)' is a statement and gives no value", at: command.nameRange)
@@ -359,38 +385,43 @@ public final class Interpreter {
         return text
     }
 
-    func invoke(_ spec: CommandSpec, path: [String], arguments: [Argument], command: Command) throws -> Value {
+    /// Runs a call as the resolver bound it: down the subcommand path to the matched arguments.
+    func invoke(_ spec: CommandSpec, call: ResolvedCall, path: [String], arguments: [Argument], command: Command) throws -> Value {
         let name = path.joined(separator: " ")
-        if !spec.subcommands.isEmpty {
-            let firstIndex: Int
-            let chosen: Value
-            switch Resolver.subcommand(of: spec, arguments: arguments) {
-            case .missing:
-                throw RuntimeError("'\(name)' needs a subcommand: \(spec.subcommands.map(\.name).joined(separator: ", "))",
-                                   at: command.nameRange)
-            case .named(let word, let index):
-                (firstIndex, chosen) = (index, .string(word))
-            case .computed(let index):
-                (firstIndex, chosen) = (index, try evaluate(arguments[index].value, argumentContext: true))
-            }
-            let first = arguments[firstIndex]
+        let match: ArgumentMatcher
+        let choices: [SourceRange: ChoiceWord]
+        switch call {
+        case .missingSubcommand:
+            throw RuntimeError("'\(name)' needs a subcommand: \(spec.subcommands.map(\.name).joined(separator: ", "))",
+                               at: command.nameRange)
+        case .subcommand(let sub, let index, let subCall):
+            var remaining = arguments
+            remaining.remove(at: index)
+            return try invoke(sub, call: subCall, path: path + [sub.name], arguments: remaining, command: command)
+        case .computedSubcommand(let index):
+            // Named by a value known only now: resolved now, by the same rules.
+            let first = arguments[index]
+            let chosen = try evaluate(first.value, argumentContext: true)
             guard let subName = chosen.stringValue, let sub = spec.subcommand(named: subName) else {
                 throw RuntimeError("'\(name)' has no subcommand \(ArgKind.show(chosen))"
                                    + Suggestions.didYouMean(chosen.stringValue ?? "", in: spec.subcommands.map(\.name)),
                                    at: first.value.range)
             }
             var remaining = arguments
-            remaining.remove(at: firstIndex)
-            return try invoke(sub, path: path + [subName], arguments: remaining, command: command)
+            remaining.remove(at: index)
+            let subCall = Resolver.call(of: sub, arguments: remaining, path: path + [subName], commandRange: command.nameRange,
+                                        isBound: { environment.lookup($0) != nil })
+            return try invoke(sub, call: subCall, path: path + [subName], arguments: remaining, command: command)
+        case .arguments(let matched, let choiceWords):
+            (match, choices) = (matched, choiceWords)
         }
-        let match = ArgumentMatcher.match(arguments, spec: spec, path: path, commandRange: command.nameRange)
         if let problem = match.problems.first {
             throw RuntimeError(problem.message, at: problem.range, notes: problem.notes)
         }
         var values: [String: Value] = [:]
         var ranges: [String: SourceRange] = [:]
         for (argSpec, argument) in match.matched {
-            values[argSpec.name] = try coerce(argument.value, to: argSpec)
+            values[argSpec.name] = try coerce(argument.value, to: argSpec, choices: choices)
             ranges[argSpec.name] = argument.range
         }
         for argSpec in spec.namedArguments where values[argSpec.name] == nil {
@@ -398,7 +429,7 @@ public final class Interpreter {
         }
         var rest: [Value] = []
         if let variadic = spec.variadic {
-            rest = try match.rest.map { try coerce($0.value, to: variadic) }
+            rest = try match.rest.map { try coerce($0.value, to: variadic, choices: choices) }
         }
         guard let run = spec.run else {
             throw RuntimeError("'\(name)' cannot run: it has no implementation", at: command.nameRange)
@@ -423,8 +454,9 @@ public final class Interpreter {
         }
     }
 
-    func coerce(_ expression: ExpressionNode, to argSpec: ArgSpec) throws -> Value {
-        if let word = Resolver.choiceWord(expression, for: argSpec) { return .string(word) }
+    /// An argument's value for its parameter; a bare word the resolver found to be a choice is that choice.
+    func coerce(_ expression: ExpressionNode, to argSpec: ArgSpec, choices: [SourceRange: ChoiceWord]) throws -> Value {
+        if let choice = choices[expression.range] { return .string(choice.word) }
         let value = try evaluate(expression, argumentContext: true)
         do {
             return try argSpec.kind.coerce(value)
