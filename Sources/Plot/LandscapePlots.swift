@@ -49,6 +49,17 @@ public struct Grid: Equatable, Sendable {
                                xLast: x.last.map(axisLabel) ?? "", xLabel: xLabel, yLabel: yLabel,
                                zRange: range, zLabel: zLabel, palette: palette)
     }
+
+    /// The one panel of a landscape plot: `commands` over this grid, and the terminal view with the same
+    /// title (caption after " | "), axes and colours.
+    func landscapePanel(_ commands: [String], title: String, caption: String?, axes: LandscapeAxes,
+                        zLabel: String? = nil, zRange: ClosedRange<Double>?, palette: Palette,
+                        transform: (Double) -> Double = { $0 }) -> Panel {
+        let view = terminalHeatmap(title: captioned(title, caption, separator: " | "), xLabel: axes.x,
+                                   yLabel: axes.y, zLabel: zLabel ?? axes.z, zRange: zRange, palette: palette,
+                                   transform: transform)
+        return Panel(commands: commands, tables: [table], terminalHeatmap: view)
+    }
 }
 
 /// A number for an axis label in text: 3 significant digits.
@@ -63,6 +74,19 @@ func axisLabel(_ value: Double) -> String {
 func captioned(_ title: String, _ caption: String?, separator: String = "\n") -> String {
     guard let caption, !caption.isEmpty else { return title }
     return title + separator + caption
+}
+
+/// The commands a contour or heatmap panel opens with: title (caption on a second line), axis and
+/// colour-bar labels, and the flat, square view that fits the grid exactly.
+func mapViewCommands(title: String, caption: String?, axes: LandscapeAxes) -> [String] {
+    ["set title \(gnuplotString(captioned(title, caption)))",
+     "set xlabel \(gnuplotString(axes.x))",
+     "set ylabel \(gnuplotString(axes.y))",
+     "set cblabel \(gnuplotString(axes.z)) offset 1,0",
+     "set view map",
+     "set size square",
+     "set autoscale xfix",
+     "set autoscale yfix"]
 }
 
 /// Contour levels from `start` to `end` every `step` (Li et al.: vmin 0.1, vmax 10, vlevel 0.5).
@@ -112,20 +136,13 @@ public struct ContourPlot: PlotSpec {
     }
 
     public func panels() -> [Panel] {
-        var commands = ["set title \(gnuplotString(captioned(title, caption)))",
-                        "set xlabel \(gnuplotString(axes.x))",
-                        "set ylabel \(gnuplotString(axes.y))",
-                        "set cblabel \(gnuplotString(axes.z)) offset 1,0",
-                        "set view map",
-                        "set size square",
-                        "set autoscale xfix",
-                        "set autoscale yfix",
-                        "unset surface",
-                        "set contour base",
-                        "set cntrparam levels incremental \(plotNumber(levels.start)),\(plotNumber(levels.step)),\(plotNumber(levels.end))",
-                        "set cbrange [\(plotNumber(levels.start)):\(plotNumber(colorTop))]",
-                        palette.gnuplotCommand,
-                        "unset key"]
+        var commands = mapViewCommands(title: title, caption: caption, axes: axes)
+            + ["unset surface",
+               "set contour base",
+               "set cntrparam levels incremental \(plotNumber(levels.start)),\(plotNumber(levels.step)),\(plotNumber(levels.end))",
+               "set cbrange [\(plotNumber(levels.start)):\(plotNumber(colorTop))]",
+               palette.gnuplotCommand,
+               "unset key"]
         var plot = "splot \(Panel.data(0)) using 1:2:3 with lines lw 1.5 palette notitle"
         if labels {
             // Labels sit on the contour lines; an opaque text box hides the line beneath each label.
@@ -134,10 +151,8 @@ public struct ContourPlot: PlotSpec {
             plot += ", \"\" using 1:2:3 with labels boxed notitle"
         }
         commands.append(plot)
-        let clipped = levels.start...colorTop
-        let view = grid.terminalHeatmap(title: captioned(title, caption, separator: " | "), xLabel: axes.x,
-                                        yLabel: axes.y, zLabel: axes.z, zRange: clipped, palette: palette)
-        return [Panel(commands: commands, tables: [grid.table], terminalHeatmap: view)]
+        return [grid.landscapePanel(commands, title: title, caption: caption, axes: axes, zRange: levels.start...colorTop,
+                                    palette: palette)]
     }
 }
 
@@ -159,22 +174,13 @@ public struct HeatmapPlot: PlotSpec {
     }
 
     public func panels() -> [Panel] {
-        var commands = ["set title \(gnuplotString(captioned(title, caption)))",
-                        "set xlabel \(gnuplotString(axes.x))",
-                        "set ylabel \(gnuplotString(axes.y))",
-                        "set cblabel \(gnuplotString(axes.z)) offset 1,0",
-                        "set view map",
-                        "set size square",
-                        "set autoscale xfix",
-                        "set autoscale yfix",
-                        "set pm3d map corners2color mean",
-                        palette.gnuplotCommand,
-                        "unset key"]
+        var commands = mapViewCommands(title: title, caption: caption, axes: axes)
+            + ["set pm3d map corners2color mean",
+               palette.gnuplotCommand,
+               "unset key"]
         if let zRange { commands.append("set cbrange [\(plotNumber(zRange.lowerBound)):\(plotNumber(zRange.upperBound))]") }
         commands.append("splot \(Panel.data(0)) using 1:2:3 with pm3d notitle")
-        let view = grid.terminalHeatmap(title: captioned(title, caption, separator: " | "), xLabel: axes.x,
-                                        yLabel: axes.y, zLabel: axes.z, zRange: zRange, palette: palette)
-        return [Panel(commands: commands, tables: [grid.table], terminalHeatmap: view)]
+        return [grid.landscapePanel(commands, title: title, caption: caption, axes: axes, zRange: zRange, palette: palette)]
     }
 }
 
@@ -332,9 +338,7 @@ public struct SurfacePlot: PlotSpec {
                             + "\"\" using 1:2:(\(clipped)) with lines lc rgb \"#202020\" lw 1 nosurface notitle, "
                             + "\"\" using 1:2:(\(clipped)) with labels nosurface notitle")
         }
-        let view = grid.terminalHeatmap(title: captioned(title, caption, separator: " | "), xLabel: axes.x,
-                                        yLabel: axes.y, zLabel: zLabel, zRange: range, palette: palette,
-                                        transform: transform)
-        return [Panel(commands: commands, tables: [grid.table], terminalHeatmap: view)]
+        return [grid.landscapePanel(commands, title: title, caption: caption, axes: axes, zLabel: zLabel, zRange: range,
+                                    palette: palette, transform: transform)]
     }
 }
