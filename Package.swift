@@ -63,10 +63,12 @@ let package = Package(
         .target(name: "Landscape", dependencies: ["NN", "TensorCore"], swiftSettings: numeric + swift6),
 
         // MARK: Front end (Foundation only)
+        /// The one escaping loop behind gnuplot strings, HTML text and the language's string literals.
+        .target(name: "TextEscaping", swiftSettings: swift6),
         /// Plot specs -> gnuplot scripts; live gnuplot process and a recording stand-in.
-        .target(name: "Plot", dependencies: ["CSpawn"], swiftSettings: swift6),
+        .target(name: "Plot", dependencies: ["CSpawn", "TextEscaping"], swiftSettings: swift6),
         /// Lexer, parser, checker, interpreter and the command registry. Knows nothing of tensors.
-        .target(name: "ShellLanguage", swiftSettings: swift6),
+        .target(name: "ShellLanguage", dependencies: ["TextEscaping"], swiftSettings: swift6),
         /// The command tables binding the language to the engine, and the shared Session.
         /// `fqat-shell sweep …`'s command line (SweepCLI) is a swift-argument-parser command group.
         .target(name: "ShellCommands", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Plot", "Quant", "ShellLanguage", "TensorCore", "Training",

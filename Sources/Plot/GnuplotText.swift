@@ -1,6 +1,7 @@
 // Text helpers shared by every plot kind: gnuplot string literals, numbers, colour palettes.
 // Foundation only: the Plot module takes plain arrays of Double/String and knows nothing of tensors.
 import Foundation
+import TextEscaping
 
 /// Quotes `text` as a gnuplot string expression that gnuplot shows literally and never executes.
 ///
@@ -12,18 +13,8 @@ import Foundation
 /// characters (which gnuplot cannot show and which would end a script line) are dropped. Terminals are set
 /// `noenhanced`, so `_`, `^`, `{`, `}`, `@` and `&` in layer names such as `layer1.0.conv_1` print literally.
 public func gnuplotString(_ text: String) -> String {
-    var quoted = "'"
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "'": quoted += "''"
-        case "\n": quoted += "'.\"\\n\".'"
-        case "\t": quoted += "'.\"\\t\".'"
-        default:
-            if scalar.value < 0x20 || scalar.value == 0x7F { continue }
-            quoted.unicodeScalars.append(scalar)
-        }
-    }
-    return quoted + "'"
+    "'" + escaped(text, replacing: ["'": "''", "\n": "'.\"\\n\".'", "\t": "'.\"\\t\".'"],
+                  dropping: { $0.value < 0x20 || $0.value == 0x7F }) + "'"
 }
 
 /// A number as gnuplot and CSV readers parse it: integers without a fraction, otherwise the shortest

@@ -3,6 +3,7 @@
 // self-contained HTML file (figures inlined as base64 data: URIs, so it can be mailed or archived alone).
 // The title and timestamp are passed in, so the same cells always give the same bytes.
 import Foundation
+import TextEscaping
 
 /// One command and what it produced.
 public struct NotebookCell: Equatable, Sendable {
@@ -76,12 +77,7 @@ public struct Notebook: Equatable, Sendable {
     }
 
     static func escapeMarkdownText(_ text: String) -> String {
-        var escaped = ""
-        for character in text {
-            if "\\[]*_`".contains(character) { escaped.append("\\") }
-            escaped.append(character)
-        }
-        return escaped
+        escaped(text, replacing: ["\\": "\\\\", "[": "\\[", "]": "\\]", "*": "\\*", "_": "\\_", "`": "\\`"])
     }
 
     static func escapeLink(_ link: String) -> String {
@@ -145,18 +141,7 @@ public struct Notebook: Equatable, Sendable {
     }
 
     static func escapeHTML(_ text: String) -> String {
-        var escaped = ""
-        for character in text {
-            switch character {
-            case "&": escaped += "&amp;"
-            case "<": escaped += "&lt;"
-            case ">": escaped += "&gt;"
-            case "\"": escaped += "&quot;"
-            case "'": escaped += "&#39;"
-            default: escaped.append(character)
-            }
-        }
-        return escaped
+        escaped(text, replacing: ["&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;"])
     }
 
     static func mimeType(of path: String) -> String {

@@ -8,6 +8,7 @@
 // - a record printed on its own (`print r`, or a command result shown at the prompt): an aligned
 //   two-column table of its fields, nested lists/records on one line.
 import Foundation
+import TextEscaping
 
 public enum Value: Equatable, CustomStringConvertible {
     case none
@@ -99,18 +100,7 @@ public enum Value: Equatable, CustomStringConvertible {
     }
 
     static func quote(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out + "\""
+        "\"" + escaped(s, replacing: ["\"": "\\\"", "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"]) + "\""
     }
 
     // MARK: Reading text

@@ -78,6 +78,13 @@ final class NotebookTests: XCTestCase {
         XCTAssertEqual(html.components(separatedBy: "<section class=\"cell\">").count - 1, 3)
     }
 
+    /// Escaping works on Unicode scalars: a combining mark after `<` or `*` (one Character with it) must
+    /// not let the special scalar through raw (it did while the loops went by Character).
+    func testEscapingSeesSpecialScalarsUnderCombiningMarks() {
+        XCTAssertEqual(Notebook.escapeHTML("a <\u{338}b> & 'c'"), "a &lt;\u{338}b&gt; &amp; &#39;c&#39;")
+        XCTAssertEqual(Notebook.escapeMarkdownText("*\u{301}x_[1]\\`"), "\\*\u{301}x\\_\\[1\\]\\\\\\`")
+    }
+
     func testRelativePaths() {
         XCTAssertEqual(relativePath(from: "/a/b", to: "/a/b/c.png"), "c.png")
         XCTAssertEqual(relativePath(from: "/a/b", to: "/a/c/d.png"), "../c/d.png")
