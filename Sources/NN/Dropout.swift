@@ -42,7 +42,6 @@ public final class Dropout: Module, DescribedModule {
         return dx
     }
 
-    public var parameters: [Parameter] { [] }
     public func clearCache() { cache = nil }
     public var typeName: String { "Dropout" }
     public var detail: String { "p \(probability)" }

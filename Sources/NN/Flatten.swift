@@ -20,7 +20,6 @@ public final class Flatten: Module, DescribedModule {
         return dy.reshaped(c.inputShape)
     }
 
-    public var parameters: [Parameter] { [] }
     public func clearCache() { cache = nil }
     public var typeName: String { "Flatten" }
     public var detail: String { "" }

@@ -39,7 +39,6 @@ public final class GlobalAvgPool: Module, DescribedModule {
         return dx
     }
 
-    public var parameters: [Parameter] { [] }
     public func clearCache() { cache = nil }
     public var typeName: String { "GlobalAvgPool" }
     public var detail: String { "mean over H, W, flattened" }

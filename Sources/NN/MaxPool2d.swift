@@ -85,7 +85,6 @@ public final class MaxPool2d: Module, DescribedModule {
         return dx
     }
 
-    public var parameters: [Parameter] { [] }
     public func clearCache() { cache = nil }
     public var typeName: String { "MaxPool2d" }
     public var detail: String { "kernel \(kernelSize), stride \(stride), padding \(padding)" }

@@ -45,7 +45,10 @@ public protocol Module: AnyObject {
     func clearCache()
 }
 
+/// By default a module owns nothing itself: its parameters, buffers and caches are its children's (none
+/// for a leaf such as ReLU). A layer with weights or state of its own declares them.
 extension Module {
+    public var parameters: [Parameter] { children.flatMap { $0.1.parameters } }
     public var buffers: [Buffer] { children.flatMap { $0.1.buffers } }
     public var children: [(String, Module)] { [] }
     public func clearCache() { for (_, c) in children { c.clearCache() } }

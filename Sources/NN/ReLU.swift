@@ -38,7 +38,6 @@ public final class ReLU: Module, DescribedModule {
         return dx
     }
 
-    public var parameters: [Parameter] { [] }
     public func clearCache() { cache = nil }
     public var typeName: String { "ReLU" }
     public var detail: String { "" }

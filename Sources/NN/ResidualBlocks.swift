@@ -80,7 +80,6 @@ public final class ZeroPadShortcut: Module, DescribedModule {
         return dx
     }
 
-    public var parameters: [Parameter] { [] }
     public func clearCache() { cache = nil }
     public var typeName: String { "ZeroPadShortcut" }
     public var detail: String { "\(inChannels) -> \(outChannels), stride \(stride) (option A)" }
@@ -143,7 +142,6 @@ public final class BasicBlock: Module, DescribedModule {
         return dx
     }
 
-    public var parameters: [Parameter] { children.flatMap { $0.1.parameters } }
     public var children: [(String, Module)] {
         var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2)]
         if let d = downsample { c.append(("downsample", d)) }
@@ -221,7 +219,6 @@ public final class Bottleneck: Module, DescribedModule {
         return dx
     }
 
-    public var parameters: [Parameter] { children.flatMap { $0.1.parameters } }
     public var children: [(String, Module)] {
         var c: [(String, Module)] = [("conv1", conv1), ("bn1", bn1), ("conv2", conv2), ("bn2", bn2),
                                      ("conv3", conv3), ("bn3", bn3)]
