@@ -11,8 +11,9 @@
 import Foundation
 import TensorCore
 
-/// Options shared by the built-in benchmarks.
-public struct BenchmarkOptions: Equatable, Sendable {
+/// Options shared by the built-in benchmarks (Codable: checkpoints and sessions save them inside
+/// Training's `DataDescriptor`).
+public struct BenchmarkOptions: Codable, Equatable, Sendable {
     /// Seeds the shuffle and every random rendering choice.
     public var seed: UInt64
     /// Keep at most this many images per domain (smoke tests); style-fmnist: images per domain.

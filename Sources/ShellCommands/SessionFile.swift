@@ -251,10 +251,11 @@ enum SessionFile {
             throw CommandError("'\(path)': settings.out is empty or not a path; nothing was loaded")
         }
         if let d = state.data?.descriptor {
-            if let p = d.perDomain { try check("data.perDomain", .int(p), .int(min: 1), command: "data per_domain") }
+            let options = d.benchmarkOptions
+            if let p = options.perDomain { try check("data.perDomain", .int(p), .int(min: 1), command: "data per_domain") }
             if let p = d.limitPerDomain { try check("data.limitPerDomain", .int(p), .int(min: 1), command: "data per_domain") }
-            try check("data.imageSize", .int(d.imageSize), .int(4...1024), command: "data size")
-            try check("data.channels", .int(d.channels), .int(1...3), command: "data channels")
+            try check("data.imageSize", .int(options.imageSize), .int(4...1024), command: "data size")
+            try check("data.channels", .int(options.channels), .int(1...3), command: "data channels")
             if d.name.isEmpty || d.name.contains("\0") || (d.path ?? "").contains("\0") {
                 throw CommandError("'\(path)': data.name or data.path is empty or not a path; nothing was loaded")
             }
@@ -296,7 +297,9 @@ enum SessionFile {
     /// Rebuilds saved data; built-in benchmarks pass the same memory check as `data`.
     static func rebuildData(_ d: DataDescriptor) throws -> DomainDataset {
         if d.kind == .builtin {
-            try ShellCommands.checkBuiltinDataMemory(source: d.name, perDomain: d.perDomain, size: d.imageSize, channels: d.channels)
+            let options = d.benchmarkOptions
+            try ShellCommands.checkBuiltinDataMemory(source: d.name, perDomain: options.perDomain, size: options.imageSize,
+                                                     channels: options.channels)
         }
         return try d.make()
     }

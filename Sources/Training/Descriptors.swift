@@ -21,15 +21,9 @@ public struct DataDescriptor: Codable, Equatable, Sendable {
     public var name: String
     /// DomainBed root (`domainBed`) or the data-set folder (`folder`).
     public var path: String?
-    /// Built-in options (`BenchmarkOptions`).
-    public var seed: UInt64
-    public var perDomain: Int?
-    public var imageSize: Int
-    public var channels: Int
-    public var normalization: Normalization?
-    public var styles: [String]?
-    public var angles: [Double]?
-    public var sourceDirectory: String?
+    /// Built-in options. A folder data set uses their `imageSize` and `normalization`; the others keep
+    /// their defaults there (`channels` 3). Saved as fields of the descriptor itself, beside the ones below.
+    public var benchmarkOptions: BenchmarkOptions
     /// Folder options (`ImageFolderOptions`).
     public var augmentation: AugmentationSettings?
     public var cacheBytes: Int?
@@ -39,9 +33,7 @@ public struct DataDescriptor: Codable, Equatable, Sendable {
 
     /// A built-in benchmark.
     public static func builtin(_ name: String, options: BenchmarkOptions = BenchmarkOptions()) -> DataDescriptor {
-        DataDescriptor(kind: .builtin, name: name, path: nil, seed: options.seed, perDomain: options.perDomain,
-                       imageSize: options.imageSize, channels: options.channels, normalization: options.normalization,
-                       styles: options.styles, angles: options.angles, sourceDirectory: options.sourceDirectory,
+        DataDescriptor(kind: .builtin, name: name, path: nil, benchmarkOptions: options,
                        augmentation: nil, cacheBytes: nil, storageSize: nil, limitPerDomain: nil)
     }
 
@@ -59,20 +51,16 @@ public struct DataDescriptor: Codable, Equatable, Sendable {
 
     static func folderDescriptor(_ kind: Kind, name: String, path: String, options: ImageFolderOptions,
                                  limitPerDomain: Int?) -> DataDescriptor {
-        DataDescriptor(kind: kind, name: name, path: path, seed: 0, perDomain: nil, imageSize: options.imageSize,
-                       channels: 3, normalization: options.normalization, styles: nil, angles: nil, sourceDirectory: nil,
+        DataDescriptor(kind: kind, name: name, path: path,
+                       benchmarkOptions: BenchmarkOptions(imageSize: options.imageSize, channels: 3,
+                                                          normalization: options.normalization),
                        augmentation: options.augmentation, cacheBytes: options.cacheBytes,
                        storageSize: options.storageSize, limitPerDomain: limitPerDomain)
     }
 
-    public var benchmarkOptions: BenchmarkOptions {
-        BenchmarkOptions(seed: seed, perDomain: perDomain, imageSize: imageSize, channels: channels,
-                         normalization: normalization, styles: styles, angles: angles, sourceDirectory: sourceDirectory)
-    }
-
     public var folderOptions: ImageFolderOptions {
         let d = ImageFolderOptions()
-        return ImageFolderOptions(imageSize: imageSize, normalization: normalization,
+        return ImageFolderOptions(imageSize: benchmarkOptions.imageSize, normalization: benchmarkOptions.normalization,
                                   augmentation: augmentation ?? d.augmentation, cacheBytes: cacheBytes ?? d.cacheBytes,
                                   storageSize: storageSize)
     }
@@ -90,6 +78,37 @@ public struct DataDescriptor: Codable, Equatable, Sendable {
         }
         if let n = limitPerDomain { data = data.limited(perDomain: n) }
         return data
+    }
+}
+
+/// The options' fields stand at the top level of a saved descriptor, beside its own (the format from
+/// before they were one struct). In an extension, so that the memberwise initialiser stays.
+extension DataDescriptor {
+    enum CodingKeys: String, CodingKey {
+        case kind, name, path, augmentation, cacheBytes, storageSize, limitPerDomain
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(kind: try c.decode(Kind.self, forKey: .kind), name: try c.decode(String.self, forKey: .name),
+                  path: try c.decodeIfPresent(String.self, forKey: .path),
+                  benchmarkOptions: try BenchmarkOptions(from: decoder),
+                  augmentation: try c.decodeIfPresent(AugmentationSettings.self, forKey: .augmentation),
+                  cacheBytes: try c.decodeIfPresent(Int.self, forKey: .cacheBytes),
+                  storageSize: try c.decodeIfPresent(Int.self, forKey: .storageSize),
+                  limitPerDomain: try c.decodeIfPresent(Int.self, forKey: .limitPerDomain))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        try benchmarkOptions.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(name, forKey: .name)
+        try c.encodeIfPresent(path, forKey: .path)
+        try c.encodeIfPresent(augmentation, forKey: .augmentation)
+        try c.encodeIfPresent(cacheBytes, forKey: .cacheBytes)
+        try c.encodeIfPresent(storageSize, forKey: .storageSize)
+        try c.encodeIfPresent(limitPerDomain, forKey: .limitPerDomain)
     }
 }
 

@@ -84,8 +84,9 @@ final class SessionStateTests: XCTestCase {
         XCTAssertEqual(q.calibrationBatches, 1)
         let d = try XCTUnwrap(s.dataChoice)
         XCTAssertEqual(d.testDomains, ["fog", "noise"])
-        XCTAssertEqual([d.descriptor.perDomain, d.descriptor.imageSize, d.descriptor.channels], [40, 16, 3])
-        XCTAssertEqual(d.descriptor.seed, 5)
+        let options = d.descriptor.benchmarkOptions
+        XCTAssertEqual([options.perDomain, options.imageSize, options.channels], [40, 16, 3])
+        XCTAssertEqual(options.seed, 5)
         XCTAssertEqual(s.modelWidth, 0.125)
         XCTAssertEqual(s.runLabel, "q, \"x\"\nnew line")
         XCTAssertEqual(s.results.map(\.label), ["fp, first", "q, \"x\"\nnew line"])
