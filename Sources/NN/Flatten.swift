@@ -2,25 +2,23 @@
 import TensorCore
 
 public final class Flatten: Module, DescribedModule {
-    struct Cache {
-        var inputShape: [Int]
-    }
-    private var cache: Cache?
+    /// The input's shape, kept for backward.
+    private var inputShape: [Int]?
 
     public init() {}
 
     public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
         precondition(x.rank >= 1, "Flatten needs a batch dimension, got \(x.shape)")
-        cache = ctx.needsBackward ? Cache(inputShape: x.shape) : nil
+        inputShape = ctx.needsBackward ? x.shape : nil
         return x.reshaped(outputShape(for: x.shape))
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let c = takeCache(&cache, layer: "Flatten")
-        return dy.reshaped(c.inputShape)
+        let shape = takeCache(&inputShape, layer: "Flatten")
+        return dy.reshaped(shape)
     }
 
-    public func clearCache() { cache = nil }
+    public func clearCache() { inputShape = nil }
     public var typeName: String { "Flatten" }
     public var detail: String { "" }
     public func outputShape(for s: [Int]) -> [Int] { [s[0], s.dropFirst().reduce(1, *)] }

@@ -3,11 +3,8 @@
 import TensorCore
 
 public final class GlobalAvgPool: Module, DescribedModule {
-    struct Cache {
-        /// input shape (N, C, H, W)
-        var inputShape: [Int]
-    }
-    private var cache: Cache?
+    /// The input's shape (N, C, H, W), kept for backward.
+    private var inputShape: [Int]?
 
     public init() {}
 
@@ -19,15 +16,15 @@ public final class GlobalAvgPool: Module, DescribedModule {
         y.data.withUnsafeMutableBufferPointer { py in
             for r in 0..<planes { py[r] = runSum(px.baseAddress! + r * hw, hw) / Float(hw) }
         }}
-        cache = ctx.needsBackward ? Cache(inputShape: x.shape) : nil
+        inputShape = ctx.needsBackward ? x.shape : nil
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let c = takeCache(&cache, layer: "GlobalAvgPool")
-        let planes = c.inputShape[0] * c.inputShape[1], hw = c.inputShape[2] * c.inputShape[3]
-        precondition(dy.count == planes, "GlobalAvgPool: dy \(dy.shape) vs (N, C) = \(c.inputShape.prefix(2))")
-        var dx = Tensor(uninitializedShape: c.inputShape)
+        let shape = takeCache(&inputShape, layer: "GlobalAvgPool")
+        let planes = shape[0] * shape[1], hw = shape[2] * shape[3]
+        precondition(dy.count == planes, "GlobalAvgPool: dy \(dy.shape) vs (N, C) = \(shape.prefix(2))")
+        var dx = Tensor(uninitializedShape: shape)
         dy.data.withUnsafeBufferPointer { pdy in
         dx.data.withUnsafeMutableBufferPointer { pdx in
             for r in 0..<planes {
@@ -39,7 +36,7 @@ public final class GlobalAvgPool: Module, DescribedModule {
         return dx
     }
 
-    public func clearCache() { cache = nil }
+    public func clearCache() { inputShape = nil }
     public var typeName: String { "GlobalAvgPool" }
     public var detail: String { "mean over H, W, flattened" }
     public func outputShape(for s: [Int]) -> [Int] { [s[0], s[1]] }
