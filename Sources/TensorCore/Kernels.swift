@@ -26,38 +26,14 @@ extension Tensor {
 
     /// Sum of all elements, accumulated in Double.
     public func sum() -> Double {
-        data.withUnsafeBufferPointer { p in
-            var acc = SIMD8<Double>()
-            let n8 = p.count / 8 * 8
-            var i = 0
-            while i < n8 {
-                acc += SIMD8<Double>(Double(p[i]), Double(p[i+1]), Double(p[i+2]), Double(p[i+3]),
-                                     Double(p[i+4]), Double(p[i+5]), Double(p[i+6]), Double(p[i+7]))
-                i += 8
-            }
-            var s = acc.sum()
-            while i < p.count { s += Double(p[i]); i += 1 }
-            return s
-        }
+        data.withUnsafeBufferPointer { laneSum($0, lanes: SIMD8<Double>.self, { $0 }, { $0 }) }
     }
 
     public func mean() -> Double { count == 0 ? 0 : sum() / Double(count) }
 
     /// Sum of squares, accumulated in Double.
     public func squaredNorm() -> Double {
-        data.withUnsafeBufferPointer { p in
-            var acc = SIMD4<Double>()
-            let n4 = p.count / 4 * 4
-            var i = 0
-            while i < n4 {
-                let v = SIMD4<Double>(Double(p[i]), Double(p[i+1]), Double(p[i+2]), Double(p[i+3]))
-                acc += v * v
-                i += 4
-            }
-            var s = acc.sum()
-            while i < p.count { s += Double(p[i]) * Double(p[i]); i += 1 }
-            return s
-        }
+        data.withUnsafeBufferPointer { laneSum($0, lanes: SIMD4<Double>.self, { $0 * $0 }, { $0 * $0 }) }
     }
 
     public func norm() -> Double { squaredNorm().squareRoot() }
@@ -99,4 +75,24 @@ extension Tensor {
         }
         return m
     }
+}
+
+/// Σ term(x) over `p` in Double: one running sum per lane of `Lanes` (element i in lane i mod width),
+/// the lanes added together, then the elements past the last whole lane in order. `laneTerm` and
+/// `term` compute the same term, on a lane vector and on one value.
+@inline(__always)
+func laneSum<Lanes: SIMD>(_ p: UnsafeBufferPointer<Float>, lanes: Lanes.Type, _ laneTerm: (Lanes) -> Lanes,
+                          _ term: (Double) -> Double) -> Double where Lanes.Scalar == Double {
+    let width = Lanes.scalarCount
+    var acc = Lanes()
+    var i = 0
+    while i + width <= p.count {
+        var v = Lanes()
+        for k in 0..<width { v[k] = Double(p[i + k]) }
+        acc += laneTerm(v)
+        i += width
+    }
+    var s = acc.sum()
+    while i < p.count { s += term(Double(p[i])); i += 1 }
+    return s
 }
