@@ -30,17 +30,8 @@ public final class BatchNorm2d: Module, DescribedModule {
     /// Always normalise with the running statistics, even in training (γ, β still train).
     public var frozen: Bool = false
 
-    struct Cache {
-        /// x, (N, C, H, W)
-        var input: Tensor
-        /// μ per channel, (C)
-        var mean: [Float]
-        /// ρ = 1/√(σ² + eps) per channel, (C)
-        var invStd: [Float]
-        /// Whether μ, ρ came from the batch (their gradient flows) or the running buffers.
-        var batchStatistics: Bool
-    }
-    private var cache: Cache?
+    /// μ, ρ per channel, (C).
+    private var cache: NormalizationCache?
 
     public init(name: String, channels: Int, eps: Float = 1e-5, momentum: Float = 0.1) {
         precondition(channels > 0, "BatchNorm2d \(name): channels must be positive")
@@ -103,7 +94,7 @@ public final class BatchNorm2d: Module, DescribedModule {
             shift[ch] = beta[ch] - mean[ch] * scale[ch]
         }
         applyAffine(x, &y, scale, shift, n: n, c: c, hw: hw)
-        cache = ctx.needsBackward ? Cache(input: x, mean: mean, invStd: invStd, batchStatistics: useBatch) : nil
+        cache = ctx.needsBackward ? NormalizationCache(input: x, mean: mean, invStd: invStd, batchStatistics: useBatch) : nil
         return y
     }
 
@@ -148,21 +139,7 @@ public final class BatchNorm2d: Module, DescribedModule {
                 k[ch] = -gr * sumDy[ch] / Float(m) + gr2m * cc.mean[ch]
             }
         }
-        // dx = a·dy + b·x + k per channel
-        var dx = Tensor(uninitializedShape: x.shape)
-        x.data.withUnsafeBufferPointer { px in
-        dy.data.withUnsafeBufferPointer { pdy in
-        dx.data.withUnsafeMutableBufferPointer { pdx in
-            Parallel.forEach(n * c, costPerItem: 3 * hw) { range in
-                for r in range {
-                    let ch = r % c
-                    let s = pdy.baseAddress! + r * hw, xs = px.baseAddress! + r * hw, d = pdx.baseAddress! + r * hw
-                    let ac = a[ch], bc = b[ch], kc = k[ch]
-                    for j in 0..<hw { d[j] = ac * s[j] + bc * xs[j] + kc }
-                }
-            }
-        }}}
-        return dx
+        return normalizationInputGradient(dy, x, n: n, c: c, hw: hw) { _, ch in (a[ch], b[ch], k[ch]) }
     }
 
     public var parameters: [Parameter] { [weight, bias] }
@@ -172,6 +149,40 @@ public final class BatchNorm2d: Module, DescribedModule {
     public var typeName: String { "BatchNorm2d" }
     public var detail: String { "\(channels) channels, eps \(eps), momentum \(momentum)" + (frozen ? ", frozen" : "") }
     public func outputShape(for s: [Int]) -> [Int] { s }
+}
+
+// MARK: - Shared with GroupNorm
+
+/// What a normalisation layer's forward keeps for its backward.
+struct NormalizationCache {
+    /// x, (N, C, H, W)
+    var input: Tensor
+    /// μ of each normalised set (BatchNorm2d: a channel; GroupNorm: one sample's group)
+    var mean: [Float]
+    /// ρ = 1/√(σ² + eps) of each normalised set
+    var invStd: [Float]
+    /// Whether μ, ρ came from the input (their gradient flows) or are constants (BatchNorm2d's running
+    /// buffers); always true for GroupNorm.
+    var batchStatistics: Bool
+}
+
+/// dx = a·dy + b·x + k over each run (sample i, channel ch) of (N, C, HW), with (a, b, k) =
+/// `coefficients(i, ch)`: the last step of both normalisations' backward.
+func normalizationInputGradient(_ dy: Tensor, _ x: Tensor, n: Int, c: Int, hw: Int,
+                                coefficients: (_ sample: Int, _ channel: Int) -> (Float, Float, Float)) -> Tensor {
+    var dx = Tensor(uninitializedShape: x.shape)
+    x.data.withUnsafeBufferPointer { px in
+    dy.data.withUnsafeBufferPointer { pdy in
+    dx.data.withUnsafeMutableBufferPointer { pdx in
+        Parallel.forEach(n * c, costPerItem: 3 * hw) { range in
+            for r in range {
+                let (a, b, k) = coefficients(r / c, r % c)
+                let s = pdy.baseAddress! + r * hw, xs = px.baseAddress! + r * hw, d = pdx.baseAddress! + r * hw
+                for j in 0..<hw { d[j] = a * s[j] + b * xs[j] + k }
+            }
+        }
+    }}}
+    return dx
 }
 
 // MARK: - Shared per-run kernels (also used by GroupNorm)

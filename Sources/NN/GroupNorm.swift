@@ -18,15 +18,8 @@ public final class GroupNorm: Module, DescribedModule {
     /// β, (C), initialised to 0
     public let bias: Parameter
 
-    struct Cache {
-        /// x, (N, C, H, W)
-        var input: Tensor
-        /// μ per (n, g), (N·G)
-        var mean: [Float]
-        /// ρ per (n, g), (N·G)
-        var invStd: [Float]
-    }
-    private var cache: Cache?
+    /// μ, ρ per (n, g), (N·G).
+    private var cache: NormalizationCache?
 
     public init(name: String, groups: Int, channels: Int, eps: Float = 1e-5) {
         precondition(groups > 0 && channels > 0 && channels % groups == 0,
@@ -69,7 +62,7 @@ public final class GroupNorm: Module, DescribedModule {
                 }
             }
         }}}}
-        cache = ctx.needsBackward ? Cache(input: x, mean: mean, invStd: invStd) : nil
+        cache = ctx.needsBackward ? NormalizationCache(input: x, mean: mean, invStd: invStd, batchStatistics: true) : nil
         return y
     }
 
@@ -80,16 +73,19 @@ public final class GroupNorm: Module, DescribedModule {
         let n = x.shape[0], c = channels, hw = x.shape[2] * x.shape[3]
         let cg = c / groups, m = cg * hw
         let gamma = weight.value.data
-        var dx = Tensor(uninitializedShape: x.shape)
-        // Per sample and channel, the two sums dγ and dβ need: (Σ dy·x̂, Σ dy) over hw, (N, C) each.
+        // Per sample and channel, the two sums dγ and dβ need: (Σ dy·x̂, Σ dy) over hw, (N, C) each;
+        // per (n, g), the group means of g and g·x̂.
         var channelDyXhat = [Float](repeating: 0, count: n * c)
         var channelDy = [Float](repeating: 0, count: n * c)
+        var groupMeanG = [Float](repeating: 0, count: n * groups)
+        var groupMeanGX = [Float](repeating: 0, count: n * groups)
         x.data.withUnsafeBufferPointer { px in
         dy.data.withUnsafeBufferPointer { pdy in
-        dx.data.withUnsafeMutableBufferPointer { pdx in
         channelDyXhat.withUnsafeMutableBufferPointer { pcx in
         channelDy.withUnsafeMutableBufferPointer { pcd in
-            Parallel.forEach(n * groups, costPerItem: 6 * m) { range in
+        groupMeanG.withUnsafeMutableBufferPointer { pmg in
+        groupMeanGX.withUnsafeMutableBufferPointer { pmgx in
+            Parallel.forEach(n * groups, costPerItem: 3 * m) { range in
                 for r in range {
                     let g = r % groups, sample = r / groups
                     let mu = cc.mean[r], rho = cc.invStd[r]
@@ -104,26 +100,22 @@ public final class GroupNorm: Module, DescribedModule {
                         sumG += Double(gamma[ch]) * Double(s)
                         sumGX += Double(gamma[ch]) * Double(t) * Double(rho)
                     }
-                    let meanG = Float(sumG / Double(m)), meanGX = Float(sumGX / Double(m))
-                    // dx = ρ·(γ_c·dy − meanG − (x − μ)·ρ·meanGX)
-                    for k in 0..<cg {
-                        let ch = g * cg + k
-                        let off = r * m + k * hw
-                        let a = rho * gamma[ch], b = -rho * rho * meanGX
-                        let kc = -rho * meanG + rho * rho * meanGX * mu
-                        let s = pdy.baseAddress! + off, xs = px.baseAddress! + off, d = pdx.baseAddress! + off
-                        for j in 0..<hw { d[j] = a * s[j] + b * xs[j] + kc }
-                    }
+                    pmg[r] = Float(sumG / Double(m)); pmgx[r] = Float(sumGX / Double(m))
                 }
             }
-        }}}}}
+        }}}}}}
         for sample in 0..<n {
             for ch in 0..<c {
                 weight.grad.data[ch] += channelDyXhat[sample * c + ch]
                 bias.grad.data[ch] += channelDy[sample * c + ch]
             }
         }
-        return dx
+        // dx = ρ·(γ_c·dy − meanG − (x − μ)·ρ·meanGX)
+        return normalizationInputGradient(dy, x, n: n, c: c, hw: hw) { sample, ch in
+            let r = sample * groups + ch / cg
+            let mu = cc.mean[r], rho = cc.invStd[r], meanG = groupMeanG[r], meanGX = groupMeanGX[r]
+            return (rho * gamma[ch], -rho * rho * meanGX, -rho * meanG + rho * rho * meanGX * mu)
+        }
     }
 
     public var parameters: [Parameter] { [weight, bias] }
