@@ -109,6 +109,22 @@ public indirect enum ArgKind: Equatable {
         return "between \(low) and \(high)"
     }
 
+    /// The kind's name in help and usage lines: `int`, `number`, `string`, `bool`, `path`, `pattern`,
+    /// `value`; a choice is its words (`erm|qat|fqat`), a list `list`.
+    var kindName: String {
+        switch self {
+        case .int: return "int"
+        case .number: return "number"
+        case .string: return "string"
+        case .bool: return "bool"
+        case .choice(let choices): return choices.joined(separator: "|")
+        case .list: return "list"
+        case .path: return "path"
+        case .pattern: return "pattern"
+        case .any: return "value"
+        }
+    }
+
     /// Short type text for help: `int 1…8`, `number ≥ 0.0`, `erm|qat|fqat`, `list of int`.
     public var helpDescription: String {
         switch self {
@@ -116,35 +132,23 @@ public indirect enum ArgKind: Equatable {
             if range.upperBound == Int.max { return "int ≥ \(range.lowerBound)" }
             if range.lowerBound == Int.min { return "int ≤ \(range.upperBound)" }
             return "int \(range.lowerBound)…\(range.upperBound)"
-        case .int(nil): return "int"
         case .number(let range?):
             let low = Value.number(range.lowerBound).description, high = Value.number(range.upperBound).description
             if range.upperBound == .infinity { return "number ≥ \(low)" }
             if range.lowerBound == -.infinity { return "number ≤ \(high)" }
             return "number \(low)…\(high)"
-        case .number(nil): return "number"
-        case .string: return "string"
-        case .bool: return "bool"
-        case .choice(let choices): return choices.joined(separator: "|")
         case .list(let element): return "list of \(element.helpDescription)"
-        case .path: return "path"
-        case .pattern: return "pattern"
-        case .any: return "value"
+        case .int(nil), .number(nil), .string, .bool, .choice, .path, .pattern, .any: return kindName
         }
     }
 
     /// The placeholder in usage lines: `<int>`, `erm|qat`, `[<int>, …]`.
     public var placeholder: String {
         switch self {
-        case .int: return "<int>"
-        case .number: return "<number>"
-        case .string: return "<string>"
         case .bool: return "true|false"
-        case .choice(let choices): return choices.joined(separator: "|")
+        case .choice: return kindName
         case .list(let element): return "[\(element.placeholder), …]"
-        case .path: return "<path>"
-        case .pattern: return "<pattern>"
-        case .any: return "<value>"
+        case .int, .number, .string, .path, .pattern, .any: return "<\(kindName)>"
         }
     }
 
