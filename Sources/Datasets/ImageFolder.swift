@@ -301,34 +301,27 @@ public enum DomainBedFolders {
         guard isDirectory(folder) else {
             throw DatasetError.datasetMissing(dataset: name ?? folder, path: folder, remedy: "give a folder laid out as <domain>/<class>/<image>")
         }
-        let domainNames = try subfolders(of: folder)
-        guard !domainNames.isEmpty else {
-            throw DatasetError.emptyFolder(path: folder, expected: "domain folders (expected <domain>/<class>/<image>)")
-        }
+        let domainFolders = try nonEmptySubfolders(of: folder, expected: "domain folders (expected <domain>/<class>/<image>)")
         var classNames: [String] = []
         var domains: [Domain] = []
-        for (d, domainName) in domainNames.enumerated() {
-            let domainPath = (folder as NSString).appendingPathComponent(domainName)
-            let classes = try subfolders(of: domainPath)
-            guard !classes.isEmpty else {
-                throw DatasetError.emptyFolder(path: domainPath, expected: "class folders (expected <class>/<image>)")
-            }
+        for (d, domain) in domainFolders.enumerated() {
+            let classFolders = try nonEmptySubfolders(of: domain.path, expected: "class folders (expected <class>/<image>)")
+            let classes = classFolders.map(\.name)
             if d == 0 { classNames = classes }
             guard classes == classNames else {
-                throw DatasetError.inconsistentClasses(domain: domainName, expected: classNames, found: classes)
+                throw DatasetError.inconsistentClasses(domain: domain.name, expected: classNames, found: classes)
             }
             var paths: [String] = []
             var labels: [Int] = []
-            for (label, className) in classes.enumerated() {
-                let classPath = (domainPath as NSString).appendingPathComponent(className)
-                let files = try imageFiles(under: classPath)
+            for (label, classFolder) in classFolders.enumerated() {
+                let files = try imageFiles(under: classFolder.path)
                 guard !files.isEmpty else {
-                    throw DatasetError.emptyFolder(path: classPath, expected: "image files (.jpg, .jpeg, .png, .bmp, .ppm, .pgm)")
+                    throw DatasetError.emptyFolder(path: classFolder.path, expected: "image files (.jpg, .jpeg, .png, .bmp, .ppm, .pgm)")
                 }
                 paths += files
                 labels += Array(repeating: label, count: files.count)
             }
-            domains.append(Domain(name: domainName, labels: labels, images: .files(ImageFileStore(paths: paths, options: options))))
+            domains.append(Domain(name: domain.name, labels: labels, images: .files(ImageFileStore(paths: paths, options: options))))
         }
         let displayName = name ?? (folder as NSString).lastPathComponent
         return DomainDataset(name: displayName, classNames: classNames,
@@ -353,6 +346,14 @@ public enum DomainBedFolders {
         } catch {
             throw DatasetError.unreadableFile(path: path, reason: "cannot list the folder (\(error.localizedDescription))")
         }
+    }
+
+    /// The sorted sub-folders of `path` (name, full path); the error that `path` holds no `expected` when there
+    /// are none.
+    static func nonEmptySubfolders(of path: String, expected: String) throws -> [(name: String, path: String)] {
+        let names = try subfolders(of: path)
+        guard !names.isEmpty else { throw DatasetError.emptyFolder(path: path, expected: expected) }
+        return names.map { ($0, (path as NSString).appendingPathComponent($0)) }
     }
 
     /// Sorted names of the sub-folders (symbolic links followed).
