@@ -76,6 +76,42 @@ public enum RecordValue: Codable, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// A `RecordValue` as run checkpoints store it: tagged with its case, so it decodes to the same case
+/// (RecordValue's own JSON, DomainBed's, decodes 1.0 as an integer).
+public indirect enum StoredValue: Codable, Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case int(Int)
+    case double(Double)
+    case string(String)
+    case array([StoredValue])
+    case object([String: StoredValue])
+
+    public init(_ v: RecordValue) {
+        switch v {
+        case .null: self = .null
+        case .bool(let b): self = .bool(b)
+        case .int(let i): self = .int(i)
+        case .double(let d): self = .double(d)
+        case .string(let s): self = .string(s)
+        case .array(let a): self = .array(a.map(StoredValue.init))
+        case .object(let o): self = .object(o.mapValues(StoredValue.init))
+        }
+    }
+
+    public var recordValue: RecordValue {
+        switch self {
+        case .null: return .null
+        case .bool(let b): return .bool(b)
+        case .int(let i): return .int(i)
+        case .double(let d): return .double(d)
+        case .string(let s): return .string(s)
+        case .array(let a): return .array(a.map(\.recordValue))
+        case .object(let o): return .object(o.mapValues(\.recordValue))
+        }
+    }
+}
+
 /// One evaluation of a run, in DomainBed's results.jsonl shape.
 public struct EvalRecord: Equatable, Sendable {
     public var step: Int
@@ -327,5 +363,37 @@ public struct SeedSummary: Codable, Equatable, Sendable {
     /// "83.8 ± 0.4" with values scaled by `scale` (100 for accuracies in [0, 1]).
     public func formatted(_ kind: Spread = .domainBedStandardError, scale: Double = 100, decimals: Int = 1) -> String {
         String(format: "%.\(decimals)f ± %.\(decimals)f", mean * scale, spread(kind) * scale)
+    }
+}
+
+/// A record as run checkpoints store it (docs/fqat.md "Training runs"): the fields by name, the
+/// free-form values tagged (`StoredValue`) so that a resumed run writes the same bytes; DomainBed's
+/// shape is `jsonObject`/`parse`.
+extension EvalRecord: Codable {
+    enum CodingKeys: String, CodingKey {
+        case step, inAccuracy, outAccuracy, metrics, testDomains, args, hparams, provenance
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func values(_ key: CodingKeys) throws -> [String: RecordValue] {
+            try c.decode([String: StoredValue].self, forKey: key).mapValues(\.recordValue)
+        }
+        self.init(step: try c.decode(Int.self, forKey: .step), inAccuracy: try c.decode([Int: Double].self, forKey: .inAccuracy),
+                  outAccuracy: try c.decode([Int: Double].self, forKey: .outAccuracy),
+                  testDomains: try c.decode([Int].self, forKey: .testDomains), metrics: try c.decode([String: Double].self, forKey: .metrics),
+                  args: try values(.args), hparams: try values(.hparams), provenance: try values(.provenance))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(step, forKey: .step)
+        try c.encode(inAccuracy, forKey: .inAccuracy)
+        try c.encode(outAccuracy, forKey: .outAccuracy)
+        try c.encode(metrics, forKey: .metrics)
+        try c.encode(testDomains, forKey: .testDomains)
+        try c.encode(args.mapValues(StoredValue.init), forKey: .args)
+        try c.encode(hparams.mapValues(StoredValue.init), forKey: .hparams)
+        try c.encode(provenance.mapValues(StoredValue.init), forKey: .provenance)
     }
 }

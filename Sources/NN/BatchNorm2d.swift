@@ -39,8 +39,7 @@ public final class BatchNorm2d: Module, DescribedModule {
         self.channels = channels
         self.eps = eps
         self.momentum = momentum
-        weight = Parameter(name: name + ".weight", kind: .normWeight, value: Tensor(shape: [channels], repeating: 1))
-        bias = Parameter(name: name + ".bias", kind: .normBias, value: Tensor.zeros([channels]))
+        (weight, bias) = normalizationAffine(name, channels: channels)
         runningMean = Buffer(name: name + ".running_mean", value: Tensor.zeros([channels]))
         runningVar = Buffer(name: name + ".running_var", value: Tensor(shape: [channels], repeating: 1))
     }
@@ -99,11 +98,8 @@ public final class BatchNorm2d: Module, DescribedModule {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let cc = takeCache(&cache, layer: "BatchNorm2d \(name)")
-        let x = cc.input
-        precondition(dy.shape == x.shape, "BatchNorm2d \(name): dy \(dy.shape) vs input \(x.shape)")
-        let n = x.shape[0], c = channels, hw = x.shape[2] * x.shape[3]
-        let m = n * hw
+        let (cc, n, hw) = NormalizationCache.take(&cache, for: dy, layer: "BatchNorm2d \(name)")
+        let x = cc.input, c = channels, m = n * hw
         // Per channel: dβ = Σ dy, Σ dy·(x − μ) (then dγ = ρ·Σ dy·(x − μ))
         var sumDy = [Float](repeating: 0, count: c)
         var sumDyXhat = [Float](repeating: 0, count: c)
@@ -164,6 +160,22 @@ struct NormalizationCache {
     /// Whether μ, ρ came from the input (their gradient flows) or are constants (BatchNorm2d's running
     /// buffers); always true for GroupNorm.
     var batchStatistics: Bool
+
+    /// The last forward's cache (taken: a second backward traps), checked against the incoming
+    /// gradient, with N and H·W of the input.
+    static func take(_ cache: inout NormalizationCache?, for dy: Tensor, layer: @autoclosure () -> String) -> (cache: NormalizationCache, n: Int, hw: Int) {
+        let cc = takeCache(&cache, layer: layer())
+        let x = cc.input
+        precondition(dy.shape == x.shape, "\(layer()): dy \(dy.shape) vs input \(x.shape)")
+        return (cc, x.shape[0], x.shape[2] * x.shape[3])
+    }
+}
+
+/// The affine parameters of a normalisation over `channels` channels: γ = 1 ("NAME.weight") and
+/// β = 0 ("NAME.bias"), as PyTorch's BatchNorm2d and GroupNorm start.
+func normalizationAffine(_ name: String, channels: Int) -> (weight: Parameter, bias: Parameter) {
+    (Parameter(name: name + ".weight", kind: .normWeight, value: Tensor(shape: [channels], repeating: 1)),
+     Parameter(name: name + ".bias", kind: .normBias, value: Tensor.zeros([channels])))
 }
 
 /// dx = a·dy + b·x + k over each run (sample i, channel ch) of (N, C, HW), with (a, b, k) =

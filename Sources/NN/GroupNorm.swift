@@ -28,8 +28,7 @@ public final class GroupNorm: Module, DescribedModule {
         self.groups = groups
         self.channels = channels
         self.eps = eps
-        weight = Parameter(name: name + ".weight", kind: .normWeight, value: Tensor(shape: [channels], repeating: 1))
-        bias = Parameter(name: name + ".bias", kind: .normBias, value: Tensor.zeros([channels]))
+        (weight, bias) = normalizationAffine(name, channels: channels)
     }
 
     public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
@@ -67,10 +66,8 @@ public final class GroupNorm: Module, DescribedModule {
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let cc = takeCache(&cache, layer: "GroupNorm \(name)")
-        let x = cc.input
-        precondition(dy.shape == x.shape, "GroupNorm \(name): dy \(dy.shape) vs input \(x.shape)")
-        let n = x.shape[0], c = channels, hw = x.shape[2] * x.shape[3]
+        let (cc, n, hw) = NormalizationCache.take(&cache, for: dy, layer: "GroupNorm \(name)")
+        let x = cc.input, c = channels
         let cg = c / groups, m = cg * hw
         let gamma = weight.value.data
         // Per sample and channel, the two sums dγ and dβ need: (Σ dy·x̂, Σ dy) over hw, (N, C) each;

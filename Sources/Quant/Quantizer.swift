@@ -263,14 +263,10 @@ struct QuantizerCache {
     var gradientScale: Float
     /// δ' of EWGS (0 for LSQ).
     var ewgsFactor: Float
+}
 
-    init(shape: [Int], residual: [Float], identity: Bool, lowest: Float, highest: Float, blocks: Int,
-         gradientScale: Float, ewgsFactor: Float) {
-        self.shape = shape; self.residual = residual; self.identity = identity
-        self.lowest = lowest; self.highest = highest; self.blocks = blocks
-        self.gradientScale = gradientScale; self.ewgsFactor = ewgsFactor
-    }
-
+// In an extension, so the memberwise initialiser is still synthesised.
+extension QuantizerCache {
     init(identityWithShape shape: [Int]) {
         self.init(shape: shape, residual: [], identity: true, lowest: 0, highest: 0, blocks: 1,
                   gradientScale: 0, ewgsFactor: 0)

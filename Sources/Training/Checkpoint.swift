@@ -19,66 +19,6 @@ import Optim
 import Quant
 import TensorCore
 
-/// A JSON value in a checkpoint, tagged with its type so it decodes to the same case (RecordValue
-/// decodes 1.0 as an integer).
-public indirect enum StoredValue: Codable, Equatable, Sendable {
-    case null
-    case bool(Bool)
-    case int(Int)
-    case double(Double)
-    case string(String)
-    case array([StoredValue])
-    case object([String: StoredValue])
-
-    public init(_ v: RecordValue) {
-        switch v {
-        case .null: self = .null
-        case .bool(let b): self = .bool(b)
-        case .int(let i): self = .int(i)
-        case .double(let d): self = .double(d)
-        case .string(let s): self = .string(s)
-        case .array(let a): self = .array(a.map(StoredValue.init))
-        case .object(let o): self = .object(o.mapValues(StoredValue.init))
-        }
-    }
-
-    public var recordValue: RecordValue {
-        switch self {
-        case .null: return .null
-        case .bool(let b): return .bool(b)
-        case .int(let i): return .int(i)
-        case .double(let d): return .double(d)
-        case .string(let s): return .string(s)
-        case .array(let a): return .array(a.map(\.recordValue))
-        case .object(let o): return .object(o.mapValues(\.recordValue))
-        }
-    }
-}
-
-/// An `EvalRecord` as a checkpoint stores it.
-public struct StoredRecord: Codable, Equatable, Sendable {
-    public var step: Int
-    public var inAccuracy: [Int: Double]
-    public var outAccuracy: [Int: Double]
-    public var metrics: [String: Double]
-    public var testDomains: [Int]
-    public var args: [String: StoredValue]
-    public var hparams: [String: StoredValue]
-    public var provenance: [String: StoredValue]
-
-    public init(_ r: EvalRecord) {
-        step = r.step; inAccuracy = r.inAccuracy; outAccuracy = r.outAccuracy; metrics = r.metrics
-        testDomains = r.testDomains; args = r.args.mapValues(StoredValue.init)
-        hparams = r.hparams.mapValues(StoredValue.init); provenance = r.provenance.mapValues(StoredValue.init)
-    }
-
-    public var record: EvalRecord {
-        EvalRecord(step: step, inAccuracy: inAccuracy, outAccuracy: outAccuracy, testDomains: testDomains,
-                   metrics: metrics, args: args.mapValues(\.recordValue), hparams: hparams.mapValues(\.recordValue),
-                   provenance: provenance.mapValues(\.recordValue))
-    }
-}
-
 /// The non-tensor state of a run checkpoint (the JSON in `__metadata__["state"]`).
 public struct RunState: Codable, Equatable, Sendable {
     public var method: TrainingMethod
@@ -100,7 +40,7 @@ public struct RunState: Codable, Equatable, Sendable {
     public var stepper: FQATCheckpoint
     public var sampler: TrainingSamplerState
     public var dropoutRNG: RNG
-    public var records: [StoredRecord]
+    public var records: [EvalRecord]
     public var recordArgs: [String: StoredValue]
     public var provenance: [String: StoredValue]
     public var lossSinceEvaluation: Double
@@ -239,7 +179,7 @@ extension Run {
                              environments: environments, data: dataDescriptor, dataFingerprint: DataFingerprint(dataset),
                              model: modelDescriptor, architecture: network.architecture, inChannels: network.inChannels,
                              classes: network.classes, quantizers: quantizerStates(in: network), stepper: stepperState,
-                             sampler: sampler.state, dropoutRNG: dropoutRNG.rng, records: records.map(StoredRecord.init),
+                             sampler: sampler.state, dropoutRNG: dropoutRNG.rng, records: records,
                              recordArgs: recordArgs.mapValues(StoredValue.init), provenance: provenance.mapValues(StoredValue.init),
                              lossSinceEvaluation: lossSinceEvaluation, stepsSinceEvaluation: stepsSinceEvaluation,
                              traceRecentSteps: traceRecentSteps)
@@ -316,7 +256,7 @@ extension Run {
         }
         guard run.step == s.step else { throw bad("its step count \(s.step) disagrees with its controller's \(run.step)") }
         run.dropoutRNG.rng = s.dropoutRNG
-        run.records = s.records.map(\.record)
+        run.records = s.records
         run.recordArgs = s.recordArgs.mapValues(\.recordValue)
         // As saved: a record written after the next steps states the compute path they ran on.
         run.provenance = s.provenance.mapValues(\.recordValue)
