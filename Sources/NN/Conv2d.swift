@@ -33,7 +33,7 @@ public final class Conv2d: Module, DescribedModule, QuantizerSlots {
 
     /// What backward needs: the operands the convolution actually saw, x' (N, Cin, H, W) and
     /// w' (Cout, Cin, k, k).
-    private var cache: QuantizedOperands?
+    public let operandCache = OperandCache()
 
     public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1,
                 padding: Int = 0, bias: Bool = false,
@@ -57,28 +57,20 @@ public final class Conv2d: Module, DescribedModule, QuantizerSlots {
         precondition(x.rank == 4 && x.shape[1] == inChannels,
                      "Conv2d \(name) expects (N, \(inChannels), H, W), got \(x.shape)")
         if !ctx.needsBackward, let override = inferenceOverride {
-            cache = nil
+            operandCache.operands = nil
             return override.forward(x, conv: self)
         }
         let q = quantizedOperands(x, ctx)
         let y = convolution2d(q.input, weight: q.weight, bias: bias?.value, options: options)
-        cache = ctx.needsBackward ? q : nil
+        operandCache.operands = ctx.needsBackward ? q : nil
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let c = takeCache(&cache, layer: "Conv2d \(name)")
+        let c = takeCache(&operandCache.operands, layer: "Conv2d \(name)")
         let g = convolution2dBackward(c.input, weight: c.weight, outputGradient: dy, options: options)
         bias?.grad.add(g.bias)
         return backwardThroughQuantizers(weightGradient: g.weight, inputGradient: g.input!)
-    }
-
-    /// Own weight and bias, then the quantizers' step sizes.
-    public var parameters: [Parameter] { slotParameters }
-
-    public func clearCache() {
-        cache = nil
-        clearQuantizerCaches()
     }
 
     public var typeName: String { "Conv2d" }

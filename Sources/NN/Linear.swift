@@ -18,7 +18,7 @@ public final class Linear: Module, DescribedModule, QuantizerSlots {
     public var inputQuantizer: TensorQuantizer?
 
     /// x' (N, in) and w' (out, in), kept for backward.
-    private var cache: QuantizedOperands?
+    public let operandCache = OperandCache()
 
     public init(name: String, inFeatures: Int, outFeatures: Int, bias: Bool = true,
                 initialization: WeightInitialization = .pytorchDefault, rng: inout RNG) {
@@ -42,12 +42,12 @@ public final class Linear: Module, DescribedModule, QuantizerSlots {
                 }
             }
         }
-        cache = ctx.needsBackward ? q : nil
+        operandCache.operands = ctx.needsBackward ? q : nil
         return y
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let c = takeCache(&cache, layer: "Linear \(name)")
+        let c = takeCache(&operandCache.operands, layer: "Linear \(name)")
         precondition(dy.shape == [c.input.shape[0], outFeatures], "Linear \(name): dy \(dy.shape) vs output \([c.input.shape[0], outFeatures])")
         let dw = Tensor.matmul(dy, c.input, transA: true)         // (out, in)
         if let b = bias {
@@ -58,14 +58,6 @@ public final class Linear: Module, DescribedModule, QuantizerSlots {
         }
         let dxq = Tensor.matmul(dy, c.weight)                     // (N, in)
         return backwardThroughQuantizers(weightGradient: dw, inputGradient: dxq)
-    }
-
-    /// Own weight and bias, then the quantizers' step sizes.
-    public var parameters: [Parameter] { slotParameters }
-
-    public func clearCache() {
-        cache = nil
-        clearQuantizerCaches()
     }
 
     public var typeName: String { "Linear" }

@@ -12,6 +12,15 @@ public protocol QuantizerSlots: AnyObject {
     var weightQuantizer: TensorQuantizer? { get }
     /// Fake-quantizer applied to the input before the product (nil: full precision).
     var inputQuantizer: TensorQuantizer? { get }
+    /// The operands of the last forward that needs a backward.
+    var operandCache: OperandCache { get }
+}
+
+/// Where a slotted layer keeps the operands it multiplied until its backward (one forward, at most
+/// one backward; `clearCache` empties it).
+public final class OperandCache {
+    var operands: QuantizedOperands?
+    init() {}
 }
 
 /// The operands a quantizer-slot layer actually multiplied, kept for its backward.
@@ -52,6 +61,17 @@ extension QuantizerSlots {
         if weightQuantizer != nil { s += ", weight quantized" }
         if inputQuantizer != nil { s += ", input quantized" }
         return s
+    }
+}
+
+extension QuantizerSlots where Self: Module {
+    /// A slotted layer's parameters: its own weight and bias, then the quantizers' step sizes.
+    public var parameters: [Parameter] { slotParameters }
+
+    /// Drops the kept operands and the quantizers' caches.
+    public func clearCache() {
+        operandCache.operands = nil
+        clearQuantizerCaches()
     }
 }
 
