@@ -66,22 +66,15 @@ public final class Checker {
 
     // MARK: What the resolver recorded
 
-    /// The binding of a variable reference (a word or `$name`) where it stands.
-    func binding(at range: SourceRange) -> Binding {
-        // Every reference is resolved; a missing one is treated as possibly bound (no false error).
-        resolution.references[range] ?? .assumed
-    }
-
-    /// Whether the word or `$name` at `range` may name a variable (bound, or possibly bound).
+    /// Whether the word or `$name` at `range` may name a variable (bound, or possibly bound): the
+    /// resolver records only the references that do not.
     func mayBeBound(at range: SourceRange) -> Bool {
-        if case .unbound = binding(at: range) { return false }
-        return true
+        resolution.unboundReferences[range] == nil
     }
 
-    /// The names bound where the unbound reference at `range` stands, sorted (suggestions).
+    /// The names bound where the unbound reference at `range` stands (suggestions).
     func visibleNames(at range: SourceRange) -> Set<String> {
-        if case .unbound(let visible) = binding(at: range) { return visible }
-        return []
+        resolution.unboundReferences[range] ?? []
     }
 
     // MARK: Statements
@@ -100,7 +93,7 @@ public final class Checker {
             checkRightHandSide(value)
         case .assignment(let name, let nameRange, let value, _):
             checkRightHandSide(value)
-            if case .unbound(let visible)? = resolution.assignments[nameRange] {
+            if let visible = resolution.unboundAssignments[nameRange] {
                 report(.error("cannot assign to undefined variable '\(name)'" + Suggestions.didYouMean(name, in: visible.sorted()),
                               at: nameRange, notes: [.note("declare it first with 'let \(name) = …'")]))
             }

@@ -1,8 +1,8 @@
 // The resolver (after jlox's): one pass over a parsed program, before the Checker and the Interpreter,
 // that decides once what each statement's first word names (a command, help, a variable, …), which
 // subcommand each call picks, which arguments bind to which parameters, which bare words are choices,
-// and whether each variable reference is bound, walking block scopes and `source`d files as they will
-// run. It stores that in a `Resolution`, a side table keyed by each node's source range (jlox keeps
+// and which variable references and assignment targets name no variable, walking block scopes and
+// `source`d files as they will run. It stores that in a `Resolution`, a side table keyed by each node's source range (jlox keeps
 // `locals` keyed by the expression): the Checker reports errors from it and the Interpreter reads it
 // instead of resolving again. Only what cannot be known before running is left to run time, through
 // the same rule functions: a subcommand named by a computed value, and names that a `source` of a
@@ -158,9 +158,10 @@ final class Resolver {
     func define(_ name: String) { scopes[scopes.count - 1].insert(name) }
     var visibleNames: Set<String> { scopes.reduce(into: Set<String>()) { $0.formUnion($1) } }
 
-    func binding(of name: String) -> Binding {
-        if isBound(name) { return .bound }
-        return relaxed ? .assumed : .unbound(visible: visibleNames)
+    /// For a name that is not bound where it stands (and cannot have been bound by a computed
+    /// `source`): the names that are (suggestions). Nil when it is, or may be, bound.
+    func unbound(_ name: String) -> Set<String>? {
+        isBound(name) || relaxed ? nil : visibleNames
     }
 
     func resolve(_ statements: [Statement]) {
@@ -185,7 +186,7 @@ final class Resolver {
             define(name)
         case .assignment(let name, let nameRange, let value, _):
             resolve(value)
-            resolution.assignments[nameRange] = binding(of: name)
+            resolution.unboundAssignments[nameRange] = unbound(name)
         case .forLoop(let variable, _, let sequence, let body, _):
             resolve(sequence)
             resolveBlock(body, binding: variable)
@@ -235,16 +236,16 @@ final class Resolver {
         for argument in command.arguments { resolve(argument.value) }
     }
 
-    /// Records the binding of every variable reference inside an expression.
+    /// Records every variable reference inside an expression that names no variable.
     func resolve(_ expression: ExpressionNode) {
         switch expression {
         case .word(let word, let range):
             // A word that cannot name a variable (`a/b`, `x*`) is text; the checker's hints for it
             // still need the names in scope.
-            resolution.references[range] = Interpreter.isVariablePath(word) ? binding(of: Interpreter.firstSegment(word))
-                                                                           : .unbound(visible: visibleNames)
+            resolution.unboundReferences[range] = Interpreter.isVariablePath(word) ? unbound(Interpreter.firstSegment(word))
+                                                                                  : visibleNames
         case .variable(let name, let range):
-            resolution.references[range] = binding(of: Interpreter.firstSegment(name))
+            resolution.unboundReferences[range] = unbound(Interpreter.firstSegment(name))
         case .list(let items, _):
             for item in items { resolve(item) }
         case .unary(_, let operand, _):
@@ -329,24 +330,20 @@ final class Resolver {
 /// What the resolver decided, keyed by source range: commands by their name's range, variable
 /// references and assignment targets by their own range, `source` statements by the statement's.
 /// Ranges carry their `Source` (compared by identity), so the files a program sources never collide
-/// with it.
+/// with it. It holds only what is read: the interpreter reads `commands`; the checker reads it all.
 struct Resolution {
     var commands: [SourceRange: ResolvedCommand] = [:]
-    var references: [SourceRange: Binding] = [:]
-    var assignments: [SourceRange: Binding] = [:]
+    /// Variable references (a word or `$name`, by the reference's range) that name no variable where
+    /// they stand, with the names that do (for "did you mean"); a word that cannot name a variable
+    /// (`a/b`) too. A reference not here is bound, or may be bound by a `source` of a computed file
+    /// (relaxed checking). Only the checker reads this: the interpreter looks every reference up in
+    /// its environment when it runs, which holds the values and, scope for scope, the same names.
+    var unboundReferences: [SourceRange: Set<String>] = [:]
+    /// Assignment targets (`x = …`, by the name's range) that name no variable, likewise.
+    var unboundAssignments: [SourceRange: Set<String>] = [:]
     var sources: [SourceRange: SourcedFile] = [:]
     /// Every name bound at the end of the program (the REPL keeps them between entries).
     var boundNames: Set<String> = []
-}
-
-/// Whether a variable reference (its first segment) names a variable where it stands.
-enum Binding {
-    case bound
-    /// Not bound by anything before it, but a `source` of a computed file may have bound it: looked
-    /// up when it runs (relaxed checking).
-    case assumed
-    /// Not bound; `visible` are the names that are (for "did you mean").
-    case unbound(visible: Set<String>)
 }
 
 /// What a command statement's first word names, and for a command how the call binds.

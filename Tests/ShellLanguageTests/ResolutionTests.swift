@@ -1,6 +1,6 @@
 // The resolver as a pass (Resolver.swift): one walk over a program records, per node, what each
-// command's first word names, how each call binds (subcommand, argument match, choice words), whether
-// each variable reference is bound, and what each `source` reads; the Checker reports from that record
+// command's first word names, how each call binds (subcommand, argument match, choice words), which
+// variable references and assignment targets are unbound, and what each `source` reads; the Checker reports from that record
 // and the Interpreter runs from it without resolving again.
 import XCTest
 @testable import ShellLanguage
@@ -85,9 +85,11 @@ final class ResolutionTests: XCTestCase {
         guard case .assignment(_, let bound, _, _) = program.statements[1], case .assignment(_, let unbound, _, _) = program.statements[2] else {
             return XCTFail("not assignments")
         }
-        guard case .bound? = resolution.assignments[bound] else { return XCTFail("'a' is not bound") }
-        guard case .unbound(let visible)? = resolution.assignments[unbound] else { return XCTFail("'b' is bound") }
+        // Only the unbound target is recorded (the checker's error), with the names in scope.
+        XCTAssertNil(resolution.unboundAssignments[bound], "'a' is bound")
+        guard let visible = resolution.unboundAssignments[unbound] else { return XCTFail("'b' is bound") }
         XCTAssertTrue(visible.contains("a"))
+        XCTAssertEqual(resolution.unboundAssignments.count, 1)
     }
 
     func testSourcedFilesBindIntoTheScopeTheyAreSourcedInto() throws {
@@ -167,11 +169,17 @@ final class ResolutionTests: XCTestCase {
         guard case .command(let misspelt) = program.statements[1], case .command(let dollar) = program.statements[2] else {
             return XCTFail("not commands")
         }
-        guard case .unbound(let visible)? = resolution.references[misspelt.arguments[0].value.range] else {
-            return XCTFail("\(String(describing: resolution.references[misspelt.arguments[0].value.range]))")
+        guard let visible = resolution.unboundReferences[misspelt.arguments[0].value.range] else {
+            return XCTFail("'seeed' is recorded as bound")
         }
         XCTAssertTrue(visible.contains("seed"))
-        guard case .bound? = resolution.references[dollar.arguments[0].value.range] else { return XCTFail("$seed is not bound") }
+        // A bound reference is not recorded: the interpreter looks it up when it runs.
+        XCTAssertNil(resolution.unboundReferences[dollar.arguments[0].value.range], "$seed is recorded as unbound")
+        XCTAssertEqual(resolution.unboundReferences.count, 1)
+        // After a `source` of a computed file an unbound name may be bound: not recorded either.
+        let (relaxedProgram, relaxed) = resolve("let f = \"x.fqs\"\nsource f\nprint seeed", bound: [])
+        guard case .command(let after) = relaxedProgram.statements[2] else { return XCTFail("not a command") }
+        XCTAssertNil(relaxed.unboundReferences[after.arguments[0].value.range])
     }
 
     // MARK: The interpreter runs from the record
