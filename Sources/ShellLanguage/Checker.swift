@@ -24,6 +24,10 @@ public final class Checker {
     public var scriptArgumentCount: Int?
     /// Reads a sourced file (tests substitute an in-memory file system).
     public var readSource: (String) throws -> Source = { try Source.file(atPath: $0) }
+    /// For a file checked as it is sourced at run time: the files being run around it, outermost
+    /// first, and the blocks open there, so that nesting limits and cycles count from where it runs.
+    var enclosingSources: [Source] = []
+    var enclosingBlocks = 0
 
     /// Names bound before the program (the session's variables; after a check, what it bound).
     var variables: Set<String>
@@ -45,6 +49,8 @@ public final class Checker {
     public func check(_ program: Program) -> [Diagnostic] {
         let resolver = Resolver(registry: registry, variables: variables, readSource: readSource)
         resolver.relaxed = relaxed
+        resolver.enclosingSources = enclosingSources
+        resolver.enclosingBlocks = enclosingBlocks
         resolution = resolver.resolve(program)
         variables = resolution.boundNames
         relaxed = resolver.relaxed
@@ -416,8 +422,8 @@ public final class Checker {
             }
         case .cycle(let text, let chain)?:
             report(.error("'\(text)' is already being sourced (cycle: \(chain))", at: path.range))
-        case .tooDeep?:
-            report(.error("'source' nested more than \(SourcePaths.maximumDepth) deep", at: path.range))
+        case .tooDeep(let reason)?:
+            report(.error(reason, at: path.range))
         case .unreadable(let text, let reason, let lookedFor)?:
             report(.error("cannot source '\(text)': \(reason)", at: path.range,
                           notes: lookedFor.map { [.note("looked for '\($0)'")] } ?? []))
@@ -498,7 +504,24 @@ struct ArgumentMatcher {
 /// Where `source "x.fqs"` looks: relative to the directory of the file that sources it (like C's
 /// `#include "…"`), the working directory for the REPL and `-c`; `~/` is the home directory.
 public enum SourcePaths {
+    /// Files sourced one inside another.
     public static let maximumDepth = 64
+    /// Blocks (`if`, `for`) open around a `source`, counting those of the files that source it. Each
+    /// file and each block is a level of recursion in the parser, resolver, checker and interpreter;
+    /// without this a chain of 64 files, each sourcing the next inside 200 blocks (which one file
+    /// may have), overflows the stack (a crash, not an error).
+    public static let maximumEnclosingBlocks = 100
+
+    /// Why a `source` cannot open another file where `files` files are open (the script counts) and
+    /// `blocks` blocks are open around it; nil when it can.
+    public static func nestingProblem(files: Int, blocks: Int) -> String? {
+        if files >= maximumDepth { return "'source' nested more than \(maximumDepth) deep (does a file source itself?)" }
+        if blocks > maximumEnclosingBlocks {
+            return "'source' inside \(blocks) blocks (if/for), counting those of the files that source it; "
+                + "the limit is \(maximumEnclosingBlocks): source the file from fewer levels of blocks"
+        }
+        return nil
+    }
 
     public static func resolve(_ path: String, from source: Source?) -> String {
         var path = path

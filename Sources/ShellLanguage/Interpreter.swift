@@ -320,9 +320,8 @@ public final class Interpreter {
         } catch let problem as ArgumentProblem {
             throw RuntimeError("'source' \(problem.message)", at: pathExpression.range)
         }
-        guard sourceStack.count < SourcePaths.maximumDepth else {
-            throw RuntimeError("'source' nested more than \(SourcePaths.maximumDepth) deep (does a file source itself?)",
-                               at: pathExpression.range)
+        if let problem = SourcePaths.nestingProblem(files: sourceStack.count, blocks: environment.scopes.count - 1) {
+            throw RuntimeError(problem, at: pathExpression.range)
         }
         let file: Source
         do {
@@ -335,6 +334,8 @@ public final class Interpreter {
         }
         let parsed = Parser.parse(file)
         let checker = makeChecker()
+        checker.enclosingSources = sourceStack
+        checker.enclosingBlocks = environment.scopes.count - 1
         let errors = Diagnostic.capped((parsed.diagnostics + checker.check(parsed.program)).filter { $0.severity == .error })
         if !errors.isEmpty { throw DiagnosticList(errors) }
         let outerResolution = resolution

@@ -138,6 +138,10 @@ final class Resolver {
     var relaxed = false
     /// Files being resolved, outermost first (cycles, nesting depth and relative paths).
     var sourceStack: [Source] = []
+    /// For a file resolved as it is sourced at run time: the files running around it and the blocks
+    /// open there (nesting limits and cycles count from where it runs).
+    var enclosingSources: [Source] = []
+    var enclosingBlocks = 0
     var resolution = Resolution()
 
     init(registry: CommandRegistry, variables: Set<String>, readSource: @escaping (String) throws -> Source) {
@@ -148,7 +152,7 @@ final class Resolver {
 
     /// Resolves a program (and every file it sources with a path known now).
     func resolve(_ program: Program) -> Resolution {
-        sourceStack = [program.source]
+        sourceStack = enclosingSources + [program.source]
         resolve(program.statements)
         resolution.boundNames = scopes.reduce(into: Set<String>()) { $0.formUnion($1) }
         return resolution
@@ -305,8 +309,9 @@ final class Resolver {
             resolution.sources[range] = .cycle(text: text, chain: (sourceStack[cycleStart...].map(\.name) + [text]).joined(separator: " → "))
             return
         }
-        guard sourceStack.count < SourcePaths.maximumDepth else {
-            resolution.sources[range] = .tooDeep
+        // scopes[0] holds the globals; every other scope is an open block.
+        if let problem = SourcePaths.nestingProblem(files: sourceStack.count, blocks: enclosingBlocks + scopes.count - 1) {
+            resolution.sources[range] = .tooDeep(reason: problem)
             return
         }
         let file: Source
@@ -385,8 +390,8 @@ enum SourcedFile {
     case computed(firstRelaxation: Bool)
     /// The file (`text`: its path as written) is already being sourced (`chain`: the files, outermost first).
     case cycle(text: String, chain: String)
-    /// Nested more than `SourcePaths.maximumDepth` deep.
-    case tooDeep
+    /// Nested too deep (`SourcePaths.nestingProblem`: files in files, or blocks around it).
+    case tooDeep(reason: String)
     case unreadable(text: String, reason: String, lookedFor: String?)
     /// Read and parsed (parse errors in `diagnostics`), and resolved into the same table.
     case parsed(Program, diagnostics: [Diagnostic])

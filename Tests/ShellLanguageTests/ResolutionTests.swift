@@ -127,6 +127,76 @@ final class ResolutionTests: XCTestCase {
         XCTAssertEqual(depth, SourcePaths.maximumDepth)
     }
 
+    /// `if true { ` `n` times around `body`, closed again.
+    func nested(_ n: Int, _ body: String) -> String {
+        String(repeating: "if true { ", count: n) + body + String(repeating: " }", count: n)
+    }
+
+    func testBlocksAroundASourceCountAcrossTheFilesThatSourceIt() {
+        // One block in the script and 99 in a.fqs: b.fqs is sourced inside 100 blocks, the limit.
+        let within = ["a.fqs": nested(99, "source \"b.fqs\""), "b.fqs": "let x = 1"]
+        let (p1, r1) = resolve(nested(1, "source \"a.fqs\""), files: within)
+        XCTAssertTrue(r1.boundNames.isEmpty)
+        guard case .conditional(let branches, _, _) = p1.statements[0], case .parsed(let a, _)? = r1.sources[branches[0].body.statements[0].range] else {
+            return XCTFail("a.fqs is not recorded")
+        }
+        var statement = a.statements[0]
+        while case .conditional(let inner, _, _) = statement { statement = inner[0].body.statements[0] }
+        guard case .parsed? = r1.sources[statement.range] else { return XCTFail("b.fqs inside 100 blocks is refused") }
+        // One more block in a.fqs: refused before b.fqs is read, with the count and the limit.
+        let beyond = ["a.fqs": nested(100, "source \"b.fqs\"")]
+        let (p2, r2) = resolve(nested(1, "source \"a.fqs\""), files: beyond)
+        guard case .conditional(let branches2, _, _) = p2.statements[0], case .parsed(let a2, _)? = r2.sources[branches2[0].body.statements[0].range] else {
+            return XCTFail("a.fqs is not recorded")
+        }
+        statement = a2.statements[0]
+        while case .conditional(let inner, _, _) = statement { statement = inner[0].body.statements[0] }
+        guard case .tooDeep(let reason)? = r2.sources[statement.range] else { return XCTFail("no limit on the blocks around a source") }
+        XCTAssertTrue(reason.contains("inside 101 blocks") && reason.contains("limit is 100"), reason)
+    }
+
+    func testAChainOfDeeplyNestedSourcesEndsWithAnErrorNotAStackOverflow() {
+        // Found by hand: 64 files, each sourcing the next inside 150 blocks (one file may nest 200),
+        // overflowed the stack in the checker (≈ 4,000 levels) and, sooner, in the interpreter.
+        var files: [String: String] = [:]
+        for i in 0..<SourcePaths.maximumDepth { files["c\(i).fqs"] = nested(150, "source \"c\(i + 1).fqs\"") }
+        files["c\(SourcePaths.maximumDepth).fqs"] = "print \"bottom\""
+        let run = runScript("source \"c0.fqs\"", files: files)
+        XCTAssertEqual(run.result.status, ExitStatus.staticError)
+        XCTAssertEqual(run.errors.count, 1, "\(run.errors)")
+        XCTAssertTrue(run.errors.first?.contains("'source' inside 150 blocks") == true, "\(run.errors)")
+        XCTAssertEqual(run.result.errors.first?.range?.source.name, "c0.fqs")
+        // A computed path is checked when it runs, from where it runs: the blocks around it count.
+        let computed = runScript("let f = \"a.fqs\"\n" + nested(1, "source f"), files: ["a.fqs": nested(100, "source \"b.fqs\""), "b.fqs": ""])
+        XCTAssertEqual(computed.result.status, ExitStatus.staticError)
+        XCTAssertTrue(computed.errors.first?.contains("'source' inside 101 blocks") == true, "\(computed.errors)")
+        // And the `source` of a computed path itself, inside too many blocks, is refused when it runs.
+        let around = runScript("let f = \"b.fqs\"\n" + nested(101, "source f"), files: ["b.fqs": ""])
+        XCTAssertEqual(around.result.status, ExitStatus.runtimeError)
+        XCTAssertTrue(around.errors.first?.contains("'source' inside 101 blocks") == true, "\(around.errors)")
+        // A file that sources itself through a computed path stops at the depth limit.
+        let selfSourcing = runScript("source \"self.fqs\"", files: ["self.fqs": "let f = \"self.fqs\"\nsource f"])
+        XCTAssertEqual(selfSourcing.result.status, ExitStatus.runtimeError)
+        XCTAssertTrue(selfSourcing.errors.first?.contains("nested more than \(SourcePaths.maximumDepth) deep") == true, "\(selfSourcing.errors)")
+    }
+
+    func testAFileThatChangesBetweenTheCheckAndTheRunIsCheckedAgainWhenItRuns() {
+        // The check reads `let a = 1`; by the time it runs the file binds `b` instead. The script's
+        // record says `a` is a variable; the interpreter finds it unbound: a clear error, no trap.
+        var reads = 0
+        let output = CapturingOutput()
+        let interpreter = Interpreter(registry: registry, output: output, interrupt: Interrupt())
+        interpreter.readSource = { path in
+            reads += 1
+            return Source(name: path, text: reads == 1 ? "let a = 1" : "let b = 2\nprint b", path: path)
+        }
+        let result = interpreter.run(Source(name: "t.fqs", text: "source \"lib.fqs\"\nprint b\na"))
+        XCTAssertEqual(reads, 2)
+        XCTAssertEqual(output.standardLines, ["2", "2"])
+        XCTAssertEqual(result.status, ExitStatus.runtimeError)
+        XCTAssertEqual(result.errors.map(\.summary), ["3:1: undefined variable 'a'"])
+    }
+
     func testAComputedSourceRelaxesWhatFollows() {
         // After `source $f` any name may have been bound: a lone unknown name is assumed a variable,
         // decided again only against the variables when the line runs.
