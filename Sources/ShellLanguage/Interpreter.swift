@@ -108,7 +108,7 @@ public final class Interpreter {
     /// bound with `let` are never shown.
     public var echoResults = true
     /// Whether the results of command statements are echoed too (engine commands that render their
-    /// own output turn this off; expression statements still echo).
+    /// own output turn this off; expression statements and a lone variable name still echo).
     public var echoCommandResults = true
     /// Called with the source text of each top-level statement of a script before it runs
     /// (notebook transcripts).
@@ -252,7 +252,8 @@ public final class Interpreter {
         switch statement {
         case .command(let command):
             let value = try executeCommand(command)
-            if echoCommandResults { show(value) }
+            // A lone variable name (`r`, `r.ood`) is read like an expression statement: always shown.
+            if echoCommandResults || readsVariable(command) { show(value) }
         case .expression(let expression):
             show(try evaluate(expression, argumentContext: false))
         case .letBinding(let name, _, let value, _):
@@ -292,6 +293,12 @@ public final class Interpreter {
             if echoCommandResults { show(value) }
             output.line("time: " + Interpreter.formatDuration(elapsed))
         }
+    }
+
+    /// Whether the resolver found the command statement to be a lone variable name.
+    func readsVariable(_ command: Command) -> Bool {
+        if case .variable? = resolution.commands[command.nameRange]?.target { return true }
+        return false
     }
 
     func show(_ value: Value) {

@@ -311,6 +311,17 @@ final class ResolutionTests: XCTestCase {
         XCTAssertTrue(recorded.standard.contains("ewgs"), recorded.standard)
     }
 
+    func testALoneVariableIsShownWhereCommandResultsAreNot() {
+        // fqat-shell turns off the echo of command results (engine commands render their own); a lone
+        // variable name is read like an expression and still shown (found by hand in the REPL).
+        let output = CapturingOutput()
+        let interpreter = Interpreter(registry: registry, output: output, interrupt: Interrupt())
+        interpreter.echoCommandResults = false
+        let result = interpreter.run(Source(name: "t.fqs", text: "let n = 7\nn\nlet l = [1, 2]\nl.count\ncount\n(n + 1)"))
+        XCTAssertEqual(result.status, 0, output.error)
+        XCTAssertEqual(output.standardLines, ["7", "2", "8"])
+    }
+
     func testAnAssumedVariableIsCheckedWhenItRuns() {
         // Bound by the computed source: its value is shown. Not bound by it: an unknown command, as before.
         let files = ["defs.fqs": "let made = 7"]
