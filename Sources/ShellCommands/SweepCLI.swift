@@ -87,6 +87,27 @@ struct SweepIO {
     var printError: (String) -> Void
 }
 
+/// `--threads N`: the threads a script runs with (`set threads=N`). One declaration for fqat-shell's
+/// own flag and `sweep task`'s, which passes it on to the task's fqat-shell; `sweep run`'s (also
+/// `--cpus-per-task`, default 1, passed on to every task) checks the same range.
+public struct ThreadsOption: ParsableArguments {
+    public static let range = 1...256
+
+    @ArgumentParser.Option(help: ArgumentHelp("Start with `set threads=N` (1 to 256).", valueName: "N"))
+    public var threads: Int?
+
+    public init() {}
+
+    public func validate() throws { try ThreadsOption.check(threads) }
+
+    /// A thread count outside 1…256 is a usage error.
+    static func check(_ threads: Int?) throws {
+        if let threads, !range.contains(threads) {
+            throw ValidationError("--threads needs a thread count from \(range.lowerBound) to \(range.upperBound), got \(threads)")
+        }
+    }
+}
+
 /// The sweep folder: the first argument of `list`, `run`, `task` and `collect`.
 struct SweepFolderArgument: ParsableArguments {
     @ArgumentParser.Argument(help: ArgumentHelp("The sweep folder.", valueName: "DIR"))
@@ -261,7 +282,7 @@ struct SweepRunCommand: SweepSubcommand {
 
     func validate() throws {
         try SweepCLI.atLeastOne(workers, flag: "--workers")
-        try SweepCLI.atLeastOne(threads, flag: "--threads")
+        try ThreadsOption.check(threads)
         try SweepCLI.atLeastOne(parallel, flag: "--parallel")
     }
 
@@ -340,10 +361,8 @@ struct SweepTaskCommand: SweepSubcommand {
     @OptionGroup var folder: SweepFolderArgument
     @ArgumentParser.Argument(help: ArgumentHelp("The task's index (default: $SLURM_ARRAY_TASK_ID).", valueName: "INDEX"))
     var index: Int?
-    @ArgumentParser.Option(help: ArgumentHelp("Threads of the task's script (its --threads).", valueName: "T"))
-    var threads: Int?
-
-    func validate() throws { try SweepCLI.atLeastOne(threads, flag: "--threads") }
+    /// The task's script's threads: passed to its fqat-shell as `--threads`.
+    @OptionGroup var threads: ThreadsOption
 
     func execute(_ io: SweepIO) throws -> Int32 {
         let sweep = SweepFolder(folder.dir)
@@ -353,7 +372,7 @@ struct SweepTaskCommand: SweepSubcommand {
         guard let i = Int(text), i >= 0, i < tasks.count else {
             throw SweepError("task index '\(text)' is not in 0…\(tasks.count - 1) (\(tasks.count) tasks in \(sweep.taskListPath))")
         }
-        return try SweepRunner.runTask(tasks[i], sweep: sweep, threads: threads, all: tasks)
+        return try SweepRunner.runTask(tasks[i], sweep: sweep, threads: threads.threads, all: tasks)
     }
 }
 

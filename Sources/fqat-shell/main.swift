@@ -42,8 +42,8 @@ struct ShellOptions: ParsableCommand {
     var notebook: String?
     @Flag(name: .customLong("commands-markdown"), help: "Print the command reference (docs/commands.md).")
     var commandsMarkdown = false
-    @ArgumentParser.Option(help: ArgumentHelp("Start with `set threads=N` (1 to 256).", valueName: "N"))
-    var threads: Int?
+    /// `--threads N`, declared once with `sweep task`'s (ShellCommands' SweepCLI).
+    @OptionGroup var threads: ThreadsOption
     @ArgumentParser.Option(help: ArgumentHelp("Also append every run's records to FILE (DomainBed's results.jsonl; sweep tasks).", valueName: "FILE"))
     var records: String?
     @ArgumentParser.Option(name: .customLong("record-arg"),
@@ -63,9 +63,6 @@ struct ShellOptions: ParsableCommand {
     var scriptArguments: [String] = []
 
     func validate() throws {
-        if let threads, !(1...256).contains(threads) {
-            throw ValidationError("--threads needs a thread count from 1 to 256, got \(threads)")
-        }
         for pair in recordArgs {
             guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else {
                 throw ValidationError("--record-arg needs KEY=VALUE, got '\(pair)'")
@@ -113,7 +110,7 @@ if !checkOnly, let warning = SystemReport.backendWarning() {
 
 let session = Session()
 let registry = ShellCommands.makeRegistry(session: session)
-if let threads = options.threads { ShellCommands.setThreads(threads, session: session) }
+if let threads = options.threads.threads { ShellCommands.setThreads(threads, session: session) }
 session.launch.autosavePath = options.autosave
 session.launch.resumeFrom = options.resumeFrom
 if let file = options.records {

@@ -134,6 +134,11 @@ final class SweepTests: XCTestCase {
         XCTAssertTrue(errors.last?.contains("Missing value for '--threads <T>'") == true, errors.last ?? "")
         XCTAssertEqual(run(["run", "/tmp/x", "--launcher", "pbs"]), 64)
         XCTAssertTrue(errors.last?.contains("'pbs' is invalid for '--launcher <launcher>'") == true, errors.last ?? "")
+        // --threads: the range of fqat-shell's own --threads (one declaration), checked before a task starts.
+        XCTAssertEqual(run(["task", "/tmp/x", "0", "--threads", "300"]), 64)
+        XCTAssertTrue(errors.last?.contains("--threads needs a thread count from 1 to 256, got 300") == true, errors.last ?? "")
+        XCTAssertEqual(run(["run", "/tmp/x", "--threads", "0"]), 64)
+        XCTAssertTrue(errors.last?.contains("--threads needs a thread count from 1 to 256, got 0") == true, errors.last ?? "")
         XCTAssertEqual(run(["task", "/tmp/x", "first"]), 64)
         XCTAssertTrue(errors.last?.contains("The value 'first' is invalid for '<INDEX>'") == true, errors.last ?? "")
         XCTAssertEqual(run(["create", "/tmp/x", "examples/paper/table1.fqs", "--seeds"]), 64)
@@ -158,7 +163,7 @@ final class SweepTests: XCTestCase {
                      "USAGE: fqat-shell sweep list <DIR>",
                      "USAGE: fqat-shell sweep run <DIR> [--launcher <launcher>] [--workers <N>] [--threads <T>] [--dry-run]",
                      "--sbatch-flag <F>", "--threads, --cpus-per-task <T>", "(values: local, slurm; default: local)",
-                     "USAGE: fqat-shell sweep task <DIR> [<INDEX>] [--threads <T>]", "$SLURM_ARRAY_TASK_ID",
+                     "USAGE: fqat-shell sweep task <DIR> [<INDEX>] [--threads <N>]", "$SLURM_ARRAY_TASK_ID",
                      "USAGE: fqat-shell sweep collect <DIR> [<NAME=VALUE> ...]"] {
             XCTAssertTrue(help.contains(text), "\(text) in\n\(help)")
         }
