@@ -344,11 +344,6 @@ extension ShellCommands {
             })
     }
 
-    /// `set threads=N` from outside a script (`fqat-shell --threads N`).
-    public static func setThreads(_ n: Int, session s: Session) {
-        s.setThreads(n)
-    }
-
     static func showCommand(_ s: Session) -> CommandSpec {
         CommandSpec(
             name: "show", summary: "show settings, data, model, quantization, hyperparameters, the current run or the compute path (system)",

@@ -112,6 +112,12 @@ public struct ThreadsOption: ParsableArguments {
 struct SweepFolderArgument: ParsableArguments {
     @ArgumentParser.Argument(help: ArgumentHelp("The sweep folder.", valueName: "DIR"))
     var dir: String
+
+    /// The sweep at `dir` and its task list (an error says why it cannot be read).
+    func open() throws -> (sweep: SweepFolder, tasks: [SweepTask]) {
+        let sweep = SweepFolder(dir)
+        return (sweep, try sweep.read())
+    }
 }
 
 /// A runnable sweep subcommand: `execute` returns the exit status.
@@ -226,8 +232,7 @@ struct SweepListCommand: SweepSubcommand {
     @OptionGroup var folder: SweepFolderArgument
 
     func execute(_ io: SweepIO) throws -> Int32 {
-        let sweep = SweepFolder(folder.dir)
-        let tasks = try sweep.read()
+        let (sweep, tasks) = try folder.open()
         var rows: [[String]] = []
         var counts: [String: Int] = [:]
         for t in tasks {
@@ -287,8 +292,7 @@ struct SweepRunCommand: SweepSubcommand {
     }
 
     func execute(_ io: SweepIO) throws -> Int32 {
-        let sweep = SweepFolder(folder.dir)
-        let tasks = try sweep.read()
+        let (sweep, tasks) = try folder.open()
         let pending = tasks.filter { sweep.state($0) != .done }
         switch launcher {
         case .local:
@@ -365,8 +369,7 @@ struct SweepTaskCommand: SweepSubcommand {
     @OptionGroup var threads: ThreadsOption
 
     func execute(_ io: SweepIO) throws -> Int32 {
-        let sweep = SweepFolder(folder.dir)
-        let tasks = try sweep.read()
+        let (sweep, tasks) = try folder.open()
         let indexText = index.map(String.init) ?? ProcessInfo.processInfo.environment["SLURM_ARRAY_TASK_ID"]
         guard let text = indexText else { throw SweepError("no task index: give one (sweep task DIR INDEX) or run under a Slurm array (SLURM_ARRAY_TASK_ID)") }
         guard let i = Int(text), i >= 0, i < tasks.count else {

@@ -110,7 +110,7 @@ if !checkOnly, let warning = SystemReport.backendWarning() {
 
 let session = Session()
 let registry = ShellCommands.makeRegistry(session: session)
-if let threads = options.threads.threads { ShellCommands.setThreads(threads, session: session) }
+if let threads = options.threads.threads { session.setThreads(threads) }
 session.launch.autosavePath = options.autosave
 session.launch.resumeFrom = options.resumeFrom
 if let file = options.records {
