@@ -135,15 +135,25 @@ extension Bench {
         setThreads(ProcessInfo.processInfo.activeProcessorCount)
     }
 
-    /// GFLOP/s of an n×n×n sgemm at `threads` (median), the reference for fractions of peak.
-    /// GFLOP/s of an n×n×n SGEMM by wall time, and by CPU time per thread: on a shared machine the
-    /// second does not count the time other processes held the core (exact for 1 thread).
+    /// GFLOP/s of an n×n×n OpenBLAS sgemm at `threads` (median), the reference for fractions of peak,
+    /// by wall time, and by CPU time per thread: on a shared machine the second does not count the
+    /// time other processes held the core (exact for 1 thread). Always OpenBLAS's `gemm`, whatever the
+    /// backend (`Tensor.matmul` would run oneDNN's sgemm on the oneDNN backend).
     func measureSgemm(threads: Int) -> (wall: Double, cpu: Double) {
         setThreads(threads)
         let n = quick ? 512 : 1024
         var rng = RNG(seed: 1)
         let a = rng.normalTensor([n, n]), b = rng.normalTensor([n, n])
-        let t = medianTimes(repeats: quick ? 3 : 5) { _ = Tensor.matmul(a, b) }
+        var c = Tensor(shape: [n, n])
+        let t = medianTimes(repeats: quick ? 3 : 5) {
+            a.data.withUnsafeBufferPointer { pa in
+                b.data.withUnsafeBufferPointer { pb in
+                    c.data.withUnsafeMutableBufferPointer { pc in
+                        gemm(m: n, n: n, k: n, a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n, c: pc.baseAddress!, ldc: n)
+                    }
+                }
+            }
+        }
         let flops = 2.0 * Double(n * n * n)
         return (flops / t.wall / 1e9, flops / (t.cpu / Double(threads)) / 1e9)
     }
