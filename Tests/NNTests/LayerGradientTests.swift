@@ -7,7 +7,7 @@ import TensorCore
 /// Enough to check that Conv2d/Linear route values and gradients through their quantizer slots.
 final class ScalingQuantizer: TensorQuantizer {
     let scale: Parameter
-    private var input: Tensor?
+    private(set) var input: Tensor?
     init(name: String, value: Float) { scale = Parameter(name: name, kind: .scale, value: Tensor(shape: [1], data: [value])) }
     func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
         if ctx.needsBackward { input = x }
@@ -64,6 +64,28 @@ final class LayerGradientTests: XCTestCase {
         linear.weightQuantizer = ScalingQuantizer(name: "fc.weight_scale", value: 0.8)
         linear.inputQuantizer = ScalingQuantizer(name: "fc.input_scale", value: 1.1)
         GradientCheck().assertGradients(linear, input: rng.normalTensor([4, 5]), "quantized Linear")
+    }
+
+    /// Through the `Module` protocol (as Network and the optimizers see them), Conv2d and Linear report
+    /// their own and their quantizers' parameters and `clearCache` drops the kept operands and the
+    /// quantizers' caches: the QuantizerSlots defaults, not Module's children-only ones, are the witnesses.
+    func testSlottedLayersAnswerModuleRequirementsWithTheirSlots() {
+        var rng = RNG(seed: 6)
+        let conv = Conv2d(name: "c", inChannels: 1, outChannels: 2, kernel: 3, padding: 1, rng: &rng)
+        let linear = Linear(name: "fc", inFeatures: 4, outFeatures: 2, rng: &rng)
+        let layers: [(name: String, module: Module, slots: any QuantizerSlots, x: Tensor)] = [
+            ("c", conv, conv, rng.normalTensor([2, 1, 3, 3])), ("fc", linear, linear, rng.normalTensor([2, 4]))]
+        for (name, module, slots, x) in layers {
+            let quantizer = ScalingQuantizer(name: name + ".input_scale", value: 1.5)
+            if let c = module as? Conv2d { c.inputQuantizer = quantizer } else if let l = module as? Linear { l.inputQuantizer = quantizer }
+            XCTAssertEqual(module.parameters.last?.name, name + ".input_scale", name)
+            _ = module.forward(x, ForwardContext(training: true))
+            XCTAssertNotNil(slots.operandCache.operands, "\(name) keeps its operands for backward")
+            XCTAssertNotNil(quantizer.input)
+            module.clearCache()
+            XCTAssertNil(slots.operandCache.operands, "\(name): clearCache drops them")
+            XCTAssertNil(quantizer.input, "\(name): clearCache clears its quantizers")
+        }
     }
 
     final class ConstantOverride: ConvInferenceOverride {
