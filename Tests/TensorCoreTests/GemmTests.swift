@@ -37,44 +37,51 @@ final class GemmTests: XCTestCase {
         }
     }
 
-    func checkMatmulAgainstReference(shapes: [(Int, Int, Int)], file: StaticString = #filePath, line: UInt = #line) {
+    /// One product of `Tensor.matmul` against the Double reference: its operands, sizes and transposes.
+    struct Product {
+        var a, b, fast: Tensor
+        var reference: [Float]
+        var m, n, k: Int
+        var transA, transB: Bool
+        var name: String { "m=\(m) n=\(n) k=\(k) ta=\(transA) tb=\(transB)" }
+    }
+
+    /// Every shape with every transpose, operands drawn from one seeded stream, product and reference.
+    func forEachProduct(shapes: [(Int, Int, Int)], _ check: (Product) -> Void) {
         var rng = RNG(seed: 1)
         for (m, n, k) in shapes {
             for ta in [false, true] { for tb in [false, true] {
                 let a = rng.normalTensor(ta ? [k, m] : [m, k])
                 let b = rng.normalTensor(tb ? [n, k] : [k, n])
-                let fast = Tensor.matmul(a, b, transA: ta, transB: tb)
                 var ref = [Float](repeating: 0, count: m * n)
                 gemmReference(transA: ta, transB: tb, m: m, n: n, k: k, a: a.data, lda: a.shape[1],
                               b: b.data, ldb: b.shape[1], c: &ref, ldc: n)
-                // The classical bound for any summation order: |fl(Σ aᵢbᵢ) − Σ aᵢbᵢ| ≤ γₖ Σ|aᵢbᵢ|, γₖ = k·u/(1 − k·u).
-                var bound = [Float](repeating: 0, count: m * n)
-                gemmReference(transA: ta, transB: tb, m: m, n: n, k: k, a: a.data.map(abs), lda: a.shape[1],
-                              b: b.data.map(abs), ldb: b.shape[1], c: &bound, ldc: n)
-                let u = Double(Float.ulpOfOne) / 2, gamma = Double(k + 1) * u / (1 - Double(k + 1) * u)
-                var worst = 0.0
-                for i in 0..<(m * n) {
-                    let error = Double(abs(fast.data[i] - ref[i]))
-                    worst = max(worst, error / (gamma * Double(bound[i]) + 1e-30))
-                }
-                XCTAssertLessThanOrEqual(worst, 1, "\(Backend.current) m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb): error / bound \(worst)", file: file, line: line)
+                check(Product(a: a, b: b, fast: Tensor.matmul(a, b, transA: ta, transB: tb), reference: ref,
+                              m: m, n: n, k: k, transA: ta, transB: tb))
             } }
         }
     }
 
+    func checkMatmulAgainstReference(shapes: [(Int, Int, Int)], file: StaticString = #filePath, line: UInt = #line) {
+        forEachProduct(shapes: shapes) { p in
+            // The classical bound for any summation order: |fl(Σ aᵢbᵢ) − Σ aᵢbᵢ| ≤ γₖ Σ|aᵢbᵢ|, γₖ = k·u/(1 − k·u).
+            var bound = [Float](repeating: 0, count: p.m * p.n)
+            gemmReference(transA: p.transA, transB: p.transB, m: p.m, n: p.n, k: p.k, a: p.a.data.map(abs), lda: p.a.shape[1],
+                          b: p.b.data.map(abs), ldb: p.b.shape[1], c: &bound, ldc: p.n)
+            let u = Double(Float.ulpOfOne) / 2, gamma = Double(p.k + 1) * u / (1 - Double(p.k + 1) * u)
+            var worst = 0.0
+            for i in 0..<(p.m * p.n) {
+                let error = Double(abs(p.fast.data[i] - p.reference[i]))
+                worst = max(worst, error / (gamma * Double(bound[i]) + 1e-30))
+            }
+            XCTAssertLessThanOrEqual(worst, 1, "\(Backend.current) \(p.name): error / bound \(worst)", file: file, line: line)
+        }
+    }
+
     func testGemmMatchesReferenceAllTransposes() {
-        var rng = RNG(seed: 1)
-        for (m, n, k) in [(1, 1, 1), (3, 5, 7), (17, 9, 33), (64, 65, 31)] {
-            for ta in [false, true] { for tb in [false, true] {
-                let a = rng.normalTensor(ta ? [k, m] : [m, k])
-                let b = rng.normalTensor(tb ? [n, k] : [k, n])
-                let fast = Tensor.matmul(a, b, transA: ta, transB: tb)
-                var ref = [Float](repeating: 0, count: m * n)
-                gemmReference(transA: ta, transB: tb, m: m, n: n, k: k, a: a.data, lda: a.shape[1],
-                              b: b.data, ldb: b.shape[1], c: &ref, ldc: n)
-                let d = fast.maxRelativeDifference(Tensor(shape: [m, n], data: ref))
-                XCTAssertLessThan(d, 1e-5, "gemm m=\(m) n=\(n) k=\(k) ta=\(ta) tb=\(tb): max rel diff \(d)")
-            } }
+        forEachProduct(shapes: [(1, 1, 1), (3, 5, 7), (17, 9, 33), (64, 65, 31)]) { p in
+            let d = p.fast.maxRelativeDifference(Tensor(shape: [p.m, p.n], data: p.reference))
+            XCTAssertLessThan(d, 1e-5, "gemm \(p.name): max rel diff \(d)")
         }
     }
 
