@@ -93,7 +93,9 @@ struct SweepIO {
 public struct ThreadsOption: ParsableArguments {
     public static let range = 1...256
 
-    @ArgumentParser.Option(help: ArgumentHelp("Start with `set threads=N` (1 to 256).", valueName: "N"))
+    // `.unconditional`: a negative count reaches the range check ("needs … 1 to 256, got -3") instead of
+    // being read as an unknown flag.
+    @ArgumentParser.Option(parsing: .unconditional, help: ArgumentHelp("Start with `set threads=N` (1 to 256).", valueName: "N"))
     public var threads: Int?
 
     public init() {}
@@ -267,9 +269,9 @@ struct SweepRunCommand: SweepSubcommand {
     @OptionGroup var folder: SweepFolderArgument
     @ArgumentParser.Option(help: "Where the tasks run.")
     var launcher = Launcher.local
-    @ArgumentParser.Option(help: ArgumentHelp("Local worker processes (default: cores / threads).", valueName: "N"))
+    @ArgumentParser.Option(parsing: .unconditional, help: ArgumentHelp("Local worker processes (default: cores / threads).", valueName: "N"))
     var workers: Int?
-    @ArgumentParser.Option(name: [.customLong("threads"), .customLong("cpus-per-task")],
+    @ArgumentParser.Option(name: [.customLong("threads"), .customLong("cpus-per-task")], parsing: .unconditional,
                            help: ArgumentHelp("Threads of each task (Slurm: --cpus-per-task).", valueName: "T"))
     var threads = 1
     @Flag(name: .customLong("dry-run"), help: "Print what would run (local: each task's command; slurm: the sbatch scripts).")
@@ -280,7 +282,7 @@ struct SweepRunCommand: SweepSubcommand {
     var time: String?
     @ArgumentParser.Option(help: ArgumentHelp("Slurm memory of a task.", valueName: "M"))
     var mem: String?
-    @ArgumentParser.Option(help: ArgumentHelp("Slurm array tasks running at once.", valueName: "N"))
+    @ArgumentParser.Option(parsing: .unconditional, help: ArgumentHelp("Slurm array tasks running at once.", valueName: "N"))
     var parallel: Int?
     @ArgumentParser.Option(name: .customLong("sbatch-flag"), help: ArgumentHelp("An extra #SBATCH line (repeatable).", valueName: "F"))
     var sbatchFlags: [String] = []

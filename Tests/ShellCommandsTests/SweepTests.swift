@@ -128,6 +128,11 @@ final class SweepTests: XCTestCase {
         XCTAssertTrue(errors.last?.contains("Usage: fqat-shell sweep run <DIR>") == true, errors.last ?? "")
         XCTAssertEqual(run(["run", "/tmp/x", "--workers", "0"]), 64)
         XCTAssertTrue(errors.last?.contains("--workers takes a whole number ≥ 1, not '0'") == true, errors.last ?? "")
+        // A negative count reaches the range check, not "missing value" or "unknown option".
+        XCTAssertEqual(run(["run", "/tmp/x", "--workers", "-3"]), 64)
+        XCTAssertTrue(errors.last?.contains("--workers takes a whole number ≥ 1, not '-3'") == true, errors.last ?? "")
+        XCTAssertEqual(run(["run", "/tmp/x", "--threads", "-1"]), 64)
+        XCTAssertTrue(errors.last?.contains("--threads needs a thread count from 1 to 256, got -1") == true, errors.last ?? "")
         XCTAssertEqual(run(["run", "/tmp/x", "--wrokers", "2"]), 64)
         XCTAssertTrue(errors.last?.contains("Unknown option '--wrokers'. Did you mean '--workers'?") == true, errors.last ?? "")
         XCTAssertEqual(run(["run", "/tmp/x", "--threads"]), 64)
