@@ -402,7 +402,7 @@ struct SweepCollectCommand: SweepSubcommand {
     func execute(_ io: SweepIO) throws -> Int32 {
         let interpreter = Interpreter(registry: ShellCommands.makeRegistry(session: Session()), output: ForwardingOutput(io))
         interpreter.echoCommandResults = false
-        let text = (["summary", Self.quoted(folder.dir)] + keywords.map(Self.keyword)).joined(separator: " ")
+        let text = (["summary", Value.quote(folder.dir)] + keywords.map(Self.keyword)).joined(separator: " ")
         return interpreter.runScript(Source(name: "<sweep collect>", text: text), arguments: .parse(scriptName: "sweep", [])).status
     }
 
@@ -411,13 +411,9 @@ struct SweepCollectCommand: SweepSubcommand {
         guard let eq = arg.firstIndex(of: "=") else { return arg }
         let value = String(arg[arg.index(after: eq)...])
         let literal = value == "true" || value == "false" || Double(value) != nil
-        return String(arg[...eq]) + (literal ? value : quoted(value))
+        return String(arg[...eq]) + (literal ? value : Value.quote(value))
     }
 
-    /// A string literal of the shell language.
-    static func quoted(_ s: String) -> String {
-        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-    }
 }
 
 /// The interpreter's output for `collect`, line by line to the subcommand's print functions.

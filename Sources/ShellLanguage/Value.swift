@@ -99,7 +99,8 @@ public enum Value: Equatable, CustomStringConvertible {
         return String(format: "%.6g", d)
     }
 
-    static func quote(_ s: String) -> String {
+    /// `s` as a string literal of the language (quotes, backslashes and control characters escaped).
+    public static func quote(_ s: String) -> String {
         "\"" + escaped(s, replacing: ["\"": "\\\"", "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"]) + "\""
     }
 
