@@ -15,12 +15,9 @@ public protocol ConvInferenceOverride: AnyObject {
 public final class Conv2d: Module, DescribedModule, QuantizerSlots {
     /// Module path, e.g. "layer1.0.conv1"; parameters are "\(name).weight" and "\(name).bias".
     public let name: String
-    public let inChannels: Int
-    public let outChannels: Int
-    public let kernelSize: Int
-    public let stride: Int
-    public let padding: Int
-    /// (Cout, Cin, k, k)
+    /// Stride and padding, as every convolution call takes them.
+    public let options: Convolution2dOptions
+    /// (Cout, Cin, k, k): the weight's shape is the one record of the layer's channels and kernel.
     public let weight: Parameter
     /// (Cout), when the layer has a bias.
     public let bias: Parameter?
@@ -41,17 +38,17 @@ public final class Conv2d: Module, DescribedModule, QuantizerSlots {
         precondition(inChannels > 0 && outChannels > 0 && kernel > 0 && stride > 0 && padding >= 0,
                      "Conv2d \(name): invalid configuration in \(inChannels) out \(outChannels) kernel \(kernel) stride \(stride) padding \(padding)")
         self.name = name
-        self.inChannels = inChannels
-        self.outChannels = outChannels
-        self.kernelSize = kernel
-        self.stride = stride
-        self.padding = padding
+        self.options = Convolution2dOptions(stride: stride, padding: padding)
         (self.weight, self.bias) = initialization.parameters(
             name: name, shape: [outChannels, inChannels, kernel, kernel],
             fanIn: inChannels * kernel * kernel, fanOut: outChannels * kernel * kernel, bias: bias, rng: &rng)
     }
 
-    public var options: Convolution2dOptions { Convolution2dOptions(stride: stride, padding: padding) }
+    public var outChannels: Int { weight.shape[0] }
+    public var inChannels: Int { weight.shape[1] }
+    public var kernelSize: Int { weight.shape[2] }
+    public var stride: Int { options.stride }
+    public var padding: Int { options.padding }
 
     public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
         precondition(x.rank == 4 && x.shape[1] == inChannels,

@@ -16,29 +16,25 @@ public final class IntegerConv: ConvInferenceOverride {
     public let weightShape: [Int]
     /// One per output channel, or one for the whole weight.
     public let weightScales: [Float]
-    public let inputScale: Float
-    public let inputLowest: Int
-    public let inputHighest: Int
+    /// The input quantizer's integer grid: activations become codes in [lowest, highest] of step `scale`.
+    public let input: IntegerGrid
     /// Weight codes widened once to Int16 for the multiply-accumulate loop.
     private let weight16: [Int16]
 
-    public init(layer: String, weightCodes: [Int8], weightShape: [Int], weightScales: [Float],
-                inputScale: Float, inputLowest: Int, inputHighest: Int) {
+    public init(layer: String, weightCodes: [Int8], weightShape: [Int], weightScales: [Float], input: IntegerGrid) {
         precondition(weightShape.count == 4 && weightShape.reduce(1, *) == weightCodes.count,
                      "IntegerConv \(layer): \(weightCodes.count) codes for shape \(weightShape)")
         precondition(weightScales.count == 1 || weightScales.count == weightShape[0],
                      "IntegerConv \(layer): \(weightScales.count) weight scales for \(weightShape[0]) channels")
         let k = weightShape[1] * weightShape[2] * weightShape[3]
-        let maxCode = max(abs(inputLowest), abs(inputHighest))
+        let maxCode = max(abs(input.lowest), abs(input.highest))
         precondition(Int64(128) * Int64(maxCode) * Int64(k) < Int64(Int32.max),
                      "IntegerConv \(layer): Int32 accumulators could overflow for K = \(k), codes up to \(maxCode)")
         self.layer = layer
         self.weightCodes = weightCodes
         self.weightShape = weightShape
         self.weightScales = weightScales
-        self.inputScale = inputScale
-        self.inputLowest = inputLowest
-        self.inputHighest = inputHighest
+        self.input = input
         self.weight16 = weightCodes.map { Int16($0) }
     }
 
@@ -51,20 +47,8 @@ public final class IntegerConv: ConvInferenceOverride {
         let codes = wq.integerCodes(conv.weight.value).data.map { Int8($0) }
         let scales = wq.effectiveScales
         self.init(layer: conv.name, weightCodes: codes, weightShape: conv.weight.shape,
-                  weightScales: scales.count == 1 ? scales : scales, inputScale: aq.effectiveScales[0],
-                  inputLowest: aq.lowest, inputHighest: aq.highest)
-    }
-
-    /// Integer activation codes of x (same arithmetic as `Quantizer.integerCodes`).
-    func activationCodes(_ x: Tensor) -> [Int16] {
-        var codes = [Float](repeating: 0, count: x.count)
-        x.data.withUnsafeBufferPointer { xp in
-            codes.withUnsafeMutableBufferPointer { cp in
-                QuantizerKernels.codes(x: xp.baseAddress!, codes: cp.baseAddress!, count: x.count, scales: [inputScale],
-                                       lowest: Float(inputLowest), highest: Float(inputHighest))
-            }
-        }
-        return codes.map { Int16($0) }
+                  weightScales: scales,
+                  input: IntegerGrid(scale: aq.effectiveScales[0], lowest: aq.lowest, highest: aq.highest))
     }
 
     public func forward(_ x: Tensor, conv: Conv2d) -> Tensor {
@@ -75,9 +59,9 @@ public final class IntegerConv: ConvInferenceOverride {
         let g = ConvGeometry(channels: cin, height: x.shape[2], width: x.shape[3], kernelH: kernel, kernelW: kernel,
                              strideH: conv.stride, strideW: conv.stride, padH: conv.padding, padW: conv.padding)
         let k = g.colRows, ohw = g.colCols
-        let codes = activationCodes(x)
+        let codes = input.codes(x)
         let bias = conv.bias?.value.data
-        let rescale = (0..<cout).map { weightScales.count == 1 ? weightScales[0] * inputScale : weightScales[$0] * inputScale }
+        let rescale = (0..<cout).map { weightScales.count == 1 ? weightScales[0] * input.scale : weightScales[$0] * input.scale }
         var y = Tensor(shape: [batch, cout, g.outHeight, g.outWidth])
         let imageSize = cin * g.height * g.width
         y.data.withUnsafeMutableBufferPointer { yp in
@@ -109,6 +93,31 @@ public final class IntegerConv: ConvInferenceOverride {
             }
         }
         return y
+    }
+}
+
+/// A per-tensor quantizer's integer grid (zero point 0): x becomes round½even(clamp(x/scale, lowest, highest)).
+public struct IntegerGrid: Sendable, Equatable {
+    public var scale: Float
+    public var lowest: Int
+    public var highest: Int
+
+    public init(scale: Float, lowest: Int, highest: Int) {
+        self.scale = scale
+        self.lowest = lowest
+        self.highest = highest
+    }
+
+    /// The integer codes of x (same arithmetic as `Quantizer.integerCodes`).
+    func codes(_ x: Tensor) -> [Int16] {
+        var codes = [Float](repeating: 0, count: x.count)
+        x.data.withUnsafeBufferPointer { xp in
+            codes.withUnsafeMutableBufferPointer { cp in
+                QuantizerKernels.codes(x: xp.baseAddress!, codes: cp.baseAddress!, count: x.count, scales: [scale],
+                                       lowest: Float(lowest), highest: Float(highest))
+            }
+        }
+        return codes.map { Int16($0) }
     }
 }
 

@@ -212,8 +212,8 @@ public func loadIntegerModel(from path: String, integerInference: Bool = true) t
             conv.inputQuantizer = q
             if let codes = weightCodes {
                 overrides.append((conv, IntegerConv(layer: conv.name, weightCodes: codes, weightShape: conv.weight.shape,
-                                                    weightScales: weightScales, inputScale: scales[0],
-                                                    inputLowest: q.lowest, inputHighest: q.highest)))
+                                                    weightScales: weightScales,
+                                                    input: IntegerGrid(scale: scales[0], lowest: q.lowest, highest: q.highest))))
             }
         }
     }
