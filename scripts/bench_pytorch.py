@@ -2,7 +2,7 @@
 """PyTorch counterpart of fqat-bench's model workloads, for side-by-side comparison on one machine.
 
 Never needed by the tests. Usage: python3 scripts/bench_pytorch.py [--batch 64] [--threads 1,2] [--repeats 3]
-       python3 scripts/bench_pytorch.py --models resnet18,resnet50 [--batch 32] [--threads 1,2]
+       python3 scripts/bench_pytorch.py --models resnet18,resnet50 [--quantized] [--batch 32] [--threads 1,2]
 Prints one JSON object per measurement with the same keys as `fqat-bench --json`:
 workload (erm | lsq | fqat | eval), batch, threads, images_per_second, cpu_ms_per_image
 (process CPU time per image, all threads: robust when other processes share the cores).
@@ -13,6 +13,9 @@ fqat: the same quantized model with a SAM/SAGM-style two-pass step (perturb weig
 --models resnet18,resnet50: torchvision-layout ResNets (written out here, so torchvision is not
 needed) on 3x224x224 inputs with 7 classes, full precision: rows `<model>-erm` (train step, Adam)
 and `<model>-eval` (forward, no grad), as `fqat-bench --only resnet18,resnet50` prints them.
+--models ... --quantized: the same ResNets 4-bit LSQ-quantized as the ResNet-20 above (the stem only its
+input, the classifier not): rows `<model>-lsq` and `<model>-fqat`, as `fqat-bench --only
+resnet18-quant,resnet50-quant` prints them.
 """
 import argparse, json, statistics, time
 import torch
@@ -99,15 +102,15 @@ class ResNet20(nn.Module):
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(self, cin, planes, stride):
+    def __init__(self, cin, planes, stride, bits=None):
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.conv1 = QConv(cin, planes, 3, stride, 1, bias=False, bits=bits)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.conv2 = QConv(planes, planes, 3, 1, 1, bias=False, bits=bits)
         self.bn2 = nn.BatchNorm2d(planes)
         self.downsample = None
         if stride != 1 or cin != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+            self.downsample = nn.Sequential(QConv(cin, planes, 1, stride, bias=False, bits=bits), nn.BatchNorm2d(planes))
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -118,17 +121,18 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, cin, planes, stride):
+    def __init__(self, cin, planes, stride, bits=None):
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.conv1 = QConv(cin, planes, 1, bias=False, bits=bits)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.conv2 = QConv(planes, planes, 3, stride, 1, bias=False, bits=bits)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.conv3 = QConv(planes, planes * 4, 1, bias=False, bits=bits)
         self.bn3 = nn.BatchNorm2d(planes * 4)
         self.downsample = None
         if stride != 1 or cin != planes * 4:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
+            self.downsample = nn.Sequential(QConv(cin, planes * 4, 1, stride, bias=False, bits=bits),
+                                            nn.BatchNorm2d(planes * 4))
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -138,18 +142,19 @@ class Bottleneck(nn.Module):
 
 
 class TorchvisionResNet(nn.Module):
-    """torchvision's ResNet-18/50 layout (v1.5: stride in the 3x3 of a bottleneck)."""
+    """torchvision's ResNet-18/50 layout (v1.5: stride in the 3x3 of a bottleneck). With `bits`, every
+    convolution quantized as in the ResNet-20 above: the stem only its input, the classifier not."""
 
-    def __init__(self, name, classes=7):
+    def __init__(self, name, classes=7, bits=None):
         super().__init__()
         block, counts = {"resnet18": (BasicBlock, [2, 2, 2, 2]), "resnet50": (Bottleneck, [3, 4, 6, 3])}[name]
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.conv1 = QConv(3, 64, 7, 2, 3, bias=False, bits=bits, quant_weight=False, signed_input=True)
         self.bn1 = nn.BatchNorm2d(64)
         stages, cin = [], 64
         for i, n in enumerate(counts):
             blocks = []
             for j in range(n):
-                blocks.append(block(cin, 64 << i, 2 if (j == 0 and i > 0) else 1))
+                blocks.append(block(cin, 64 << i, 2 if (j == 0 and i > 0) else 1, bits))
                 cin = (64 << i) * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.layers = nn.Sequential(*stages)
@@ -182,6 +187,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--models", default="", help="resnet18,resnet50: 224-px models instead of ResNet-20")
+    ap.add_argument("--quantized", action="store_true",
+                    help="with --models: 4-bit LSQ and two-pass steps (<model>-lsq, <model>-fqat) instead of erm/eval")
     a = ap.parse_args()
     if a.models:
         large(a)
@@ -200,30 +207,9 @@ def main():
                     with torch.no_grad():
                         model(x)
             elif workload == "fqat":
-                model.train()
-                weights = [p for n, p in model.named_parameters() if not n.endswith(".s")]
-                def fn():
-                    opt.zero_grad()
-                    F.cross_entropy(model(x), y).backward()
-                    g1 = [p.grad.clone() for p in weights]
-                    n = torch.norm(torch.stack([g.norm() for g in g1]))
-                    es = [(0.05 / (n + 1e-12) - 0.001) * g for g in g1]
-                    with torch.no_grad():
-                        for p, e in zip(weights, es):
-                            p.add_(e)
-                    opt.zero_grad()
-                    F.cross_entropy(model(x), y).backward()
-                    with torch.no_grad():
-                        for p, e, g in zip(weights, es, g1):
-                            p.sub_(e)
-                            p.grad.add_(g).mul_(0.5)
-                    opt.step()
+                fn = two_pass_step(model, opt, x, y)
             else:
-                model.train()
-                def fn():
-                    opt.zero_grad()
-                    F.cross_entropy(model(x), y).backward()
-                    opt.step()
+                fn = one_pass_step(model, opt, x, y)
             t, cpu = measure(fn, a.repeats, a.steps)
             print(json.dumps({"workload": workload, "framework": "pytorch " + torch.__version__,
                               "batch": a.batch, "threads": threads,
@@ -231,28 +217,57 @@ def main():
                               "cpu_ms_per_image": round(cpu / a.batch * 1e3, 3)}), flush=True)
 
 
+def one_pass_step(model, opt, x, y):
+    def fn():
+        model.train()
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return fn
+
+
+def two_pass_step(model, opt, x, y):
+    """SAM/SAGM-style: gradient, perturb the weights (not the step sizes), second gradient, restore."""
+    weights = [p for n, p in model.named_parameters() if not n.endswith(".s")]
+
+    def fn():
+        model.train()
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        g1 = [p.grad.clone() for p in weights]
+        n = torch.norm(torch.stack([g.norm() for g in g1]))
+        es = [(0.05 / (n + 1e-12) - 0.001) * g for g in g1]
+        with torch.no_grad():
+            for p, e in zip(weights, es):
+                p.add_(e)
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        with torch.no_grad():
+            for p, e, g in zip(weights, es, g1):
+                p.sub_(e)
+                p.grad.add_(g).mul_(0.5)
+        opt.step()
+    return fn
+
+
 def large(a):
     torch.manual_seed(0)
     for threads in [int(t) for t in a.threads.split(",")]:
         torch.set_num_threads(threads)
         for name in a.models.split(","):
-            model = TorchvisionResNet(name)
+            model = TorchvisionResNet(name, bits=4 if a.quantized else None)
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
             x = torch.rand(a.batch, 3, 224, 224)
             y = torch.randint(0, 7, (a.batch,))
-
-            def train():
-                model.train()
-                opt.zero_grad()
-                F.cross_entropy(model(x), y).backward()
-                opt.step()
 
             def evaluate():
                 model.eval()
                 with torch.no_grad():
                     model(x)
 
-            for kind, fn in [("erm", train), ("eval", evaluate)]:
+            kinds = ([("lsq", one_pass_step(model, opt, x, y)), ("fqat", two_pass_step(model, opt, x, y))]
+                     if a.quantized else [("erm", one_pass_step(model, opt, x, y)), ("eval", evaluate)])
+            for kind, fn in kinds:
                 t, cpu = measure(fn, a.repeats, 1)
                 print(json.dumps({"workload": f"{name}-{kind}", "framework": "pytorch " + torch.__version__,
                                   "batch": a.batch, "threads": threads,

@@ -173,7 +173,8 @@ final class Bench {
             usage: fqat-bench [--json] [--quick] [--only WORKLOAD[,WORKLOAD...]] [--threads N[,N...]] [--backend B] [--batch N[,N...]] [--compare FILE]
               workloads: sgemm, conv, ops, erm, lsq, fqat, eval, data, landscape, memory,
                          bookkeeping, landscape-overhead
-                         and, only when named: resnet18, resnet50 (3x224x224, batch 32: training step and eval)
+                         and, only when named: resnet18, resnet50 (3x224x224, batch 32: training step and eval),
+                         resnet18-quant, resnet50-quant (the same, 4-bit LSQ: lsq and fqat steps)
               --json     one JSON object per measurement (workload, batch, threads, images_per_second, gflops, ...)
               --quick    fewer repeats and smaller batches (for smoke runs)
               --threads  thread counts to measure (default 1,2); each sets OpenBLAS, oneDNN and engine threads

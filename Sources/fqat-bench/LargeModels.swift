@@ -4,6 +4,11 @@
 // (scripts/bench_pytorch.py --models resnet18,resnet50). Not part of the default run (a ResNet-50
 // step at 224 px takes seconds per image on one thread): ask with `--only resnet18,resnet50`.
 // Rows are named `<model>-erm` and `<model>-eval`, as the PyTorch script prints them.
+// `resnet18-quant`, `resnet50-quant` (also opt-in): the same models quantized as the shell does
+// (4-bit LSQ, per-channel weights, MSE-calibrated on the batch; stem weights and the classifier in
+// full precision), one `lsq` step (one pass) and one `fqat` step (SAGM's two passes, the adaptive
+// freeze policy, the trace on) through FQATStepper, as the ResNet-20 `lsq`/`fqat` workloads; rows
+// `<model>-lsq` and `<model>-fqat`, as `scripts/bench_pytorch.py --models … --quantized` prints them.
 import Foundation
 import NN
 import Optim
@@ -11,9 +16,18 @@ import TensorCore
 
 extension Bench {
     /// Large-model workloads, opt-in only (not run when `--only` is absent).
-    static let largeModels = ["resnet18", "resnet50"]
+    static let largeModels = ["resnet18", "resnet50", "resnet18-quant", "resnet50-quant"]
 
-    func runLargeModel(_ architecture: String) {
+    func runLargeModel(_ workload: String) {
+        if workload.hasSuffix("-quant") {
+            let architecture = String(workload.dropLast("-quant".count))
+            for kind in [TrainingWorkload.lsq, .fqat] { runLargeQuantized(architecture, kind) }
+        } else {
+            runLargeFullPrecision(workload)
+        }
+    }
+
+    private func runLargeFullPrecision(_ architecture: String) {
         let classes = 7, side = 224
         let network: Network
         do {
@@ -53,6 +67,54 @@ extension Bench {
                                  gflops: flopsPerImage * Double(batch) / eval.wall / 1e9, seconds: eval.wall,
                                  extra: ["cpu_ms_per_image": eval.cpu / Double(batch) * 1e3,
                                          "cpu_per_wall": eval.cpu / eval.wall]))
+            }
+        }
+    }
+}
+
+extension Bench {
+    /// One quantized training step of a 224-px model: the network is built and calibrated on its
+    /// first batch, then each thread count and batch is timed like `runLargeFullPrecision`'s step.
+    private func runLargeQuantized(_ architecture: String, _ kind: TrainingWorkload) {
+        let classes = 7, side = 224
+        let network: Network
+        do {
+            network = try Network.make(architecture: architecture, inChannels: 3, classes: classes, width: 1, seed: 0)
+        } catch {
+            FileHandle.standardError.write("fqat-bench: cannot build \(architecture): \(error)\n".data(using: .utf8)!)
+            return
+        }
+        let flopsPerImage = largeModelForwardFlops(network, imageShape: [3, side, side])
+        let batches = batches ?? [quick ? 2 : 32]
+        let repeats = quick ? 1 : 3
+        var calibration = RNG(seed: 3)
+        let setup = TrainingSetup(kind, network: network,
+                                  calibrationBatch: calibration.uniformTensor([batches[0], 3, side, side], 0, 1))
+        let timer = PassTimer()
+        for threads in plan.threadCounts {
+            setThreads(threads)
+            for batch in batches {
+                var rng = RNG(seed: 7)
+                let images = rng.uniformTensor([batch, 3, side, side], 0, 1)
+                let labels = (0..<batch).map { _ in rng.int(below: classes) }
+                let body = gradientClosure(network, images, labels, timer)
+                var failure: Error?
+                let step = medianTimes(repeats: repeats, warmup: 1) {
+                    guard failure == nil else { return }
+                    do { try setup.stepper.step(body) } catch { failure = error }
+                }
+                network.clearCache()
+                if let failure {
+                    FileHandle.standardError.write("fqat-bench: \(architecture) \(kind.rawValue) step failed at batch \(batch): \(failure)\n".data(using: .utf8)!)
+                    continue
+                }
+                emit(Measurement(workload: "\(architecture)-\(kind.rawValue)",
+                                 detail: "\(architecture) 3x\(side)x\(side) lsq-4bit\(kind == .fqat ? " sagm" : "")",
+                                 batch: batch, threads: threads, imagesPerSecond: Double(batch) / step.wall,
+                                 gflops: 3 * flopsPerImage * Double(kind.passes) * Double(batch) / step.wall / 1e9,
+                                 seconds: step.wall,
+                                 extra: ["cpu_ms_per_image": step.cpu / Double(batch) * 1e3,
+                                         "cpu_per_wall": step.cpu / step.wall]))
             }
         }
     }

@@ -30,9 +30,11 @@ struct TrainingSetup {
     let optimizer: Adam
     let stepper: FQATStepper
 
-    init(_ kind: TrainingWorkload, freezeWindow: Int = 100) {
-        network = makeResNet20()
-        if kind.quantized { quantize(network, calibrationBatch: syntheticBatch(64, seed: 3).images) }
+    /// ResNet-20 on its synthetic 28×28 calibration batch unless a network and a batch are given.
+    init(_ kind: TrainingWorkload, network: Network = makeResNet20(), calibrationBatch: Tensor? = nil,
+         freezeWindow: Int = 100) {
+        self.network = network
+        if kind.quantized { quantize(network, calibrationBatch: calibrationBatch ?? syntheticBatch(64, seed: 3).images) }
         let all = network.parameters
         scales = all.filter { $0.kind == .scale }
         weights = all.filter { $0.kind != .scale }

@@ -53,7 +53,7 @@ func quantize(_ network: Network, calibrationBatch: Tensor) {
                                                                     weightGranularity: .perChannel))
         try calibrateQuantizers(in: network, batches: [calibrationBatch])
     } catch {
-        fatalError("fqat-bench: quantizing ResNet-20 failed: \(error)")
+        fatalError("fqat-bench: quantizing the network failed: \(error)")
     }
 }
 
