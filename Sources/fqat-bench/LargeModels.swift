@@ -19,104 +19,106 @@ extension Bench {
     static let largeModels = ["resnet18", "resnet50", "resnet18-quant", "resnet50-quant"]
 
     func runLargeModel(_ workload: String) {
-        if workload.hasSuffix("-quant") {
-            let architecture = String(workload.dropLast("-quant".count))
-            for kind in [TrainingWorkload.lsq, .fqat] { runLargeQuantized(architecture, kind) }
-        } else {
-            runLargeFullPrecision(workload)
+        let quantized = workload.hasSuffix("-quant")
+        let architecture = quantized ? String(workload.dropLast("-quant".count)) : workload
+        let batches = batches ?? [quick ? 2 : 32], repeats = quick ? 1 : 3
+        if quantized {
+            // A fresh network for each kind: each is quantized and calibrated from full precision.
+            for kind in [TrainingWorkload.lsq, .fqat] {
+                guard let model = LargeModel(architecture, batches: batches) else { return }
+                runQuantized(model, kind, repeats: repeats)
+            }
+        } else if let model = LargeModel(architecture, batches: batches) {
+            runFullPrecision(model, repeats: repeats)
         }
     }
 
-    private func runLargeFullPrecision(_ architecture: String) {
-        let classes = 7, side = 224
-        let network: Network
-        do {
-            network = try Network.make(architecture: architecture, inChannels: 3, classes: classes, width: 1, seed: 0)
-        } catch {
-            FileHandle.standardError.write("fqat-bench: cannot build \(architecture): \(error)\n".data(using: .utf8)!)
-            return
+    /// A full-precision training step (forward in train mode, cross-entropy, backward, Adam) and an
+    /// eval forward.
+    private func runFullPrecision(_ model: LargeModel, repeats: Int) {
+        let network = model.network
+        let optimizer = Adam(weights: network.parameters, scales: [], learningRate: 1e-3, weightDecay: 0, scaleLearningRate: 0)
+        forEachBatch(model) { threads, batch, images, labels in
+            let train = medianTimes(repeats: repeats, warmup: 1) {
+                let logits = network.forward(images, ForwardContext(training: true, updateRunningStats: true))
+                let (_, gradient, _) = softmaxCrossEntropy(logits: logits, labels: labels)
+                _ = network.backward(gradient)
+                optimizer.step(skipping: [])
+            }
+            emit(model, "erm", detail: "fp32 adam", batch: batch, threads: threads, forwardPasses: 3, train)
+            network.clearCache()
+            let eval = medianTimes(repeats: repeats, warmup: 1) { _ = network.forward(images, .eval) }
+            emit(model, "eval", detail: "fp32", batch: batch, threads: threads, forwardPasses: 1, eval)
         }
-        let flopsPerImage = largeModelForwardFlops(network, imageShape: [3, side, side])
-        let weights = network.parameters
-        let optimizer = Adam(weights: weights, scales: [], learningRate: 1e-3, weightDecay: 0, scaleLearningRate: 0)
-        let batches = batches ?? [quick ? 2 : 32]
-        let repeats = quick ? 1 : 3
+    }
+
+    /// One quantized training step through FQATStepper; the network is calibrated on a batch of the
+    /// first size first.
+    private func runQuantized(_ model: LargeModel, _ kind: TrainingWorkload, repeats: Int) {
+        let network = model.network
+        var calibration = RNG(seed: 3)
+        let setup = TrainingSetup(kind, network: network,
+                                  calibrationBatch: calibration.uniformTensor([model.batches[0]] + LargeModel.imageShape, 0, 1))
+        let timer = PassTimer()
+        forEachBatch(model) { threads, batch, images, labels in
+            let body = gradientClosure(network, images, labels, timer)
+            var failure: Error?
+            let step = medianTimes(repeats: repeats, warmup: 1) {
+                guard failure == nil else { return }
+                do { try setup.stepper.step(body) } catch { failure = error }
+            }
+            network.clearCache()
+            if let failure {
+                FileHandle.standardError.write("fqat-bench: \(model.architecture) \(kind.rawValue) step failed at batch \(batch): \(failure)\n".data(using: .utf8)!)
+                return
+            }
+            emit(model, kind.rawValue, detail: kind == .fqat ? "lsq-4bit sagm" : "lsq-4bit", batch: batch, threads: threads,
+                 forwardPasses: 3 * Double(kind.passes), step)
+        }
+    }
+
+    /// Calls `body` at every thread count and batch size with that batch's synthetic images and labels.
+    private func forEachBatch(_ model: LargeModel, _ body: (_ threads: Int, _ batch: Int, _ images: Tensor, _ labels: [Int]) -> Void) {
         for threads in plan.threadCounts {
             setThreads(threads)
-            for batch in batches {
+            for batch in model.batches {
                 var rng = RNG(seed: 7)
-                let images = rng.uniformTensor([batch, 3, side, side], 0, 1)
-                let labels = (0..<batch).map { _ in rng.int(below: classes) }
-                // Training step: forward in train mode, cross-entropy, backward, Adam.
-                func step() {
-                    let logits = network.forward(images, ForwardContext(training: true, updateRunningStats: true))
-                    let (_, gradient, _) = softmaxCrossEntropy(logits: logits, labels: labels)
-                    _ = network.backward(gradient)
-                    optimizer.step(skipping: [])
-                }
-                let train = medianTimes(repeats: repeats, warmup: 1, step)
-                emit(Measurement(workload: "\(architecture)-erm", detail: "\(architecture) 3x\(side)x\(side) fp32 adam",
-                                 batch: batch, threads: threads, imagesPerSecond: Double(batch) / train.wall,
-                                 gflops: 3 * flopsPerImage * Double(batch) / train.wall / 1e9, seconds: train.wall,
-                                 extra: ["cpu_ms_per_image": train.cpu / Double(batch) * 1e3,
-                                         "cpu_per_wall": train.cpu / train.wall]))
-                network.clearCache()
-                let eval = medianTimes(repeats: repeats, warmup: 1) { _ = network.forward(images, .eval) }
-                emit(Measurement(workload: "\(architecture)-eval", detail: "\(architecture) 3x\(side)x\(side) fp32",
-                                 batch: batch, threads: threads, imagesPerSecond: Double(batch) / eval.wall,
-                                 gflops: flopsPerImage * Double(batch) / eval.wall / 1e9, seconds: eval.wall,
-                                 extra: ["cpu_ms_per_image": eval.cpu / Double(batch) * 1e3,
-                                         "cpu_per_wall": eval.cpu / eval.wall]))
+                let images = rng.uniformTensor([batch] + LargeModel.imageShape, 0, 1)
+                let labels = (0..<batch).map { _ in rng.int(below: LargeModel.classes) }
+                body(threads, batch, images, labels)
             }
         }
+    }
+
+    /// One row `<model>-<kind>`; `forwardPasses` counts a backward as two forwards (for GFLOP/s).
+    private func emit(_ model: LargeModel, _ kind: String, detail: String, batch: Int, threads: Int,
+                      forwardPasses: Double, _ times: (wall: Double, cpu: Double)) {
+        emit(Measurement(workload: "\(model.architecture)-\(kind)", detail: "\(model.architecture) 3x224x224 \(detail)",
+                         batch: batch, threads: threads, imagesPerSecond: Double(batch) / times.wall,
+                         gflops: forwardPasses * model.flopsPerImage * Double(batch) / times.wall / 1e9, seconds: times.wall,
+                         extra: ["cpu_ms_per_image": times.cpu / Double(batch) * 1e3, "cpu_per_wall": times.cpu / times.wall]))
     }
 }
 
-extension Bench {
-    /// One quantized training step of a 224-px model: the network is built and calibrated on its
-    /// first batch, then each thread count and batch is timed like `runLargeFullPrecision`'s step.
-    private func runLargeQuantized(_ architecture: String, _ kind: TrainingWorkload) {
-        let classes = 7, side = 224
-        let network: Network
+/// A torchvision ResNet at the paper's input size (7 classes, as PACS) and the batches to time it at.
+struct LargeModel {
+    static let classes = 7
+    static let imageShape = [3, 224, 224]
+    let architecture: String
+    let network: Network
+    let flopsPerImage: Double
+    let batches: [Int]
+
+    init?(_ architecture: String, batches: [Int]) {
         do {
-            network = try Network.make(architecture: architecture, inChannels: 3, classes: classes, width: 1, seed: 0)
+            network = try Network.make(architecture: architecture, inChannels: 3, classes: LargeModel.classes, width: 1, seed: 0)
         } catch {
             FileHandle.standardError.write("fqat-bench: cannot build \(architecture): \(error)\n".data(using: .utf8)!)
-            return
+            return nil
         }
-        let flopsPerImage = largeModelForwardFlops(network, imageShape: [3, side, side])
-        let batches = batches ?? [quick ? 2 : 32]
-        let repeats = quick ? 1 : 3
-        var calibration = RNG(seed: 3)
-        let setup = TrainingSetup(kind, network: network,
-                                  calibrationBatch: calibration.uniformTensor([batches[0], 3, side, side], 0, 1))
-        let timer = PassTimer()
-        for threads in plan.threadCounts {
-            setThreads(threads)
-            for batch in batches {
-                var rng = RNG(seed: 7)
-                let images = rng.uniformTensor([batch, 3, side, side], 0, 1)
-                let labels = (0..<batch).map { _ in rng.int(below: classes) }
-                let body = gradientClosure(network, images, labels, timer)
-                var failure: Error?
-                let step = medianTimes(repeats: repeats, warmup: 1) {
-                    guard failure == nil else { return }
-                    do { try setup.stepper.step(body) } catch { failure = error }
-                }
-                network.clearCache()
-                if let failure {
-                    FileHandle.standardError.write("fqat-bench: \(architecture) \(kind.rawValue) step failed at batch \(batch): \(failure)\n".data(using: .utf8)!)
-                    continue
-                }
-                emit(Measurement(workload: "\(architecture)-\(kind.rawValue)",
-                                 detail: "\(architecture) 3x\(side)x\(side) lsq-4bit\(kind == .fqat ? " sagm" : "")",
-                                 batch: batch, threads: threads, imagesPerSecond: Double(batch) / step.wall,
-                                 gflops: 3 * flopsPerImage * Double(kind.passes) * Double(batch) / step.wall / 1e9,
-                                 seconds: step.wall,
-                                 extra: ["cpu_ms_per_image": step.cpu / Double(batch) * 1e3,
-                                         "cpu_per_wall": step.cpu / step.wall]))
-            }
-        }
+        self.architecture = architecture
+        self.batches = batches
+        flopsPerImage = largeModelForwardFlops(network, imageShape: LargeModel.imageShape)
     }
 }
 
