@@ -134,11 +134,15 @@ public struct DisorderHeatmapPlot: PlotSpec {
     public func panels() -> [Panel] {
         let matrix = self.matrix
         var commands = matrix.boxCommands(title: title, xLabel: xLabel)
+        // τ is a one-letter tic on the colour bar and its value goes into the bar's title: a wider tic
+        // label ("τ = 0.5") pushed the title off the canvas, since gnuplot sizes the right margin
+        // from the regular tics only.
+        let label = threshold.map { "\(colorLabel) (τ = \(axisLabel($0)))" } ?? colorLabel
         commands += [Palette.viridis.gnuplotCommand,
                      "set cbrange [0:1]",
-                     "set cblabel \(gnuplotString(colorLabel)) offset 1,0"]
+                     "set cblabel \(gnuplotString(label)) offset 1,0"]
         if let threshold {
-            commands.append("set cbtics add (\(gnuplotString("τ = \(axisLabel(threshold))")) \(plotNumber(threshold)))")
+            commands.append("set cbtics add ('τ' \(plotNumber(threshold)))")
         }
         commands.append(FactorMatrix.boxPlot)
         let view = matrix.terminalHeatmap(title: title, xLabel: xLabel, zRange: 0...1, zLabel: colorLabel,

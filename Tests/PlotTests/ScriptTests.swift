@@ -288,7 +288,10 @@ final class ScriptTests: XCTestCase {
         assertHasLine(script, "set yrange [1.5:-0.5]")
         assertHasLine(script, "set xrange [0:300]")
         assertHasLine(script, "set cbrange [0:1]")
-        assertHasLine(script, "set cbtics add ('τ = 0.3' 0.3)")
+        // τ marked by a one-letter tic, its value in the colour bar's title (a wide tic label pushed the
+        // title off the canvas).
+        assertHasLine(script, "set cbtics add ('τ' 0.3)")
+        assertHasLine(script, "set cblabel 'gradient disorder of g_QAT (τ = 0.3)' offset 1,0")
         assertHasLine(script, "set xlabel 'training step'")
         assertHasLine(script, "set ylabel \"scale factor\"")
         assertHasLine(script, "plot '/out/fig.csv' using 1:4:2:3:($4-0.5):($4+0.5):5 with boxxyerror fs solid 1.0 noborder lc palette notitle")
