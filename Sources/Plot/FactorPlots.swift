@@ -117,7 +117,7 @@ public struct DisorderHeatmapPlot: PlotSpec {
     public var colorLabel: String
 
     public init(title: String, factors: [String], steps: [Double], disorder: [[Double]], threshold: Double? = nil,
-                xLabel: String = "training step", colorLabel: String = "gradient disorder of g_QAT") {
+                xLabel: String = "training step", colorLabel: String = "disorder") {
         _ = FactorMatrix(factors: factors, steps: steps, values: disorder, valueHeader: "disorder", span: .preceding, kind: "DisorderHeatmapPlot")
         self.title = title; self.factors = factors; self.steps = steps; self.disorder = disorder
         self.threshold = threshold; self.xLabel = xLabel; self.colorLabel = colorLabel
@@ -134,12 +134,13 @@ public struct DisorderHeatmapPlot: PlotSpec {
     public func panels() -> [Panel] {
         let matrix = self.matrix
         var commands = matrix.boxCommands(title: title, xLabel: xLabel)
-        // τ is a one-letter tic on the colour bar and its value goes into the bar's title: a wider tic
-        // label ("τ = 0.5") pushed the title off the canvas, since gnuplot sizes the right margin
-        // from the regular tics only.
+        // gnuplot sizes the right margin from the regular colour-bar tics drawn inward: a wider added
+        // tic label ("τ = 0.5") or outward tics pushed the bar's title off the canvas. So the tics
+        // point in, τ is a one-letter tic, and its value goes into the title.
         let label = threshold.map { "\(colorLabel) (τ = \(axisLabel($0)))" } ?? colorLabel
         commands += [Palette.viridis.gnuplotCommand,
                      "set cbrange [0:1]",
+                     "set cbtics in",
                      "set cblabel \(gnuplotString(label)) offset 1,0"]
         if let threshold {
             commands.append("set cbtics add ('τ' \(plotNumber(threshold)))")

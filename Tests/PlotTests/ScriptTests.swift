@@ -290,8 +290,9 @@ final class ScriptTests: XCTestCase {
         assertHasLine(script, "set cbrange [0:1]")
         // τ marked by a one-letter tic, its value in the colour bar's title (a wide tic label pushed the
         // title off the canvas).
+        assertHasLine(script, "set cbtics in")
         assertHasLine(script, "set cbtics add ('τ' 0.3)")
-        assertHasLine(script, "set cblabel 'gradient disorder of g_QAT (τ = 0.3)' offset 1,0")
+        assertHasLine(script, "set cblabel 'disorder (τ = 0.3)' offset 1,0")
         assertHasLine(script, "set xlabel 'training step'")
         assertHasLine(script, "set ylabel \"scale factor\"")
         assertHasLine(script, "plot '/out/fig.csv' using 1:4:2:3:($4-0.5):($4+0.5):5 with boxxyerror fs solid 1.0 noborder lc palette notitle")
