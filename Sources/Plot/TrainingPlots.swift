@@ -173,8 +173,10 @@ public struct GradientComparisonPlot: PlotSpec {
         }
         // A single factor is drawn without multiplot, so its title carries the figure title too.
         let plotTitle = traces.count == 1 ? "\(title): \(trace.factor)" : trace.factor
+        // The x axis spans the steps traced (gnuplot's autoscale would run it on to the next tic).
+        let first = trace.steps.min() ?? 0, last = trace.steps.max() ?? 0
         return LinePlot(title: plotTitle, xLabel: xLabel, yLabel: yLabel, series: series,
-                        key: .above, markers: trace.markers,
+                        xRange: last > first ? first...last : nil, key: .above, markers: trace.markers,
                         xTicStep: niceTicStep(span: (trace.steps.max() ?? 0) - (trace.steps.min() ?? 0), maxTics: 4))
     }
 

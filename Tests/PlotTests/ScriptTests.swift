@@ -267,6 +267,8 @@ final class ScriptTests: XCTestCase {
         assertHasText(script, "using 2:($1==1 ? $3 : NaN) with lines lw 1 lc rgb \"#1f77b4\" title 'g_QAT'")
         assertHasLine(script, "set arrow from 1000, graph 0 to 1000, graph 1 nohead dt 2 lc rgb \"#555555\"")
         assertHasLine(script, "set xtics 500")
+        // The x axis ends at the last traced step (1990), not at gnuplot's next tic (2000).
+        XCTAssertEqual(script.components(separatedBy: "\nset xrange [0:1990]\n").count - 1, 4)
         XCTAssertEqual(script.components(separatedBy: "set key tmargin center horizontal").count - 1, 4,
                        "a one-row key above every panel: equal plot areas, no key over a curve")
         XCTAssertFalse(script.contains("unset key"))
