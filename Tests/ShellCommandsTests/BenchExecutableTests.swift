@@ -10,7 +10,7 @@ final class BenchExecutableTests: XCTestCase {
         let binary = repositoryRoot.appendingPathComponent(".build/debug/fqat-bench").path
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "fqat-bench is not built")
         let child = try Subprocess(executable: binary,
-                                   arguments: ["--json", "--quick", "--only", "resnet18,resnet18-quant", "--threads", "1"],
+                                   arguments: ["--json", "--quick", "--only", "resnet18,resnet18-quant", "--threads", "2"],
                                    workingDirectory: FileManager.default.temporaryDirectory.path,
                                    environment: ProcessInfo.processInfo.environment, stdin: .null, stdout: .pipe, stderr: .null)
         let out = child.output!.readDataToEndOfFile()
