@@ -77,7 +77,10 @@ let package = Package(
         .executableTarget(name: "fqat-shell", dependencies: ["CEditLine", "ShellCommands", "ShellLanguage",
                                                              .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swift6),
-        .executableTarget(name: "fqat-bench", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Quant", "TensorCore"], swiftSettings: numeric + swift6),
+        /// Its command line (Options.swift) is a swift-argument-parser command.
+        .executableTarget(name: "fqat-bench", dependencies: ["Datasets", "Landscape", "NN", "Optim", "Quant", "TensorCore",
+                                                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          swiftSettings: numeric + swift6),
         /// libFuzzer harnesses (scripts/fuzz.sh builds them with -sanitize=fuzzer); a plain build replays inputs.
         .executableTarget(name: "fqat-fuzz", dependencies: ["Datasets", "NN", "ShellCommands", "ShellLanguage"], swiftSettings: swift6),
 

@@ -103,91 +103,31 @@ final class Bench {
     /// they do not move when another process takes the core for a while.
     var stepCPUSeconds: [String: Double] = [:]
     /// Thread counts every workload runs at (`--threads 1,2`).
-    var threadCounts: [Int] = [1, 2]
+    var threadCounts: [Int]
     /// OpenBLAS runs a generic core on a CPU with AVX2/AVX-512: every measurement carries the flag.
     var genericCore = false
     /// Backends the model workloads run on, one after the other (`--backend`; default both when
     /// oneDNN loads).
-    var backends: [ComputeBackend] = Backend.oneDNNAvailable ? [.openblas, .onednn] : [.openblas]
+    var backends: [ComputeBackend]
     /// The backend of the workloads running now ("" while sgemm runs).
     var runningBackend = ""
     /// `--batch N[,N...]`: training and evaluation batches instead of the defaults.
     var batches: [Int]? = nil
 
-    init(arguments: [String]) {
-        json = arguments.contains("--json")
-        quick = arguments.contains("--quick")
-        if let i = arguments.firstIndex(of: "--only"), i + 1 < arguments.count {
-            let names = Set(arguments[i + 1].split(separator: ",").map(String.init))
-            let unknown = names.subtracting(Bench.workloads + Bench.largeModels)
-            if !unknown.isEmpty {
-                FileHandle.standardError.write("fqat-bench: unknown workload \(unknown.sorted().joined(separator: ", ")); choose from \((Bench.workloads + Bench.largeModels).joined(separator: ", "))\n".data(using: .utf8)!)
-                exit(2)
-            }
-            only = names
-        } else { only = nil }
-        if let i = arguments.firstIndex(of: "--threads"), i + 1 < arguments.count {
-            let parsed = arguments[i + 1].split(separator: ",").compactMap { Int($0) }.filter { $0 >= 1 }
-            if !parsed.isEmpty { threadCounts = parsed }
-        }
+    init(options: BenchOptions) {
+        json = options.json
+        quick = options.quick
+        only = options.only
+        threadCounts = options.threads
         // Tuning experiments on the convolution fast path (TensorCore.Convolution); defaults untouched otherwise.
-        if let i = arguments.firstIndex(of: "--conv-strategy"), i + 1 < arguments.count {
-            guard let strategy = Convolution.Strategy(rawValue: arguments[i + 1]) else {
-                FileHandle.standardError.write("fqat-bench: --conv-strategy must be one of \(Convolution.Strategy.allCases.map(\.rawValue).joined(separator: ", "))\n".data(using: .utf8)!)
-                exit(2)
-            }
-            Convolution.strategy = strategy
-        }
-        if let i = arguments.firstIndex(of: "--conv-budget"), i + 1 < arguments.count, let n = Int(arguments[i + 1]), n > 0 {
+        if let strategy = options.convStrategy { Convolution.strategy = strategy }
+        if let n = options.convBudget {
             // Column-matrix floats: per worker chunk (parallelChunks) or per call (batched).
             if Convolution.strategy == .batched { Convolution.columnBudget = n } else { Convolution.chunkBudget = n }
         }
-        if let i = arguments.firstIndex(of: "--backend"), i + 1 < arguments.count {
-            let value = arguments[i + 1]
-            let wanted: [ComputeBackend]
-            if value == "both" { wanted = [.openblas, .onednn] }
-            else if let b = ComputeBackend(rawValue: value) { wanted = [b] }
-            else {
-                FileHandle.standardError.write("fqat-bench: --backend must be openblas, onednn or both, got '\(value)'\n".data(using: .utf8)!)
-                exit(2)
-            }
-            if wanted.contains(.onednn) && !Backend.oneDNNAvailable {
-                FileHandle.standardError.write("fqat-bench: oneDNN is not available (\(Backend.oneDNNUnavailableReason ?? "")); use --backend openblas\n".data(using: .utf8)!)
-                exit(2)
-            }
-            backends = wanted
-        }
-        if let i = arguments.firstIndex(of: "--batch"), i + 1 < arguments.count {
-            let parsed = arguments[i + 1].split(separator: ",").compactMap { Int($0) }.filter { $0 >= 1 }
-            guard !parsed.isEmpty else {
-                FileHandle.standardError.write("fqat-bench: --batch wants positive integers, e.g. --batch 64 or --batch 32,64\n".data(using: .utf8)!)
-                exit(2)
-            }
-            batches = parsed
-        }
-        if let i = arguments.firstIndex(of: "--compare"), i + 1 < arguments.count {
-            reference = loadReference(path: arguments[i + 1])
-        }
-        if arguments.contains("--help") || arguments.contains("-h") {
-            print("""
-            usage: fqat-bench [--json] [--quick] [--only WORKLOAD[,WORKLOAD...]] [--threads N[,N...]] [--backend B] [--batch N[,N...]] [--compare FILE]
-              workloads: sgemm, conv, ops, erm, lsq, fqat, eval, data, landscape, memory,
-                         bookkeeping, landscape-overhead
-                         and, only when named: resnet18, resnet50 (3x224x224, batch 32: training step and eval),
-                         resnet18-quant, resnet50-quant (the same, 4-bit LSQ: lsq and fqat steps)
-              --json     one JSON object per measurement (workload, batch, threads, images_per_second, gflops, ...)
-              --quick    fewer repeats and smaller batches (for smoke runs)
-              --threads  thread counts to measure (default 1,2); each sets OpenBLAS, oneDNN and engine threads
-              --backend  openblas, onednn or both (default: both when oneDNN loads): convolution backend
-                         of the model workloads, measured one backend after the other
-              --batch    training and evaluation batches (default 32,64,128 and 64,256)
-              --conv-strategy S  experiment: convolution grouping, parallelChunks (default) or batched
-              --conv-budget N    experiment: im2col floats per chunk (parallelChunks) or per call (batched)
-              --compare  JSON lines from scripts/bench_pytorch.py: adds pytorch_images_per_second and
-                         ratio_to_pytorch to matching measurements (same workload, batch, threads)
-            """)
-            exit(0)
-        }
+        backends = options.backends
+        batches = options.batch
+        if let path = options.compare { reference = loadReference(path: path) }
     }
 
     func wants(_ w: String) -> Bool {
