@@ -177,7 +177,7 @@ public struct GradientComparisonPlot: PlotSpec {
         let first = trace.steps.min() ?? 0, last = trace.steps.max() ?? 0
         return LinePlot(title: plotTitle, xLabel: xLabel, yLabel: yLabel, series: series,
                         xRange: last > first ? first...last : nil, key: .above, markers: trace.markers,
-                        xTicStep: niceTicStep(span: (trace.steps.max() ?? 0) - (trace.steps.min() ?? 0), maxTics: 4))
+                        xTicStep: niceTicStep(span: last - first, maxTics: 4))
     }
 
     public func panels() -> [Panel] {
