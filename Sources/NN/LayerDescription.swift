@@ -76,3 +76,15 @@ public func formatLayerTable(_ rows: [LayerDescription]) -> String {
     }
     return lines.joined(separator: "\n")
 }
+
+extension Network {
+    /// Floats one image occupies while it passes through the network: every layer's output (shapes
+    /// from `describeLayers`), times 3 for what forward caches for backward, im2col buffers and
+    /// gradients. The estimate memory checks (the shell's, fqat-bench's) hold a batch against.
+    public func activationFloatsPerImage(imageShape: [Int]) -> Double {
+        let leaves: Set<String> = ["Conv2d", "BatchNorm2d", "ReLU", "Linear", "MaxPool2d", "GlobalAvgPool", "GroupNorm", "Dropout", "Flatten"]
+        let rows = describeLayers(inputShape: imageShape)
+        let floats = rows.filter { leaves.contains($0.type) }.compactMap(\.outputShape).reduce(0.0) { $0 + Double($1.reduce(1, *)) }
+        return 3 * floats
+    }
+}

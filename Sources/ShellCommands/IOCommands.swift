@@ -191,7 +191,7 @@ extension ShellCommands {
 
     struct SetArguments: CommandArguments {
         @Option(.int(min: 0), help: "seed of model init, batches and directions (same seed, same run)") var seed: Int?
-        @Option(.int(1...256), help: "threads for BLAS and the engine's own loops (default: the cores available); a run is bit-identical for the same seed and thread count, and records store the count, so a change ends the current run (the next `train` starts a new one)") var threads: Int?
+        @Option(.int(Parallel.supportedThreads), help: "threads for BLAS and the engine's own loops (default: the cores available); a run is bit-identical for the same seed and thread count, and records store the count, so a change ends the current run (the next `train` starts a new one)") var threads: Int?
         @Option(help: "convolution backend: onednn (oneDNN's JIT kernels, the default when libdnnl loads) or openblas (im2col + sgemm, the reference); both give the same results within float32 rounding, each bit-identical run to run; records store it, so a change ends the current run") var backend: ComputeBackend?
         @Option(.path, help: "folder for records, plots, checkpoints") var out: String?
         @Option(help: "progress display") var progress: ProgressSetting?

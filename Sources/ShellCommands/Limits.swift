@@ -3,21 +3,9 @@
 import Foundation
 import NN
 import ShellLanguage
+import TensorCore
 
 extension ShellCommands {
-    /// Bytes this process may use: physical memory, or the cgroup (v2 `memory.max`, v1 `limit_in_bytes`)
-    /// limit when one is set and lower.
-    static func memoryBudget() -> UInt64 {
-        var budget = ProcessInfo.processInfo.physicalMemory
-        for file in ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"] {
-            if let text = try? String(contentsOfFile: file, encoding: .utf8),
-               let limit = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)), limit > 0 {
-                budget = min(budget, limit)
-            }
-        }
-        return budget
-    }
-
     static func bytesText(_ bytes: Double) -> String {
         bytes >= 1e9 ? String(format: "%.1f GB", bytes / 1e9) : String(format: "%.0f MB", bytes / 1e6)
     }
@@ -38,9 +26,9 @@ extension ShellCommands {
     static func checkModelMemory(architecture: String, width: Double, classes: Int, inChannels: Int, context: String) throws {
         let params = try estimatedParameters(architecture: architecture, width: width, classes: classes, inChannels: inChannels)
         let bytes = params * 4 * 6
-        let budget = Double(memoryBudget()) / 2
+        let budget = Double(TensorMemory.processBudget()) / 2
         if bytes > budget {
-            throw CommandError("\(context): \(architecture) at width \(Value.format(width)) with \(classes) classes has about \(String(format: "%.3g", params)) parameters; training it needs about \(bytesText(bytes)), more than half of the \(bytesText(Double(memoryBudget()))) this process may use. Use a smaller width= or fewer classes.")
+            throw CommandError("\(context): \(architecture) at width \(Value.format(width)) with \(classes) classes has about \(String(format: "%.3g", params)) parameters; training it needs about \(bytesText(bytes)), more than half of the \(bytesText(Double(TensorMemory.processBudget()))) this process may use. Use a smaller width= or fewer classes.")
         }
     }
 
@@ -53,33 +41,24 @@ extension ShellCommands {
         default: images = min(70_000, 6 * Double(perDomain ?? 70_000))
         }
         let bytes = images * Double(size * size * channels) * 4 * 2
-        let budget = Double(memoryBudget()) / 2
+        let budget = Double(TensorMemory.processBudget()) / 2
         if bytes > budget {
-            throw CommandError("data \(source) at size=\(size) channels=\(channels) holds \(Int(images)) images, about \(bytesText(bytes)) while it is built, more than half of the \(bytesText(Double(memoryBudget()))) this process may use. Use a smaller size=, channels=1 or fewer images with per_domain=.")
+            throw CommandError("data \(source) at size=\(size) channels=\(channels) holds \(Int(images)) images, about \(bytesText(bytes)) while it is built, more than half of the \(bytesText(Double(TensorMemory.processBudget()))) this process may use. Use a smaller size=, channels=1 or fewer images with per_domain=.")
         }
     }
 }
 
 extension ShellCommands {
-    /// Floats one image occupies while it passes through `network`: every layer's output (shapes from
-    /// `describeLayers`), times 3 for what forward caches for backward, im2col buffers and gradients.
-    static func activationFloatsPerImage(_ network: Network, imageShape: [Int]) -> Double {
-        let leaves: Set<String> = ["Conv2d", "BatchNorm2d", "ReLU", "Linear", "MaxPool2d", "GlobalAvgPool", "GroupNorm", "Dropout", "Flatten"]
-        let rows = network.describeLayers(inputShape: imageShape)
-        let floats = rows.filter { leaves.contains($0.type) }.compactMap(\.outputShape).reduce(0.0) { $0 + Double($1.reduce(1, *)) }
-        return 3 * floats
-    }
-
     /// Refuses a batch whose activations would not fit in half the memory budget, with the estimate and
     /// the largest batch that fits.
     static func checkBatchMemory(_ network: Network, imageShape: [Int], batch: Int, what: String, argument: ArgumentName) throws {
-        let perImage = activationFloatsPerImage(network, imageShape: imageShape) * 4
+        let perImage = network.activationFloatsPerImage(imageShape: imageShape) * 4
         guard perImage > 0 else { return }
         let bytes = perImage * Double(batch)
-        let budget = Double(memoryBudget()) / 2
+        let budget = Double(TensorMemory.processBudget()) / 2
         if bytes > budget {
             let fits = max(1, Int(budget / perImage))
-            throw CommandError("\(what) with \(batch) images of \(imageShape.map(String.init).joined(separator: "×")) through \(network.architecture) needs about \(bytesText(bytes)) of activations, more than half of the \(bytesText(Double(memoryBudget()))) this process may use; use \(argument.name)=\(fits) or less", argument: argument.name)
+            throw CommandError("\(what) with \(batch) images of \(imageShape.map(String.init).joined(separator: "×")) through \(network.architecture) needs about \(bytesText(bytes)) of activations, more than half of the \(bytesText(Double(TensorMemory.processBudget()))) this process may use; use \(argument.name)=\(fits) or less", argument: argument.name)
         }
     }
 }
@@ -89,18 +68,18 @@ extension ShellCommands {
     /// every training domain goes forward and back together (SAGM's second pass reuses that memory), plus
     /// the input images. Says the largest batch per domain that fits.
     static func checkTrainingMemory(_ network: Network, imageShape: [Int], batchPerDomain: Int, trainingDomains: Int) throws {
-        let perImage = activationFloatsPerImage(network, imageShape: imageShape) * 4 + Double(imageShape.reduce(1, *)) * 4
+        let perImage = network.activationFloatsPerImage(imageShape: imageShape) * 4 + Double(imageShape.reduce(1, *)) * 4
         guard perImage > 0, trainingDomains > 0 else { return }
         let images = batchPerDomain * trainingDomains
         let bytes = perImage * Double(images)
-        let budget = Double(memoryBudget()) / 2
+        let budget = Double(TensorMemory.processBudget()) / 2
         guard bytes > budget else { return }
         let fits = Int(budget / perImage) / trainingDomains
         let shape = imageShape.map(String.init).joined(separator: "×")
         let change = fits >= 1
             ? "load the data with batch=\(fits) or less (`data … batch=\(fits)`), or use a smaller size= or model width="
             : "not even one image per domain fits: use a smaller size= or model width="
-        throw CommandError("a training step takes \(batchPerDomain) images from each of \(trainingDomains) training domain\(trainingDomains == 1 ? "" : "s") (\(images) images of \(shape)) through \(network.architecture): about \(bytesText(bytes)) of activations, more than half of the \(bytesText(Double(memoryBudget()))) this process may use; \(change)")
+        throw CommandError("a training step takes \(batchPerDomain) images from each of \(trainingDomains) training domain\(trainingDomains == 1 ? "" : "s") (\(images) images of \(shape)) through \(network.architecture): about \(bytesText(bytes)) of activations, more than half of the \(bytesText(Double(TensorMemory.processBudget()))) this process may use; \(change)")
     }
 
     /// Refuses data whose training batches cannot fit: every step holds `batch` images of every training
@@ -109,14 +88,14 @@ extension ShellCommands {
     static func checkStepInputMemory(source: String, imageShape: [Int], batch: Int, trainingDomains: Int, cacheBytes: Int) throws {
         let perImage = Double(imageShape.reduce(1, *)) * 4
         let bytes = perImage * Double(batch * max(trainingDomains, 1)) + Double(cacheBytes)
-        let budget = Double(memoryBudget()) / 2
+        let budget = Double(TensorMemory.processBudget()) / 2
         guard bytes > budget else { return }
         let fits = Int((budget - Double(cacheBytes)) / (perImage * Double(max(trainingDomains, 1))))
         let shape = imageShape.map(String.init).joined(separator: "×")
         let change = fits >= 1 ? "use batch=\(fits) or less, or a smaller size=" : "use a smaller size="
         throw CommandError("data \(source): a training step holds \(batch) images of \(shape) from each of \(trainingDomains) training domain\(trainingDomains == 1 ? "" : "s")"
             + (cacheBytes > 0 ? " beside the \(bytesText(Double(cacheBytes))) cache of decoded images" : "")
-            + ", about \(bytesText(bytes)), more than half of the \(bytesText(Double(memoryBudget()))) this process may use; \(change)", argument: "batch")
+            + ", about \(bytesText(bytes)), more than half of the \(bytesText(Double(TensorMemory.processBudget()))) this process may use; \(change)", argument: "batch")
     }
 
     /// Refuses a landscape evaluation set that cannot be held: its images are decoded once into memory
@@ -125,9 +104,9 @@ extension ShellCommands {
     static func checkLandscapeImageMemory(images: Int, imageShape: [Int], budget: Double? = nil) throws {
         let perImage = Double(imageShape.reduce(1, *)) * 4
         let bytes = perImage * Double(images)
-        let half = budget ?? Double(memoryBudget()) / 2
+        let half = budget ?? Double(TensorMemory.processBudget()) / 2
         guard bytes > half else { return }
         let shape = imageShape.map(String.init).joined(separator: "×")
-        throw CommandError("landscape: \(images) evaluation images of \(shape) take about \(bytesText(bytes)) in memory, more than half of the \(bytesText(budget.map { $0 * 2 } ?? Double(memoryBudget()))) this process may use; use images=\(max(1, Int(half / perImage))) or less, or load the data with a smaller size=", argument: "images")
+        throw CommandError("landscape: \(images) evaluation images of \(shape) take about \(bytesText(bytes)) in memory, more than half of the \(bytesText(budget.map { $0 * 2 } ?? Double(TensorMemory.processBudget()))) this process may use; use images=\(max(1, Int(half / perImage))) or less, or load the data with a smaller size=", argument: "images")
     }
 }

@@ -245,7 +245,7 @@ enum SessionFile {
         func number(_ d: Double) -> Value { .number(d) }
         let st = state.settings
         try check("settings.seed", .int(st.seed), .int(min: 0), command: "set seed")
-        try check("settings.threads", .int(st.threads), .int(1...256), command: "set threads")
+        try check("settings.threads", .int(st.threads), .int(Parallel.supportedThreads), command: "set threads")
         try check("settings.trialSeed", .int(st.trialSeed), .int(min: 0), command: "set trial_seed")
         if st.out.isEmpty || st.out.contains("\0") {
             throw CommandError("'\(path)': settings.out is empty or not a path; nothing was loaded")

@@ -5,6 +5,7 @@
 import ArgumentParser
 import Foundation
 import ShellLanguage
+import TensorCore
 
 public enum SweepCLI {
     /// Runs a sweep subcommand; `print` receives standard output, `printError` standard error.
@@ -91,7 +92,7 @@ struct SweepIO {
 /// own flag and `sweep task`'s, which passes it on to the task's fqat-shell; `sweep run`'s (also
 /// `--cpus-per-task`, default 1, passed on to every task) checks the same range.
 public struct ThreadsOption: ParsableArguments {
-    public static let range = 1...256
+    public static let range = Parallel.supportedThreads
 
     // `.unconditional`: a negative count reaches the range check ("needs … 1 to 256, got -3") instead of
     // being read as an unknown flag.

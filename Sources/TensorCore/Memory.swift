@@ -8,9 +8,24 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Synchronization
 
 public enum TensorMemory {
+    /// Bytes this process may use: physical memory, or the cgroup (v2 `memory.max`, v1 `limit_in_bytes`)
+    /// limit when one is set and lower. Estimates are checked against it before anything large is
+    /// allocated (an allocation that fails is a trap, not an error).
+    public static func processBudget() -> UInt64 {
+        var budget = ProcessInfo.processInfo.physicalMemory
+        for file in ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"] {
+            if let text = try? String(contentsOfFile: file, encoding: .utf8),
+               let limit = UInt64(text.trimmingCharacters(in: .whitespacesAndNewlines)), limit > 0 {
+                budget = min(budget, limit)
+            }
+        }
+        return budget
+    }
+
     private static let configured = Atomic<Bool>(false)
     /// Whether `retainFreedMemory()` has run (it runs once, on the first fast convolution).
     public static var retainsFreedMemory: Bool { configured.load(ordering: .acquiring) }

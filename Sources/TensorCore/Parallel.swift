@@ -5,6 +5,8 @@ import Foundation
 import Synchronization
 
 public enum Parallel {
+    /// The thread counts the engine accepts (`set threads`, `--threads`, fqat-bench's `--threads`).
+    public static let supportedThreads = 1...256
     private static let workerCount = Atomic<Int>(max(1, ProcessInfo.processInfo.activeProcessorCount))
     /// Worker count used by `forEach`; 1 disables threading in engine kernels. A process-wide
     /// setting (`set threads`), stored atomically.

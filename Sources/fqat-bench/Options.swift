@@ -4,6 +4,7 @@
 // instead of being dropped or ignored.
 import ArgumentParser
 import Foundation
+import NN
 import TensorCore
 
 /// `--backend`: one backend, or both one after the other.
@@ -47,7 +48,7 @@ struct BenchOptions: ParsableCommand {
     @Option(parsing: .unconditional,
             help: ArgumentHelp("Thread counts to measure (default 1,2); each sets OpenBLAS, oneDNN and engine threads.",
                                valueName: "n[,n...]"),
-            transform: { try BenchOptions.positiveIntegers($0, flag: "--threads", example: "--threads 1,2") })
+            transform: { try BenchOptions.positiveIntegers($0, flag: "--threads", example: "--threads 1,2", upTo: Parallel.supportedThreads.upperBound) })
     var threads: [Int] = [1, 2]
 
     @Option(help: ArgumentHelp("Convolution backend of the model workloads, measured one after the other (default: both when oneDNN loads).",
@@ -73,6 +74,7 @@ struct BenchOptions: ParsableCommand {
     var compare: String?
 
     func validate() throws {
+        if let largest = batch?.max() { try checkBatchMemory(largest) }
         if let compare, !FileManager.default.isReadableFile(atPath: compare) {
             throw ValidationError("cannot read the --compare file '\(compare)' (JSON lines from scripts/bench_pytorch.py)")
         }
@@ -97,13 +99,35 @@ struct BenchOptions: ParsableCommand {
         return Set(names)
     }
 
-    /// "1,2" as positive integers; anything else says what is wanted.
-    static func positiveIntegers(_ text: String, flag: String, example: String, single: Bool = false) throws -> [Int] {
+    /// "1,2" as positive integers (at most `upTo`); anything else says what is wanted.
+    static func positiveIntegers(_ text: String, flag: String, example: String, single: Bool = false,
+                                 upTo limit: Int = Int.max) throws -> [Int] {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false)
         let values = parts.compactMap { Int($0) }
-        guard values.count == parts.count, values.allSatisfy({ $0 >= 1 }), !single || values.count == 1 else {
-            throw ValidationError("\(flag) wants \(single ? "a positive integer" : "positive integers, comma-separated"), e.g. \(example); got '\(text)'")
+        guard values.count == parts.count, values.allSatisfy({ (1...limit).contains($0) }), !single || values.count == 1 else {
+            let most = limit == Int.max ? "" : " (at most \(limit))"
+            throw ValidationError("\(flag) wants \(single ? "a positive integer" : "positive integers, comma-separated"), e.g. \(example); got '\(text)'\(most)")
         }
         return values
+    }
+
+    /// Refuses a batch whose activations would not fit in half the memory this process may use
+    /// (the shell's rule), for ResNet-20 and for each 224-px model named, before anything is allocated.
+    func checkBatchMemory(_ batch: Int) throws {
+        var models: [(name: String, imageShape: [Int])] = [("resnet20", [1, 28, 28])]
+        for name in Set((only ?? []).map { $0.replacingOccurrences(of: "-quant", with: "") }).sorted()
+        where Bench.largeModels.contains(name) {
+            models.append((name, LargeModel.imageShape))
+        }
+        let budget = Double(TensorMemory.processBudget()) / 2
+        for (name, shape) in models {
+            guard let network = try? Network.make(architecture: name, inChannels: shape[0], classes: 10, width: 1, seed: 0) else { continue }
+            let perImage = network.activationFloatsPerImage(imageShape: shape) * 4
+            if perImage * Double(batch) > budget {
+                throw ValidationError("--batch \(batch) needs about \(Int(perImage * Double(batch) / 1e9)) GB of activations through \(name) "
+                    + "(\(shape.map(String.init).joined(separator: "×"))), more than half of the \(Int(budget * 2 / 1e9)) GB this process may use; "
+                    + "use --batch \(max(1, Int(budget / perImage))) or less")
+            }
+        }
     }
 }

@@ -27,6 +27,8 @@ final class BenchExecutableTests: XCTestCase {
             (["--threads", "0", "--only", "sgemm"], "--threads wants positive integers, comma-separated, e.g. --threads 1,2; got '0'"),
             (["--threads", "-1"], "--threads wants positive integers, comma-separated, e.g. --threads 1,2; got '-1'"),
             (["--batch", "0,64"], "--batch wants positive integers, comma-separated, e.g. --batch 32,64; got '0,64'"),
+            (["--threads", "1000"], "got '1000' (at most 256)"),
+            (["--only", "erm", "--batch", "99999999999"], "of activations through resnet20 (1×28×28), more than half of the"),
             (["--thread", "2"], "Unknown option '--thread'. Did you mean '--threads'?"),
             (["--only", "erm,bogus"], "unknown workload 'bogus'; choose from sgemm, conv,"),
             (["--backend", "cuda"], "Please provide one of 'openblas', 'onednn' or 'both'"),
