@@ -183,11 +183,16 @@ void fqdnnl_conv_destroy(fqdnnl_conv *c) {
         fqdnnl_conv_destroy(c); return NULL; } } while (0)
 
 fqdnnl_conv *fqdnnl_conv_create(int n, int cin, int h, int w, int cout, int k, int stride, int padding,
-                                int threads, char *error, size_t error_length) {
+                                int threads, int block, char *error, size_t error_length) {
     if (load_state != 1) {
         if (error && error_length) snprintf(error, error_length, "oneDNN is not loaded");
         return NULL;
     }
+    if (!(block == 0 || ((block == 8 || block == 16) && cin % block == 0 && cout % block == 0))) {
+        if (error && error_length) snprintf(error, error_length, "no nChw%dc layout for %d -> %d channels", block, cin, cout);
+        return NULL;
+    }
+    dnnl_format_tag_t activation_tag = block == 16 ? dnnl_nChw16c : block == 8 ? dnnl_nChw8c : dnnl_nchw;
     fqdnnl_conv *c = calloc(1, sizeof *c);
     if (!c) { if (error && error_length) snprintf(error, error_length, "out of memory"); return NULL; }
     c->threads = threads < 1 ? 1 : threads;
@@ -198,11 +203,11 @@ fqdnnl_conv *fqdnnl_conv_create(int n, int cin, int h, int w, int cout, int k, i
     int oh = (h + 2 * padding - k) / stride + 1, ow = (w + 2 * padding - k) / stride + 1;
     dnnl_dims_t src_dims = {n, cin, h, w}, wei_dims = {cout, cin, k, k}, bia_dims = {cout}, dst_dims = {n, cout, oh, ow};
     dnnl_dims_t strides = {stride, stride}, pad = {padding, padding};
-    dnnl_memory_desc_t src_plain, wei_plain, bia_plain, dst_plain, src_any, wei_any, bia_any, dst_any;
-    CHECK(p_dnnl_memory_desc_init_by_tag(&src_plain, 4, src_dims, dnnl_f32, dnnl_nchw), "memory descriptor");
+    dnnl_memory_desc_t src_user, wei_plain, bia_plain, dst_user, src_any, wei_any, bia_any, dst_any;
+    CHECK(p_dnnl_memory_desc_init_by_tag(&src_user, 4, src_dims, dnnl_f32, activation_tag), "memory descriptor");
     CHECK(p_dnnl_memory_desc_init_by_tag(&wei_plain, 4, wei_dims, dnnl_f32, dnnl_oihw), "memory descriptor");
     CHECK(p_dnnl_memory_desc_init_by_tag(&bia_plain, 1, bia_dims, dnnl_f32, dnnl_x), "memory descriptor");
-    CHECK(p_dnnl_memory_desc_init_by_tag(&dst_plain, 4, dst_dims, dnnl_f32, dnnl_nchw), "memory descriptor");
+    CHECK(p_dnnl_memory_desc_init_by_tag(&dst_user, 4, dst_dims, dnnl_f32, activation_tag), "memory descriptor");
     CHECK(p_dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
     CHECK(p_dnnl_memory_desc_init_by_tag(&wei_any, 4, wei_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
     CHECK(p_dnnl_memory_desc_init_by_tag(&bia_any, 1, bia_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
@@ -225,22 +230,45 @@ fqdnnl_conv *fqdnnl_conv_create(int n, int cin, int h, int w, int cout, int k, i
         snprintf(c->impl[i], sizeof c->impl[i], "%s", impl);
     }
 #define MD(i, q) p_dnnl_primitive_desc_query_md(c->pd[i], q, 0)
-    CHECK(boundary_init(&c->f_src, &src_plain, MD(0, dnnl_query_src_md), 1), "forward src reorder");
+    CHECK(boundary_init(&c->f_src, &src_user, MD(0, dnnl_query_src_md), 1), "forward src reorder");
     CHECK(boundary_init(&c->f_wei, &wei_plain, MD(0, dnnl_query_weights_md), 1), "forward weights reorder");
     const dnnl_memory_desc_t *fb = p_dnnl_primitive_desc_query_md(c->pd[0], dnnl_query_weights_md, 1);
     CHECK(boundary_init(&c->f_bia, &bia_plain, fb, 1), "forward bias reorder");
-    CHECK(boundary_init(&c->f_dst, &dst_plain, MD(0, dnnl_query_dst_md), 0), "forward dst reorder");
-    CHECK(boundary_init(&c->d_ddst, &dst_plain, MD(1, dnnl_query_diff_dst_md), 1), "backward-data diff_dst reorder");
+    CHECK(boundary_init(&c->f_dst, &dst_user, MD(0, dnnl_query_dst_md), 0), "forward dst reorder");
+    CHECK(boundary_init(&c->d_ddst, &dst_user, MD(1, dnnl_query_diff_dst_md), 1), "backward-data diff_dst reorder");
     CHECK(boundary_init(&c->d_wei, &wei_plain, MD(1, dnnl_query_weights_md), 1), "backward-data weights reorder");
-    CHECK(boundary_init(&c->d_dsrc, &src_plain, MD(1, dnnl_query_diff_src_md), 0), "backward-data diff_src reorder");
-    CHECK(boundary_init(&c->w_src, &src_plain, MD(2, dnnl_query_src_md), 1), "backward-weights src reorder");
-    CHECK(boundary_init(&c->w_ddst, &dst_plain, MD(2, dnnl_query_diff_dst_md), 1), "backward-weights diff_dst reorder");
+    CHECK(boundary_init(&c->d_dsrc, &src_user, MD(1, dnnl_query_diff_src_md), 0), "backward-data diff_src reorder");
+    CHECK(boundary_init(&c->w_src, &src_user, MD(2, dnnl_query_src_md), 1), "backward-weights src reorder");
+    CHECK(boundary_init(&c->w_ddst, &dst_user, MD(2, dnnl_query_diff_dst_md), 1), "backward-weights diff_dst reorder");
     CHECK(boundary_init(&c->w_dwei, &wei_plain, MD(2, dnnl_query_diff_weights_md), 0), "backward-weights diff_weights reorder");
     const dnnl_memory_desc_t *wb = p_dnnl_primitive_desc_query_md(c->pd[2], dnnl_query_diff_weights_md, 1);
     CHECK(boundary_init(&c->w_dbia, &bia_plain, wb, 0), "backward-weights diff_bias reorder");
     c->share_ddst = p_dnnl_memory_desc_equal(MD(1, dnnl_query_diff_dst_md), MD(2, dnnl_query_diff_dst_md));
 #undef MD
     return c;
+}
+
+int fqdnnl_preferred_block(void) {
+    if (load_state != 1) return 0;
+    dnnl_dims_t dims = {2, 16, 8, 8}, wdims = {16, 16, 3, 3}, strides = {1, 1}, pad = {1, 1};
+    dnnl_memory_desc_t any, wany, blocked;
+    if (p_dnnl_memory_desc_init_by_tag(&any, 4, dims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        p_dnnl_memory_desc_init_by_tag(&wany, 4, wdims, dnnl_f32, dnnl_format_tag_any) != dnnl_success) return 0;
+    dnnl_convolution_desc_t fd;
+    if (p_dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &any, &wany, NULL,
+                                             &any, strides, pad, pad) != dnnl_success) return 0;
+    dnnl_primitive_desc_t pd;
+    if (p_dnnl_primitive_desc_create(&pd, &fd, NULL, engine, NULL) != dnnl_success) return 0;
+    const dnnl_memory_desc_t *chosen = p_dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    int block = 0;
+    const int candidates[2] = {16, 8};
+    for (int i = 0; i < 2 && !block; i++) {
+        dnnl_format_tag_t tag = candidates[i] == 16 ? dnnl_nChw16c : dnnl_nChw8c;
+        if (p_dnnl_memory_desc_init_by_tag(&blocked, 4, dims, dnnl_f32, tag) == dnnl_success &&
+            p_dnnl_memory_desc_equal(chosen, &blocked)) block = candidates[i];
+    }
+    p_dnnl_primitive_desc_destroy(pd);
+    return block;
 }
 
 const char *fqdnnl_conv_impl(const fqdnnl_conv *c, int which) { return (which >= 0 && which < 3) ? c->impl[which] : ""; }

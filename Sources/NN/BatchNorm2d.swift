@@ -14,7 +14,7 @@
 // Backward, running statistics (μ, ρ are constants): dx = γρ·dy, same dγ, dβ.
 import TensorCore
 
-public final class BatchNorm2d: Module, DescribedModule {
+public final class BatchNorm2d: Module, DescribedModule, LayoutAwareModule {
     public let name: String
     public let channels: Int
     public let eps: Float
@@ -45,16 +45,31 @@ public final class BatchNorm2d: Module, DescribedModule {
     }
 
     public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
+        forward(x, ctx, layout: .plain).0
+    }
+
+    func accepts(_ layout: ActivationLayout) -> Bool { layout.holds(channels: channels) }
+    var startsBlockedRun: Bool { false }
+
+    /// x and y in `layout`; a blocked layout runs BlockedChannels' kernels.
+    func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout) {
         precondition(x.rank == 4 && x.shape[1] == channels, "BatchNorm2d \(name) expects (N, \(channels), H, W), got \(x.shape)")
         let n = x.shape[0], c = channels, hw = x.shape[2] * x.shape[3]
         let m = n * hw
         let useBatch = ctx.training && !frozen
         var mean = [Float](repeating: 0, count: c)
         var invStd = [Float](repeating: 0, count: c)
-        var y = Tensor(uninitializedShape: x.shape)
+        var y: Tensor
         if useBatch {
             precondition(m > 1, "BatchNorm2d \(name): batch statistics need more than one value per channel, input \(x.shape)")
             var variance = [Float](repeating: 0, count: c)
+            if layout != .plain {
+                let g = BlockedGeometry(x.shape, layout)
+                let sums = BlockedChannels.sums(x, g, center: nil)
+                for ch in 0..<c { mean[ch] = Float(sums[ch] / Double(m)) }
+                let squares = BlockedChannels.sums(x, g, center: mean)
+                for ch in 0..<c { variance[ch] = Float(squares[ch] / Double(m)) }
+            } else {
             x.data.withUnsafeBufferPointer { px in
             mean.withUnsafeMutableBufferPointer { pm in
             variance.withUnsafeMutableBufferPointer { pv in
@@ -71,6 +86,7 @@ public final class BatchNorm2d: Module, DescribedModule {
                     }
                 }
             }}}
+            }
             for ch in 0..<c { invStd[ch] = 1 / (variance[ch] + eps).squareRoot() }
             if ctx.updateRunningStats {
                 let unbiased = Float(m) / Float(m - 1)
@@ -92,9 +108,15 @@ public final class BatchNorm2d: Module, DescribedModule {
             scale[ch] = gamma[ch] * invStd[ch]
             shift[ch] = beta[ch] - mean[ch] * scale[ch]
         }
-        applyAffine(x, &y, scale, shift, n: n, c: c, hw: hw)
-        cache = ctx.needsBackward ? NormalizationCache(input: x, mean: mean, invStd: invStd, batchStatistics: useBatch) : nil
-        return y
+        if layout != .plain {
+            y = BlockedChannels.affine(x, BlockedGeometry(x.shape, layout), scale: scale, shift: shift)
+        } else {
+            y = Tensor(uninitializedShape: x.shape)
+            applyAffine(x, &y, scale, shift, n: n, c: c, hw: hw)
+        }
+        cache = ctx.needsBackward ? NormalizationCache(input: x, mean: mean, invStd: invStd, batchStatistics: useBatch,
+                                                       layout: layout) : nil
+        return (y, layout)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
@@ -103,6 +125,14 @@ public final class BatchNorm2d: Module, DescribedModule {
         // Per channel: dβ = Σ dy, Σ dy·(x − μ) (then dγ = ρ·Σ dy·(x − μ))
         var sumDy = [Float](repeating: 0, count: c)
         var sumDyXhat = [Float](repeating: 0, count: c)
+        let blocked = cc.layout != .plain ? BlockedGeometry(x.shape, cc.layout) : nil
+        if let g = blocked {
+            let sums = BlockedChannels.gradientSums(dy, x, g, mean: cc.mean)
+            for ch in 0..<c {
+                sumDy[ch] = Float(sums.dy[ch])
+                sumDyXhat[ch] = Float(sums.dyCentered[ch]) * cc.invStd[ch]
+            }
+        } else {
         x.data.withUnsafeBufferPointer { px in
         dy.data.withUnsafeBufferPointer { pdy in
         sumDy.withUnsafeMutableBufferPointer { psd in
@@ -120,6 +150,7 @@ public final class BatchNorm2d: Module, DescribedModule {
                 }
             }
         }}}}
+        }
         for ch in 0..<c {
             weight.grad.data[ch] += sumDyXhat[ch]
             bias.grad.data[ch] += sumDy[ch]
@@ -135,6 +166,7 @@ public final class BatchNorm2d: Module, DescribedModule {
                 k[ch] = -gr * sumDy[ch] / Float(m) + gr2m * cc.mean[ch]
             }
         }
+        if let g = blocked { return BlockedChannels.inputGradient(dy, x, g, a: a, b: b, k: k) }
         return normalizationInputGradient(dy, x, n: n, c: c, hw: hw) { _, ch in (a[ch], b[ch], k[ch]) }
     }
 
@@ -160,6 +192,8 @@ struct NormalizationCache {
     /// Whether μ, ρ came from the input (their gradient flows) or are constants (BatchNorm2d's running
     /// buffers); always true for GroupNorm.
     var batchStatistics: Bool
+    /// The layout of x (and of y, dy, dx); GroupNorm's is always plain.
+    var layout: ActivationLayout = .plain
 
     /// The last forward's cache (taken: a second backward traps), checked against the incoming
     /// gradient, with N and H·W of the input.

@@ -12,7 +12,7 @@ public protocol ConvInferenceOverride: AnyObject {
     func forward(_ x: Tensor, conv: Conv2d) -> Tensor
 }
 
-public final class Conv2d: Module, DescribedModule, QuantizerSlots {
+public final class Conv2d: Module, DescribedModule, QuantizerSlots, LayoutAwareModule {
     /// Module path, e.g. "layer1.0.conv1"; parameters are "\(name).weight" and "\(name).bias".
     public let name: String
     /// Stride and padding, as every convolution call takes them.
@@ -31,6 +31,8 @@ public final class Conv2d: Module, DescribedModule, QuantizerSlots {
     /// What backward needs: the operands the convolution actually saw, x' (N, Cin, H, W) and
     /// w' (Cout, Cin, k, k).
     public let operandCache = OperandCache()
+    /// The layout of x and y in the last forward that kept its operands (dy and dx use it too).
+    private var cachedLayout: ActivationLayout = .plain
 
     public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1,
                 padding: Int = 0, bias: Bool = false,
@@ -51,21 +53,30 @@ public final class Conv2d: Module, DescribedModule, QuantizerSlots {
     public var padding: Int { options.padding }
 
     public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
+        forward(x, ctx, layout: .plain).0
+    }
+
+    /// x and y in `layout`. The quantizers are elementwise with one step size for the input, so they
+    /// run on either layout unchanged.
+    func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout) {
         precondition(x.rank == 4 && x.shape[1] == inChannels,
                      "Conv2d \(name) expects (N, \(inChannels), H, W), got \(x.shape)")
         if !ctx.needsBackward, let override = inferenceOverride {
             operandCache.operands = nil
-            return override.forward(x, conv: self)
+            let y = override.forward(x.reordered(from: layout, to: .plain), conv: self)
+            return (y.reordered(from: .plain, to: layout), layout)
         }
         let q = quantizedOperands(x, ctx)
-        let y = convolution2d(q.input, weight: q.weight, bias: bias?.value, options: options)
+        let y = convolution2d(q.input, weight: q.weight, bias: bias?.value, options: options, layout: layout)
         operandCache.operands = ctx.needsBackward ? q : nil
-        return y
+        cachedLayout = layout
+        return (y, layout)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         let c = takeCache(&operandCache.operands, layer: "Conv2d \(name)")
-        let g = convolution2dBackward(c.input, weight: c.weight, outputGradient: dy, options: options)
+        let g = convolution2dBackward(c.input, weight: c.weight, outputGradient: dy, options: options,
+                                      layout: cachedLayout)
         bias?.grad.add(g.bias)
         return backwardThroughQuantizers(weightGradient: g.weight, inputGradient: g.input!)
     }
@@ -74,6 +85,9 @@ public final class Conv2d: Module, DescribedModule, QuantizerSlots {
     public var detail: String {
         "\(inChannels) -> \(outChannels), kernel \(kernelSize), stride \(stride), padding \(padding)" + slotDetail
     }
+    func accepts(_ layout: ActivationLayout) -> Bool { layout.holds(channels: inChannels) && layout.holds(channels: outChannels) }
+    var startsBlockedRun: Bool { true }
+
     public func outputShape(for s: [Int]) -> [Int] {
         [s[0], outChannels, (s[2] + 2 * padding - kernelSize) / stride + 1, (s[3] + 2 * padding - kernelSize) / stride + 1]
     }

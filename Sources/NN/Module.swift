@@ -82,3 +82,19 @@ public protocol TensorQuantizer: AnyObject {
     var parameters: [Parameter] { get }
     func clearCache()
 }
+
+/// A module that can run on activations held in a blocked layout (docs/backends.md, "Blocked
+/// activations"). `Sequential` hands a run of such modules one blocked tensor after the other, so the
+/// convolutions between them read and write oneDNN's layout without reordering. The public
+/// `forward(_:_:)` of every module stays plain in, plain out.
+protocol LayoutAwareModule: Module {
+    /// Whether the module can take its input in `layout` (its channel counts are multiples of the block).
+    func accepts(_ layout: ActivationLayout) -> Bool
+    /// Whether entering the blocked layout for this module pays (a convolution, or a stage of them):
+    /// elementwise and normalisation layers only continue a run that a convolution started.
+    var startsBlockedRun: Bool { get }
+    /// Forward with x in `layout`; returns the output and its layout (`layout`, or plain for an output
+    /// that is not an image). Its `backward` then takes dy in that output layout and returns dx in
+    /// `layout`.
+    func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout)
+}

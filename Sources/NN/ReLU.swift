@@ -2,7 +2,7 @@
 // The cache is the output, which the next layer usually keeps as its input anyway, so no extra memory.
 import TensorCore
 
-public final class ReLU: Module, DescribedModule {
+public final class ReLU: Module, DescribedModule, LayoutAwareModule {
     struct Cache {
         /// y, any shape
         var output: Tensor
@@ -36,6 +36,13 @@ public final class ReLU: Module, DescribedModule {
             }
         }}}
         return dx
+    }
+
+    /// Elementwise: any layout, unchanged.
+    func accepts(_ layout: ActivationLayout) -> Bool { true }
+    var startsBlockedRun: Bool { false }
+    func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout) {
+        (forward(x, ctx), layout)
     }
 
     public func clearCache() { cache = nil }

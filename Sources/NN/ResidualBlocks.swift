@@ -20,7 +20,7 @@ public enum ResidualShortcut: String, Sendable, CaseIterable {
 }
 
 /// The parameter-free option-A shortcut: (N, Cin, H, W) -> (N, Cout, ⌈H/s⌉, ⌈W/s⌉).
-public final class ZeroPadShortcut: Module, DescribedModule {
+public final class ZeroPadShortcut: Module, DescribedModule, LayoutAwareModule {
     public let inChannels: Int
     public let outChannels: Int
     public let stride: Int
@@ -29,6 +29,7 @@ public final class ZeroPadShortcut: Module, DescribedModule {
 
     struct Cache {
         var inputShape: [Int]
+        var layout: ActivationLayout
     }
     private var cache: Cache?
 
@@ -45,12 +46,28 @@ public final class ZeroPadShortcut: Module, DescribedModule {
         [s[0], outChannels, (s[2] - 1) / stride + 1, (s[3] - 1) / stride + 1]
     }
 
-    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
+    func accepts(_ layout: ActivationLayout) -> Bool { layout.holds(channels: inChannels) && layout.holds(channels: outChannels) }
+    var startsBlockedRun: Bool { false }
+
+    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor { forward(x, ctx, layout: .plain).0 }
+
+    func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout) {
         precondition(x.rank == 4 && x.shape[1] == inChannels, "ZeroPadShortcut expects (N, \(inChannels), H, W), got \(x.shape)")
         let n = x.shape[0], h = x.shape[2], w = x.shape[3]
         let out = outputShape(for: x.shape)
         let oh = out[2], ow = out[3], s = stride
         var y = Tensor.zeros(out)
+        cache = ctx.needsBackward ? Cache(inputShape: x.shape, layout: layout) : nil
+        if layout != .plain {
+            // The same copy, element by element through the layout's index map.
+            x.data.withUnsafeBufferPointer { px in
+            y.data.withUnsafeMutableBufferPointer { py in
+                for i in 0..<n { for c in 0..<inChannels { for a in 0..<oh { for b in 0..<ow {
+                    py[layout.offset(in: out, i, padBefore + c, a, b)] = px[layout.offset(in: x.shape, i, c, a * s, b * s)]
+                } } } }
+            }}
+            return (y, layout)
+        }
         // y[i, padBefore + c, a, b] = x[i, c, a·s, b·s]
         x.data.withUnsafeBufferPointer { px in
         y.data.withUnsafeMutableBufferPointer { py in
@@ -60,8 +77,7 @@ public final class ZeroPadShortcut: Module, DescribedModule {
                 for a in 0..<oh { for b in 0..<ow { dst[a * ow + b] = src[(a * s) * w + b * s] } }
             } }
         }}
-        cache = ctx.needsBackward ? Cache(inputShape: x.shape) : nil
-        return y
+        return (y, .plain)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
@@ -69,6 +85,16 @@ public final class ZeroPadShortcut: Module, DescribedModule {
         let n = cc.inputShape[0], h = cc.inputShape[2], w = cc.inputShape[3]
         let oh = dy.shape[2], ow = dy.shape[3], s = stride
         var dx = Tensor.zeros(cc.inputShape)
+        if cc.layout != .plain {
+            let layout = cc.layout
+            dy.data.withUnsafeBufferPointer { pdy in
+            dx.data.withUnsafeMutableBufferPointer { pdx in
+                for i in 0..<n { for c in 0..<inChannels { for a in 0..<oh { for b in 0..<ow {
+                    pdx[layout.offset(in: cc.inputShape, i, c, a * s, b * s)] = pdy[layout.offset(in: dy.shape, i, padBefore + c, a, b)]
+                } } } }
+            }}
+            return dx
+        }
         dy.data.withUnsafeBufferPointer { pdy in
         dx.data.withUnsafeMutableBufferPointer { pdx in
             for i in 0..<n { for c in 0..<inChannels {
@@ -86,7 +112,7 @@ public final class ZeroPadShortcut: Module, DescribedModule {
 }
 
 /// conv3×3(stride) - BN - ReLU - conv3×3 - BN, plus shortcut, then ReLU.
-public final class BasicBlock: Module, DescribedModule {
+public final class BasicBlock: Module, DescribedModule, LayoutAwareModule {
     public let name: String
     public let conv1: Conv2d
     public let bn1: BatchNorm2d
@@ -128,11 +154,20 @@ public final class BasicBlock: Module, DescribedModule {
 
     private var shortcutModule: Module? { downsample ?? zeroPad }
 
-    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
-        var h = relu1.forward(bn1.forward(conv1.forward(x, ctx), ctx), ctx)
-        h = bn2.forward(conv2.forward(h, ctx), ctx)
-        h.add(shortcutModule?.forward(x, ctx) ?? x)
-        return relu2.forward(h, ctx)
+    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor { forward(x, ctx, layout: .plain).0 }
+
+    func accepts(_ layout: ActivationLayout) -> Bool {
+        conv1.accepts(layout) && conv2.accepts(layout) && (downsample.map { projectionAccepts($0, layout) } ?? true)
+    }
+    var startsBlockedRun: Bool { true }
+
+    /// Every tensor of the block in `layout`: the convolutions, BatchNorms, ReLUs, the shortcut and the
+    /// add (elementwise) all run on it; backward follows the layouts each layer recorded.
+    func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout) {
+        var h = relu1.forward(bn1.forward(conv1.forward(x, ctx, layout: layout).0, ctx, layout: layout).0, ctx)
+        h = bn2.forward(conv2.forward(h, ctx, layout: layout).0, ctx, layout: layout).0
+        h.add(shortcut(x, ctx, layout: layout, projection: downsample, zeroPad: zeroPad))
+        return (relu2.forward(h, ctx), layout)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
@@ -166,7 +201,7 @@ public final class BasicBlock: Module, DescribedModule {
 }
 
 /// conv1×1 - BN - ReLU - conv3×3(stride) - BN - ReLU - conv1×1 (×4 channels) - BN, plus shortcut, then ReLU.
-public final class Bottleneck: Module, DescribedModule {
+public final class Bottleneck: Module, DescribedModule, LayoutAwareModule {
     public static let expansion = 4
     public let name: String
     public let conv1: Conv2d
@@ -202,12 +237,21 @@ public final class Bottleneck: Module, DescribedModule {
         }
     }
 
-    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
-        var h = relu1.forward(bn1.forward(conv1.forward(x, ctx), ctx), ctx)
-        h = relu2.forward(bn2.forward(conv2.forward(h, ctx), ctx), ctx)
-        h = bn3.forward(conv3.forward(h, ctx), ctx)
-        h.add(downsample?.forward(x, ctx) ?? x)
-        return relu3.forward(h, ctx)
+    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor { forward(x, ctx, layout: .plain).0 }
+
+    func accepts(_ layout: ActivationLayout) -> Bool {
+        conv1.accepts(layout) && conv2.accepts(layout) && conv3.accepts(layout)
+            && (downsample.map { projectionAccepts($0, layout) } ?? true)
+    }
+    var startsBlockedRun: Bool { true }
+
+    /// As BasicBlock's: every tensor of the block in `layout`.
+    func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout) {
+        var h = relu1.forward(bn1.forward(conv1.forward(x, ctx, layout: layout).0, ctx, layout: layout).0, ctx)
+        h = relu2.forward(bn2.forward(conv2.forward(h, ctx, layout: layout).0, ctx, layout: layout).0, ctx)
+        h = bn3.forward(conv3.forward(h, ctx, layout: layout).0, ctx, layout: layout).0
+        h.add(shortcut(x, ctx, layout: layout, projection: downsample, zeroPad: nil))
+        return (relu3.forward(h, ctx), layout)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
@@ -240,4 +284,18 @@ public final class Bottleneck: Module, DescribedModule {
         let a = conv1.outputShape(for: s), b = conv2.outputShape(for: a), c = conv3.outputShape(for: b)
         return [s, a, a, b, b, c] + (downsample != nil ? [s] : [])
     }
+}
+
+/// Whether a projection shortcut (1×1 conv + BatchNorm, built by the blocks above) takes `layout`.
+private func projectionAccepts(_ projection: Sequential, _ layout: ActivationLayout) -> Bool {
+    projection.layers.allSatisfy { ($0.1 as? LayoutAwareModule)?.accepts(layout) ?? false }
+}
+
+/// A residual block's shortcut branch on x in `layout`: the projection's conv and BatchNorm, the
+/// zero-padding shortcut, or x itself, in `layout` (their backward follows the layouts they recorded).
+private func shortcut(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout, projection: Sequential?,
+                      zeroPad: ZeroPadShortcut?) -> Tensor {
+    if let projection { return projection.forwardPinned(x, ctx, layout: layout) }
+    if let zeroPad { return zeroPad.forward(x, ctx, layout: layout).0 }
+    return x
 }

@@ -4,8 +4,10 @@
 //
 // oneDNN is loaded at run time (Sources/CDNNL): when libdnnl.so.2 is missing, or a primitive cannot
 // be created for some shape, convolutions run on OpenBLAS. Primitives are created once per
-// (shape, thread count) and cached; tensors stay NCHW outside a convolution and are reordered to and
-// from oneDNN's layouts inside it. See docs/backends.md.
+// (shape, thread count, activation layout) and cached. Tensors are NCHW outside the engine's modules;
+// on oneDNN the residual stages keep their activations in oneDNN's channel-blocked layout between
+// layers (`Backend.activationLayout`), and any other layout a primitive prefers is reordered to and
+// from inside the convolution. See docs/backends.md.
 import CDNNL
 import Foundation
 import Synchronization
@@ -48,8 +50,45 @@ public enum Backend {
 
     /// The selected backend (nil until first asked) and the FQAT_BACKEND note, under one lock.
     private static let selection = Mutex<(backend: ComputeBackend?, note: String?)>((nil, nil))
-    /// A note about the FQAT_BACKEND environment variable when it could not be honoured.
-    public static var environmentNote: String? { _ = current; return selection.withLock { $0.note } }
+    /// A note about the FQAT_BACKEND or FQAT_ACTIVATIONS environment variable when it could not be
+    /// honoured.
+    public static var environmentNote: String? {
+        _ = current
+        let notes = [selection.withLock { $0.note }, layoutSetting.note].compactMap { $0 }
+        return notes.isEmpty ? nil : notes.joined(separator: "; ")
+    }
+
+    /// The channel block oneDNN prefers for activations on this CPU (16 with AVX-512, 8 with AVX2),
+    /// 0 when it prefers none or is not loaded. Probed once.
+    public static let oneDNNPreferredBlock: Int = loaded.ok ? Int(fqdnnl_preferred_block()) : 0
+
+    /// Whether the residual stages may keep activations blocked on oneDNN: FQAT_ACTIVATIONS=plain
+    /// turns it off at start (to measure or rule out the blocked path), `keepActivationsBlocked`
+    /// switches it at run time.
+    private static let layoutSetting: (blocked: Bool, note: String?) = {
+        let raw = ProcessInfo.processInfo.environment["FQAT_ACTIVATIONS"] ?? ""
+        switch raw.lowercased() {
+        case "", "blocked": return (true, nil)
+        case "plain": return (false, nil)
+        default: return (true, "FQAT_ACTIVATIONS=\(raw) is not a layout (blocked or plain); using blocked")
+        }
+    }()
+    /// The run-time choice, nil until set (then FQAT_ACTIVATIONS decides).
+    private static let layoutChoice = Mutex<Bool?>(nil)
+
+    /// See `layoutSetting`; true by default.
+    public static var keepActivationsBlocked: Bool {
+        get { layoutChoice.withLock { $0 } ?? layoutSetting.blocked }
+        set { layoutChoice.withLock { $0 = newValue } }
+    }
+
+    /// The layout residual stages keep their activations in between layers: oneDNN's blocked layout
+    /// (nChw16c on AVX-512 machines) on the oneDNN backend, plain NCHW on OpenBLAS, when oneDNN
+    /// prefers no blocked layout, or when `keepActivationsBlocked` is off.
+    public static var activationLayout: ActivationLayout {
+        guard current == .onednn, oneDNNPreferredBlock > 0, keepActivationsBlocked else { return .plain }
+        return .blocked(oneDNNPreferredBlock)
+    }
 
     /// The starting backend: FQAT_BACKEND (openblas | onednn) when set, else oneDNN when it loads
     /// (measured faster on every workload, docs/benchmarks.md), else OpenBLAS; with a note when the
@@ -93,17 +132,22 @@ public enum Backend {
         return try body()
     }
 
+    /// Convolution shapes oneDNN has run on blocked activations so far (tests check the blocked path ran).
+    public static var blockedConvolutionShapes: Int { OneDNNConvolution.blockedHandles }
+
     /// oneDNN's entries of the compute provenance (ComputeInfo.backendDetails): empty on OpenBLAS.
     public static var details: [String: String] {
         guard current == .onednn else { return [:] }
         var d = ["onednn": oneDNNVersion ?? "oneDNN", "onednn_impl": OneDNNConvolution.implementations.joined(separator: "/"),
-                 "omp_wait_policy": waitPolicy.isEmpty ? "unset" : waitPolicy]
+                 "omp_wait_policy": waitPolicy.isEmpty ? "unset" : waitPolicy,
+                 "activations": activationLayout.description]
         if let f = OneDNNConvolution.lastFallback { d["onednn_fallback"] = f }
         return d
     }
 
-    /// The backend with oneDNN's version, kernels and wait policy, as in the compute line:
-    /// "openblas" or "onednn (oneDNN 2.6.3, conv jit:avx512_core, OMP_WAIT_POLICY=passive)".
+    /// The backend with oneDNN's version, kernels, activation layout and wait policy, as in the compute
+    /// line: "openblas" or "onednn (oneDNN 2.6.3, conv jit:avx512_core, activations nChw16c,
+    /// OMP_WAIT_POLICY=passive)".
     public static var summary: String { ComputeInfo.describeBackend(current.rawValue, details) }
 }
 
@@ -111,6 +155,8 @@ public enum Backend {
 enum OneDNNConvolution {
     struct Key: Hashable {
         var batch, cin, height, width, cout, kernel, stride, padding, threads: Int
+        /// The layout of the caller's activations (x, y, dx, dy): 0 plain, else the channel block.
+        var block: Int
     }
     /// Owns one oneDNN primitive set; lives only inside `Cache`, so only under its lock.
     private final class Handle {
@@ -147,6 +193,9 @@ enum OneDNNConvolution {
     /// Number of cached handles (one per shape and thread count).
     static var cachedHandles: Int { cache.withLock { $0.handles.count } }
 
+    /// Cached handles whose activations are blocked (the blocked-layout path ran for their shapes).
+    static var blockedHandles: Int { cache.withLock { $0.handles.keys.filter { $0.block != 0 }.count } }
+
     /// Bytes of the arena all handles share for their blocked-layout buffers (the largest call's).
     static var arenaBytes: Int { cache.withLock { _ in Int(fqdnnl_arena_bytes()) } }
 
@@ -157,9 +206,10 @@ enum OneDNNConvolution {
         }
     }
 
-    static func key(_ x: Tensor, _ weight: Tensor, _ options: Convolution2dOptions) -> Key {
+    static func key(_ x: Tensor, _ weight: Tensor, _ options: Convolution2dOptions, _ layout: ActivationLayout) -> Key {
         Key(batch: x.shape[0], cin: x.shape[1], height: x.shape[2], width: x.shape[3], cout: weight.shape[0],
-            kernel: weight.shape[2], stride: options.stride, padding: options.padding, threads: max(1, Parallel.threads))
+            kernel: weight.shape[2], stride: options.stride, padding: options.padding, threads: max(1, Parallel.threads),
+            block: layout.block)
     }
 
     /// Runs `body` with the handle for `key` under the lock (handles hold per-call state and share
@@ -180,7 +230,7 @@ enum OneDNNConvolution {
                 }
                 guard let p = fqdnnl_conv_create(Int32(key.batch), Int32(key.cin), Int32(key.height), Int32(key.width),
                                                  Int32(key.cout), Int32(key.kernel), Int32(key.stride), Int32(key.padding),
-                                                 Int32(key.threads), &error, error.count) else {
+                                                 Int32(key.threads), Int32(key.block), &error, error.count) else {
                     let reason = cString(error)
                     c.refused[key] = reason
                     c.lastFallback = "\(key.cin)→\(key.cout) k\(key.kernel) s\(key.stride) at \(key.height)×\(key.width): \(reason)"
@@ -199,10 +249,12 @@ enum OneDNNConvolution {
         }
     }
 
-    /// y = conv(x, weight) + bias through oneDNN, or nil when it cannot (the caller falls back).
-    static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, options: Convolution2dOptions, outputShape: [Int]) -> Tensor? {
+    /// y = conv(x, weight) + bias through oneDNN, x and y in `layout`, or nil when it cannot (the
+    /// caller falls back).
+    static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, options: Convolution2dOptions, outputShape: [Int],
+                        layout: ActivationLayout) -> Tensor? {
         guard Backend.oneDNNAvailable else { return nil }
-        let key = key(x, weight, options)
+        let key = key(x, weight, options, layout)
         return withHandle(key) { h -> Tensor? in
             var y = Tensor(uninitializedShape: outputShape)
             let status: Int32 = x.data.withUnsafeBufferPointer { px in
@@ -221,11 +273,11 @@ enum OneDNNConvolution {
         }
     }
 
-    /// Gradients through oneDNN, or nil when it cannot (the caller falls back).
+    /// Gradients through oneDNN (x, dy and dx in `layout`), or nil when it cannot (the caller falls back).
     static func backward(_ x: Tensor, weight: Tensor, outputGradient dy: Tensor, options: Convolution2dOptions,
-                         computeInputGradient: Bool) -> Convolution2dGradients? {
+                         computeInputGradient: Bool, layout: ActivationLayout) -> Convolution2dGradients? {
         guard Backend.oneDNNAvailable else { return nil }
-        let key = key(x, weight, options)
+        let key = key(x, weight, options, layout)
         return withHandle(key) { h -> Convolution2dGradients? in
             var dW = Tensor(uninitializedShape: weight.shape)
             var dB = Tensor(uninitializedShape: [weight.shape[0]])

@@ -166,6 +166,7 @@ public struct ComputeInfo: Equatable, Sendable {
         guard let version = details["onednn"] else { return backend }
         var parts = [version]
         if let impl = details["onednn_impl"], !impl.isEmpty { parts.append("conv " + impl) }
+        if let layout = details["activations"] { parts.append("activations " + layout) }
         parts.append("OMP_WAIT_POLICY=" + (details["omp_wait_policy"] ?? "unset"))
         if let fallback = details["onednn_fallback"] { parts.append("fell back to openblas for " + fallback) }
         return "\(backend) (" + parts.joined(separator: ", ") + ")"

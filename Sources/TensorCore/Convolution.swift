@@ -291,8 +291,10 @@ private final class PartialSums: Sendable {
 }
 
 /// y = conv(x, weight) + bias, the fast path. x (N, Cin, H, W), weight (Cout, Cin, k, k), bias (Cout).
+/// x and y are in `layout` (a blocked layout needs Cin and Cout multiples of its block); a blocked
+/// convolution that oneDNN cannot run is computed plain and reordered.
 public func convolution2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
-                          options: Convolution2dOptions = .init()) -> Tensor {
+                          options: Convolution2dOptions = .init(), layout: ActivationLayout = .plain) -> Tensor {
     TensorMemory.retainFreedMemory()
     let g = convolutionGeometry(x, weight, options)
     let batch = x.shape[0], cout = weight.shape[0]
@@ -301,8 +303,13 @@ public func convolution2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
     var y = Tensor(uninitializedShape: [batch, cout, g.outHeight, g.outWidth])
     if batch == 0 { return y }
     if Backend.current == .onednn,
-       let fast = OneDNNConvolution.forward(x, weight: weight, bias: bias, options: options, outputShape: y.shape) {
+       let fast = OneDNNConvolution.forward(x, weight: weight, bias: bias, options: options, outputShape: y.shape,
+                                            layout: layout) {
         return fast
+    }
+    if layout != .plain {
+        return convolution2d(x.reordered(from: layout, to: .plain), weight: weight, bias: bias, options: options)
+            .reordered(from: .plain, to: layout)
     }
     let strategy = Convolution.strategy
     x.data.withUnsafeBufferPointer { px in
@@ -338,10 +345,11 @@ public func convolution2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
 }
 
 /// Gradients of y = conv(x, weight) + b given dL/dy, the fast path. The column matrix is recomputed
-/// from x rather than kept from the forward pass.
+/// from x rather than kept from the forward pass. x, dy and dx are in `layout`.
 public func convolution2dBackward(_ x: Tensor, weight: Tensor, outputGradient dy: Tensor,
                                   options: Convolution2dOptions = .init(),
-                                  computeInputGradient: Bool = true) -> Convolution2dGradients {
+                                  computeInputGradient: Bool = true,
+                                  layout: ActivationLayout = .plain) -> Convolution2dGradients {
     TensorMemory.retainFreedMemory()
     let g = convolutionGeometry(x, weight, options)
     let batch = x.shape[0], cout = weight.shape[0]
@@ -349,8 +357,15 @@ public func convolution2dBackward(_ x: Tensor, weight: Tensor, outputGradient dy
                  "conv2d backward: output gradient \(dy.shape) does not match output shape \([batch, cout, g.outHeight, g.outWidth]) of input \(x.shape), weight \(weight.shape)")
     if batch > 0 && Backend.current == .onednn,
        let fast = OneDNNConvolution.backward(x, weight: weight, outputGradient: dy, options: options,
-                                             computeInputGradient: computeInputGradient) {
+                                             computeInputGradient: computeInputGradient, layout: layout) {
         return fast
+    }
+    if layout != .plain {
+        var g = convolution2dBackward(x.reordered(from: layout, to: .plain), weight: weight,
+                                      outputGradient: dy.reordered(from: layout, to: .plain), options: options,
+                                      computeInputGradient: computeInputGradient)
+        g.input = g.input?.reordered(from: .plain, to: layout)
+        return g
     }
     let K = g.colRows, ohw = g.colCols
     var dW = Tensor.zeros(weight.shape)

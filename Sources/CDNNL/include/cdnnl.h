@@ -3,8 +3,10 @@
 //   1. oneDNN's OpenMP runtime (libgomp) reads OMP_WAIT_POLICY once, when it is loaded; loading it
 //      ourselves lets fqdnnl_load set the wait policy first (docs/backends.md).
 //   2. A machine without libdnnl still runs fqat-shell: the engine falls back to OpenBLAS.
-// Every tensor crossing this interface is plain row-major NCHW / OIHW float32; the layouts oneDNN
-// prefers (nChw16c, ...) live only inside a convolution handle.
+// Weights and biases cross this interface plain (OIHW, x). Activations (x, y, dx, dy) cross it either
+// plain NCHW or, when the caller keeps them so between layers, in oneDNN's channel-blocked nChw8c or
+// nChw16c (docs/backends.md, "Blocked activations"); any other layout oneDNN prefers lives only
+// inside a convolution handle.
 #ifndef FQAT_CDNNL_H
 #define FQAT_CDNNL_H
 
@@ -25,9 +27,15 @@ const char *fqdnnl_wait_policy(void);
 typedef struct fqdnnl_conv fqdnnl_conv;
 
 /// Creates the primitives for x (n, cin, h, w) * weight (cout, cin, k, k) with the given stride and
-/// symmetric padding, to run on `threads` OpenMP threads. NULL with a reason in `error` on failure.
+/// symmetric padding, to run on `threads` OpenMP threads. `block` is the layout of the caller's
+/// activation buffers: 0 plain NCHW, 8 nChw8c, 16 nChw16c (both channel counts then multiples of it).
+/// NULL with a reason in `error` on failure.
 fqdnnl_conv *fqdnnl_conv_create(int n, int cin, int h, int w, int cout, int k, int stride, int padding,
-                                int threads, char *error, size_t error_length);
+                                int threads, int block, char *error, size_t error_length);
+
+/// The channel block oneDNN chooses for the activations of a 3×3 convolution between 16-channel
+/// tensors on this CPU: 16 (nChw16c, AVX-512), 8 (nChw8c, AVX2), or 0 (plain, or not loaded).
+int fqdnnl_preferred_block(void);
 void fqdnnl_conv_destroy(fqdnnl_conv *conv);
 
 /// y = conv(x, weight) + bias (bias may be NULL). Returns 0 on success, a dnnl_status_t otherwise.
