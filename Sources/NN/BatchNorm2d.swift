@@ -51,8 +51,13 @@ public final class BatchNorm2d: Module, DescribedModule, LayoutAwareModule {
     func accepts(_ layout: ActivationLayout) -> Bool { layout.holds(channels: channels) }
     var startsBlockedRun: Bool { false }
 
-    /// x and y in `layout`; a blocked layout runs BlockedChannels' kernels.
     func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout) {
+        (forward(x, ctx, layout: layout, epilogue: .none), layout)
+    }
+
+    /// x and y in `layout` (a blocked layout runs BlockedChannels' kernels), with `epilogue` applied in
+    /// the same pass as the affine map.
+    func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout, epilogue: NormalizationEpilogue) -> Tensor {
         precondition(x.rank == 4 && x.shape[1] == channels, "BatchNorm2d \(name) expects (N, \(channels), H, W), got \(x.shape)")
         let n = x.shape[0], c = channels, hw = x.shape[2] * x.shape[3]
         let m = n * hw
@@ -108,19 +113,34 @@ public final class BatchNorm2d: Module, DescribedModule, LayoutAwareModule {
             scale[ch] = gamma[ch] * invStd[ch]
             shift[ch] = beta[ch] - mean[ch] * scale[ch]
         }
+        let residual: Tensor?
+        switch epilogue {
+        case .none, .relu: residual = nil
+        case .addRelu(let r):
+            precondition(r.shape == x.shape, "BatchNorm2d \(name): residual \(r.shape) vs input \(x.shape)")
+            residual = r
+        }
+        let relu = epilogue.hasReLU
         if layout != .plain {
-            y = BlockedChannels.affine(x, BlockedGeometry(x.shape, layout), scale: scale, shift: shift)
+            y = BlockedChannels.affine(x, BlockedGeometry(x.shape, layout), scale: scale, shift: shift,
+                                       residual: residual, relu: relu)
         } else {
             y = Tensor(uninitializedShape: x.shape)
-            applyAffine(x, &y, scale, shift, n: n, c: c, hw: hw)
+            applyAffine(x, &y, scale, shift, n: n, c: c, hw: hw, residual: residual, relu: relu)
         }
         cache = ctx.needsBackward ? NormalizationCache(input: x, mean: mean, invStd: invStd, batchStatistics: useBatch,
-                                                       layout: layout) : nil
-        return (y, layout)
+                                                       layout: layout, output: relu ? y : nil) : nil
+        return y
     }
 
-    public func backward(_ dy: Tensor) -> Tensor {
-        let (cc, n, hw) = NormalizationCache.take(&cache, for: dy, layer: "BatchNorm2d \(name)")
+    public func backward(_ dy: Tensor) -> Tensor { backwardThroughEpilogue(dy).input }
+
+    /// Backward through the epilogue and the normalisation: dL/dx and, after a ReLU epilogue, the
+    /// gradient at the ReLU's input dy·[y > 0] (for `.addRelu`, the residual's gradient); without an
+    /// epilogue that is dy itself.
+    func backwardThroughEpilogue(_ dyOut: Tensor) -> (input: Tensor, beforeReLU: Tensor) {
+        let (cc, n, hw) = NormalizationCache.take(&cache, for: dyOut, layer: "BatchNorm2d \(name)")
+        let dy = cc.output.map { maskedByPositive(dyOut, output: $0) } ?? dyOut
         let x = cc.input, c = channels, m = n * hw
         // Per channel: dβ = Σ dy, Σ dy·(x − μ) (then dγ = ρ·Σ dy·(x − μ))
         var sumDy = [Float](repeating: 0, count: c)
@@ -166,8 +186,8 @@ public final class BatchNorm2d: Module, DescribedModule, LayoutAwareModule {
                 k[ch] = -gr * sumDy[ch] / Float(m) + gr2m * cc.mean[ch]
             }
         }
-        if let g = blocked { return BlockedChannels.inputGradient(dy, x, g, a: a, b: b, k: k) }
-        return normalizationInputGradient(dy, x, n: n, c: c, hw: hw) { _, ch in (a[ch], b[ch], k[ch]) }
+        if let g = blocked { return (BlockedChannels.inputGradient(dy, x, g, a: a, b: b, k: k), dy) }
+        return (normalizationInputGradient(dy, x, n: n, c: c, hw: hw) { _, ch in (a[ch], b[ch], k[ch]) }, dy)
     }
 
     public var parameters: [Parameter] { [weight, bias] }
@@ -194,6 +214,8 @@ struct NormalizationCache {
     var batchStatistics: Bool
     /// The layout of x (and of y, dy, dx); GroupNorm's is always plain.
     var layout: ActivationLayout = .plain
+    /// y, kept when a ReLU epilogue ran (its backward masks dy by y > 0).
+    var output: Tensor? = nil
 
     /// The last forward's cache (taken: a second backward traps), checked against the incoming
     /// gradient, with N and H·W of the input.
@@ -278,17 +300,56 @@ func runSumAndCenteredDot(_ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
     return (s, t)
 }
 
-/// y[i, ch, :] = scale[ch]·x[i, ch, :] + shift[ch] over (N, C, HW).
-func applyAffine(_ x: Tensor, _ y: inout Tensor, _ scale: [Float], _ shift: [Float], n: Int, c: Int, hw: Int) {
+/// y[i, ch, :] = scale[ch]·x[i, ch, :] + shift[ch] over (N, C, HW), then + residual and max(·, 0)
+/// when asked (a residual block's epilogue, in the same pass; the same roundings as separate passes).
+func applyAffine(_ x: Tensor, _ y: inout Tensor, _ scale: [Float], _ shift: [Float], n: Int, c: Int, hw: Int,
+                 residual: Tensor? = nil, relu: Bool = false) {
+    let empty: [Float] = []
     x.data.withUnsafeBufferPointer { px in
+    (residual?.data ?? empty).withUnsafeBufferPointer { pr in
     y.data.withUnsafeMutableBufferPointer { py in
         Parallel.forEach(n * c, costPerItem: 2 * hw) { range in
             for r in range {
                 let ch = r % c
                 let s = px.baseAddress! + r * hw, d = py.baseAddress! + r * hw
                 let a = scale[ch], b = shift[ch]
-                for j in 0..<hw { d[j] = a * s[j] + b }
+                if residual != nil {
+                    let res = pr.baseAddress! + r * hw
+                    for j in 0..<hw { d[j] = a * s[j] + b + res[j] }
+                } else {
+                    for j in 0..<hw { d[j] = a * s[j] + b }
+                }
+                // The ReLU while the run is in L1, with ReLU's own kernel (NaN passes through).
+                if relu || residual != nil { reluForward(UnsafePointer(d), d, count: hw) }
             }
         }
-    }}
+    }}}
+}
+
+/// What BatchNorm2d applies after its affine map, in the same pass (the residual blocks' fusions):
+/// nothing, max(·, 0), or max(· + residual, 0).
+enum NormalizationEpilogue {
+    case none
+    case relu
+    case addRelu(Tensor)
+
+    var hasReLU: Bool {
+        if case .none = self { return false }
+        return true
+    }
+}
+
+/// dy·[y > 0]: ReLU's backward, for a ReLU fused into BatchNorm.
+func maskedByPositive(_ dy: Tensor, output y: Tensor) -> Tensor {
+    precondition(dy.shape == y.shape, "ReLU epilogue: dy \(dy.shape) vs output \(y.shape)")
+    var dx = Tensor(uninitializedShape: dy.shape)
+    y.data.withUnsafeBufferPointer { py in
+    dy.data.withUnsafeBufferPointer { pdy in
+    dx.data.withUnsafeMutableBufferPointer { pdx in
+        Parallel.forEach(py.count, costPerItem: 1, minimumWork: 1 << 18) { range in
+            reluBackward(output: py.baseAddress! + range.lowerBound, pdy.baseAddress! + range.lowerBound,
+                         pdx.baseAddress! + range.lowerBound, count: range.count)
+        }
+    }}}
+    return dx
 }

@@ -2,7 +2,9 @@
 // the 1×1-3×3-1×1 Bottleneck (torchvision ResNet-50, stride on the 3×3 conv: "ResNet v1.5").
 //
 // out = relu(main(x) + shortcut(x)); backward splits dL/d(sum) between the two branches and adds
-// their input gradients. Shortcuts:
+// their input gradients. Every ReLU, and the residual add, runs inside the pass of the BatchNorm
+// before it (BatchNorm2d's epilogue): the same roundings as separate layers, fewer passes over
+// memory. Shortcuts:
 //   identity      when shape is unchanged
 //   zero padding  He et al. 2016 §4.2 option A: x[:, :, ::s, ::s] with zero channels added,
 //                 (Cout − Cin)/2 before and the rest after (as the widely used CIFAR reimplementations);
@@ -122,8 +124,6 @@ public final class BasicBlock: Module, DescribedModule, LayoutAwareModule {
     public let downsample: Sequential?
     /// Zero-padding shortcut, option A.
     public let zeroPad: ZeroPadShortcut?
-    private let relu1 = ReLU()
-    private let relu2 = ReLU()
 
     /// `name` is the block path, e.g. "layer2.0"; a shortcut is built when stride ≠ 1 or channels change.
     public init(name: String, inChannels: Int, outChannels: Int, stride: Int, shortcut: ResidualShortcut,
@@ -162,17 +162,18 @@ public final class BasicBlock: Module, DescribedModule, LayoutAwareModule {
     var startsBlockedRun: Bool { true }
 
     /// Every tensor of the block in `layout`: the convolutions, BatchNorms, ReLUs, the shortcut and the
-    /// add (elementwise) all run on it; backward follows the layouts each layer recorded.
+    /// add (elementwise) all run on it; backward follows the layouts each layer recorded. The ReLUs,
+    /// and the residual add before the last one, run in the BatchNorms' affine pass.
     func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout) {
-        var h = relu1.forward(bn1.forward(conv1.forward(x, ctx, layout: layout).0, ctx, layout: layout).0, ctx)
-        h = bn2.forward(conv2.forward(h, ctx, layout: layout).0, ctx, layout: layout).0
-        h.add(shortcut(x, ctx, layout: layout, projection: downsample, zeroPad: zeroPad))
-        return (relu2.forward(h, ctx), layout)
+        let h = bn1.forward(conv1.forward(x, ctx, layout: layout).0, ctx, layout: layout, epilogue: .relu)
+        let s = shortcut(x, ctx, layout: layout, projection: downsample, zeroPad: zeroPad)
+        return (bn2.forward(conv2.forward(h, ctx, layout: layout).0, ctx, layout: layout, epilogue: .addRelu(s)), layout)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let g = relu2.backward(dy)
-        var dx = conv1.backward(bn1.backward(relu1.backward(conv2.backward(bn2.backward(g)))))
+        // g: the gradient at the sum (before the last ReLU), shared by both branches.
+        let (main, g) = bn2.backwardThroughEpilogue(dy)
+        var dx = conv1.backward(bn1.backward(conv2.backward(main)))
         dx.add(shortcutModule?.backward(g) ?? g)
         return dx
     }
@@ -183,11 +184,6 @@ public final class BasicBlock: Module, DescribedModule, LayoutAwareModule {
         if let z = zeroPad { c.append(("shortcut", z)) }
         return c
     }
-    public func clearCache() {
-        for (_, c) in children { c.clearCache() }
-        relu1.clearCache(); relu2.clearCache()
-    }
-
     public var typeName: String { "BasicBlock" }
     public var detail: String {
         "\(conv1.inChannels) -> \(conv2.outChannels), stride \(conv1.stride)"
@@ -211,9 +207,6 @@ public final class Bottleneck: Module, DescribedModule, LayoutAwareModule {
     public let conv3: Conv2d
     public let bn3: BatchNorm2d
     public let downsample: Sequential?
-    private let relu1 = ReLU()
-    private let relu2 = ReLU()
-    private let relu3 = ReLU()
 
     /// `planes` is the inner width; the block outputs planes·4 channels.
     public init(name: String, inChannels: Int, planes: Int, stride: Int, rng: inout RNG) {
@@ -245,20 +238,20 @@ public final class Bottleneck: Module, DescribedModule, LayoutAwareModule {
     }
     var startsBlockedRun: Bool { true }
 
-    /// As BasicBlock's: every tensor of the block in `layout`.
+    /// As BasicBlock's: every tensor of the block in `layout`, the ReLUs and the residual add fused
+    /// into the BatchNorms' affine passes.
     func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout) {
-        var h = relu1.forward(bn1.forward(conv1.forward(x, ctx, layout: layout).0, ctx, layout: layout).0, ctx)
-        h = relu2.forward(bn2.forward(conv2.forward(h, ctx, layout: layout).0, ctx, layout: layout).0, ctx)
-        h = bn3.forward(conv3.forward(h, ctx, layout: layout).0, ctx, layout: layout).0
-        h.add(shortcut(x, ctx, layout: layout, projection: downsample, zeroPad: nil))
-        return (relu3.forward(h, ctx), layout)
+        var h = bn1.forward(conv1.forward(x, ctx, layout: layout).0, ctx, layout: layout, epilogue: .relu)
+        h = bn2.forward(conv2.forward(h, ctx, layout: layout).0, ctx, layout: layout, epilogue: .relu)
+        let s = shortcut(x, ctx, layout: layout, projection: downsample, zeroPad: nil)
+        return (bn3.forward(conv3.forward(h, ctx, layout: layout).0, ctx, layout: layout, epilogue: .addRelu(s)), layout)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
-        let g = relu3.backward(dy)
-        var h = conv3.backward(bn3.backward(g))
-        h = conv2.backward(bn2.backward(relu2.backward(h)))
-        var dx = conv1.backward(bn1.backward(relu1.backward(h)))
+        let (main, g) = bn3.backwardThroughEpilogue(dy)
+        var h = conv3.backward(main)
+        h = conv2.backward(bn2.backward(h))
+        var dx = conv1.backward(bn1.backward(h))
         dx.add(downsample?.backward(g) ?? g)
         return dx
     }
@@ -269,11 +262,6 @@ public final class Bottleneck: Module, DescribedModule, LayoutAwareModule {
         if let d = downsample { c.append(("downsample", d)) }
         return c
     }
-    public func clearCache() {
-        for (_, c) in children { c.clearCache() }
-        relu1.clearCache(); relu2.clearCache(); relu3.clearCache()
-    }
-
     public var typeName: String { "Bottleneck" }
     public var detail: String {
         "\(conv1.inChannels) -> \(conv2.outChannels) -> \(conv3.outChannels), stride \(conv2.stride)"

@@ -33,7 +33,7 @@ public enum ActivationLayout: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Index in `data` of element (n, c, h, w) of a tensor of `shape` (N, C, H, W) in this layout.
-    @inline(__always)
+    @inlinable
     public func offset(in shape: [Int], _ n: Int, _ c: Int, _ h: Int, _ w: Int) -> Int {
         switch self {
         case .plain: return ((n * shape[1] + c) * shape[2] + h) * shape[3] + w
