@@ -339,9 +339,9 @@ enum NormalizationEpilogue {
     }
 }
 
-/// dy·[y > 0]: ReLU's backward, for a ReLU fused into BatchNorm.
+/// dy·[y > 0]: ReLU's backward (the ReLU layer's, and a ReLU fused into BatchNorm's).
 func maskedByPositive(_ dy: Tensor, output y: Tensor) -> Tensor {
-    precondition(dy.shape == y.shape, "ReLU epilogue: dy \(dy.shape) vs output \(y.shape)")
+    precondition(dy.shape == y.shape, "ReLU: dy \(dy.shape) vs output \(y.shape)")
     var dx = Tensor(uninitializedShape: dy.shape)
     y.data.withUnsafeBufferPointer { py in
     dy.data.withUnsafeBufferPointer { pdy in

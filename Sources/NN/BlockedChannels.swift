@@ -205,13 +205,13 @@ enum BlockedChannels {
         var dx = Tensor(uninitializedShape: shape)
         dy.data.withUnsafeBufferPointer { pdy in
         dx.data.withUnsafeMutableBufferPointer { pdx in
-            for i in 0..<g.n {
-                for cb in 0..<g.blocks {
-                    let d = pdx.baseAddress! + g.base(i, cb)
-                    for p in 0..<g.pixels {
-                        for l in 0..<g.lanes { d[p * g.lanes + l] = pdy[i * g.channels + cb * g.lanes + l] / Float(g.pixels) }
-                    }
-                }
+            // dy's (N, C) rows are image-major with channels in block order: the b values of slab
+            // (i, cb) are consecutive, at (i·blocks + cb)·b, and every pixel of the slab gets them.
+            var pixel = [Float](repeating: 0, count: g.lanes)
+            for slab in 0..<(g.n * g.blocks) {
+                for l in 0..<g.lanes { pixel[l] = pdy[slab * g.lanes + l] / Float(g.pixels) }
+                let d = pdx.baseAddress! + slab * g.pixels * g.lanes
+                for p in 0..<g.pixels { (d + p * g.lanes).update(from: pixel, count: g.lanes) }
             }
         }}
         return dx

@@ -25,17 +25,7 @@ public final class ReLU: Module, DescribedModule, LayoutAwareModule {
 
     public func backward(_ dy: Tensor) -> Tensor {
         let c = takeCache(&cache, layer: "ReLU")
-        precondition(dy.shape == c.output.shape, "ReLU: dy \(dy.shape) vs output \(c.output.shape)")
-        var dx = Tensor(uninitializedShape: dy.shape)
-        c.output.data.withUnsafeBufferPointer { py in
-        dy.data.withUnsafeBufferPointer { pdy in
-        dx.data.withUnsafeMutableBufferPointer { pdx in
-            Parallel.forEach(py.count, costPerItem: 1, minimumWork: 1 << 18) { range in
-                reluBackward(output: py.baseAddress! + range.lowerBound, pdy.baseAddress! + range.lowerBound,
-                             pdx.baseAddress! + range.lowerBound, count: range.count)
-            }
-        }}}
-        return dx
+        return maskedByPositive(dy, output: c.output)
     }
 
     /// Elementwise: any layout, unchanged.
