@@ -183,16 +183,19 @@ void fqdnnl_conv_destroy(fqdnnl_conv *c) {
         fqdnnl_conv_destroy(c); return NULL; } } while (0)
 
 fqdnnl_conv *fqdnnl_conv_create(int n, int cin, int h, int w, int cout, int k, int stride, int padding,
-                                int threads, int block, char *error, size_t error_length) {
+                                int threads, int src_block, int dst_block, char *error, size_t error_length) {
     if (load_state != 1) {
         if (error && error_length) snprintf(error, error_length, "oneDNN is not loaded");
         return NULL;
     }
-    if (!(block == 0 || ((block == 8 || block == 16) && cin % block == 0 && cout % block == 0))) {
-        if (error && error_length) snprintf(error, error_length, "no nChw%dc layout for %d -> %d channels", block, cin, cout);
+    if (!(src_block == 0 || ((src_block == 8 || src_block == 16) && cin % src_block == 0)) ||
+        !(dst_block == 0 || ((dst_block == 8 || dst_block == 16) && cout % dst_block == 0))) {
+        if (error && error_length) snprintf(error, error_length, "no nChw%dc / nChw%dc layouts for %d -> %d channels",
+                                            src_block, dst_block, cin, cout);
         return NULL;
     }
-    dnnl_format_tag_t activation_tag = block == 16 ? dnnl_nChw16c : block == 8 ? dnnl_nChw8c : dnnl_nchw;
+    dnnl_format_tag_t src_tag = src_block == 16 ? dnnl_nChw16c : src_block == 8 ? dnnl_nChw8c : dnnl_nchw;
+    dnnl_format_tag_t dst_tag = dst_block == 16 ? dnnl_nChw16c : dst_block == 8 ? dnnl_nChw8c : dnnl_nchw;
     fqdnnl_conv *c = calloc(1, sizeof *c);
     if (!c) { if (error && error_length) snprintf(error, error_length, "out of memory"); return NULL; }
     c->threads = threads < 1 ? 1 : threads;
@@ -204,10 +207,10 @@ fqdnnl_conv *fqdnnl_conv_create(int n, int cin, int h, int w, int cout, int k, i
     dnnl_dims_t src_dims = {n, cin, h, w}, wei_dims = {cout, cin, k, k}, bia_dims = {cout}, dst_dims = {n, cout, oh, ow};
     dnnl_dims_t strides = {stride, stride}, pad = {padding, padding};
     dnnl_memory_desc_t src_user, wei_plain, bia_plain, dst_user, src_any, wei_any, bia_any, dst_any;
-    CHECK(p_dnnl_memory_desc_init_by_tag(&src_user, 4, src_dims, dnnl_f32, activation_tag), "memory descriptor");
+    CHECK(p_dnnl_memory_desc_init_by_tag(&src_user, 4, src_dims, dnnl_f32, src_tag), "memory descriptor");
     CHECK(p_dnnl_memory_desc_init_by_tag(&wei_plain, 4, wei_dims, dnnl_f32, dnnl_oihw), "memory descriptor");
     CHECK(p_dnnl_memory_desc_init_by_tag(&bia_plain, 1, bia_dims, dnnl_f32, dnnl_x), "memory descriptor");
-    CHECK(p_dnnl_memory_desc_init_by_tag(&dst_user, 4, dst_dims, dnnl_f32, activation_tag), "memory descriptor");
+    CHECK(p_dnnl_memory_desc_init_by_tag(&dst_user, 4, dst_dims, dnnl_f32, dst_tag), "memory descriptor");
     CHECK(p_dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
     CHECK(p_dnnl_memory_desc_init_by_tag(&wei_any, 4, wei_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");
     CHECK(p_dnnl_memory_desc_init_by_tag(&bia_any, 1, bia_dims, dnnl_f32, dnnl_format_tag_any), "memory descriptor");

@@ -31,8 +31,8 @@ public final class Conv2d: Module, DescribedModule, QuantizerSlots, LayoutAwareM
     /// What backward needs: the operands the convolution actually saw, x' (N, Cin, H, W) and
     /// w' (Cout, Cin, k, k).
     public let operandCache = OperandCache()
-    /// The layout of x and y in the last forward that kept its operands (dy and dx use it too).
-    private var cachedLayout: ActivationLayout = .plain
+    /// The layouts of x and y in the last forward that kept its operands (dx and dy use them too).
+    private var cachedLayouts: (input: ActivationLayout, output: ActivationLayout) = (.plain, .plain)
 
     public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1,
                 padding: Int = 0, bias: Bool = false,
@@ -56,27 +56,29 @@ public final class Conv2d: Module, DescribedModule, QuantizerSlots, LayoutAwareM
         forward(x, ctx, layout: .plain).0
     }
 
-    /// x and y in `layout`. The quantizers are elementwise with one step size for the input, so they
-    /// run on either layout unchanged.
+    /// y in `layout`, x in `inputLayout(for: layout)`. The quantizers are elementwise with one step
+    /// size for the input, so they run on either layout unchanged.
     func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout) {
         precondition(x.rank == 4 && x.shape[1] == inChannels,
                      "Conv2d \(name) expects (N, \(inChannels), H, W), got \(x.shape)")
+        let input = inputLayout(for: layout)
         if !ctx.needsBackward, let override = inferenceOverride {
             operandCache.operands = nil
-            let y = override.forward(x.reordered(from: layout, to: .plain), conv: self)
+            let y = override.forward(x.reordered(from: input, to: .plain), conv: self)
             return (y.reordered(from: .plain, to: layout), layout)
         }
         let q = quantizedOperands(x, ctx)
-        let y = convolution2d(q.input, weight: q.weight, bias: bias?.value, options: options, layout: layout)
+        let y = convolution2d(q.input, weight: q.weight, bias: bias?.value, options: options, layout: input,
+                              outputLayout: layout)
         operandCache.operands = ctx.needsBackward ? q : nil
-        cachedLayout = layout
+        cachedLayouts = (input, layout)
         return (y, layout)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         let c = takeCache(&operandCache.operands, layer: "Conv2d \(name)")
         let g = convolution2dBackward(c.input, weight: c.weight, outputGradient: dy, options: options,
-                                      layout: cachedLayout)
+                                      layout: cachedLayouts.input, outputLayout: cachedLayouts.output)
         bias?.grad.add(g.bias)
         return backwardThroughQuantizers(weightGradient: g.weight, inputGradient: g.input!)
     }
@@ -85,7 +87,9 @@ public final class Conv2d: Module, DescribedModule, QuantizerSlots, LayoutAwareM
     public var detail: String {
         "\(inChannels) -> \(outChannels), kernel \(kernelSize), stride \(stride), padding \(padding)" + slotDetail
     }
-    func accepts(_ layout: ActivationLayout) -> Bool { layout.holds(channels: inChannels) && layout.holds(channels: outChannels) }
+    /// The output must fit the layout; an input that does not is taken plain (`inputLayout(for:)`).
+    func accepts(_ layout: ActivationLayout) -> Bool { layout.holds(channels: outChannels) }
+    func inputLayout(for layout: ActivationLayout) -> ActivationLayout { layout.holds(channels: inChannels) ? layout : .plain }
     var startsBlockedRun: Bool { true }
 
     public func outputShape(for s: [Int]) -> [Int] {

@@ -93,8 +93,16 @@ protocol LayoutAwareModule: Module {
     /// Whether entering the blocked layout for this module pays (a convolution, or a stage of them):
     /// elementwise and normalisation layers only continue a run that a convolution started.
     var startsBlockedRun: Bool { get }
-    /// Forward with x in `layout`; returns the output and its layout (`layout`, or plain for an output
-    /// that is not an image). Its `backward` then takes dy in that output layout and returns dx in
-    /// `layout`.
+    /// The layout the module takes its input in when a run in `layout` reaches it: `layout` itself,
+    /// except for a convolution whose input channels the layout cannot hold (a stem on a 1- or
+    /// 3-channel image), which takes it plain and still writes its output in `layout`.
+    func inputLayout(for layout: ActivationLayout) -> ActivationLayout
+    /// Forward within a run in `layout`, x in `inputLayout(for: layout)`; returns the output and its
+    /// layout (`layout`, or plain for an output that is not an image). Its `backward` then takes dy in
+    /// that output layout and returns dx in the input's layout.
     func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout)
+}
+
+extension LayoutAwareModule {
+    func inputLayout(for layout: ActivationLayout) -> ActivationLayout { layout }
 }

@@ -157,7 +157,8 @@ public final class BasicBlock: Module, DescribedModule, LayoutAwareModule {
     public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor { forward(x, ctx, layout: .plain).0 }
 
     func accepts(_ layout: ActivationLayout) -> Bool {
-        conv1.accepts(layout) && conv2.accepts(layout) && (downsample.map { projectionAccepts($0, layout) } ?? true)
+        layout.holds(channels: conv1.inChannels) && conv1.accepts(layout) && conv2.accepts(layout)
+            && (downsample.map { projectionAccepts($0, layout) } ?? true)
     }
     var startsBlockedRun: Bool { true }
 
@@ -233,8 +234,8 @@ public final class Bottleneck: Module, DescribedModule, LayoutAwareModule {
     public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor { forward(x, ctx, layout: .plain).0 }
 
     func accepts(_ layout: ActivationLayout) -> Bool {
-        conv1.accepts(layout) && conv2.accepts(layout) && conv3.accepts(layout)
-            && (downsample.map { projectionAccepts($0, layout) } ?? true)
+        layout.holds(channels: conv1.inChannels) && conv1.accepts(layout) && conv2.accepts(layout)
+            && conv3.accepts(layout) && (downsample.map { projectionAccepts($0, layout) } ?? true)
     }
     var startsBlockedRun: Bool { true }
 

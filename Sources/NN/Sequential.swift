@@ -35,11 +35,16 @@ public final class Sequential: Module, DescribedModule, LayoutAwareModule {
     func accepts(_ layout: ActivationLayout) -> Bool {
         (layers.first?.1 as? LayoutAwareModule)?.accepts(layout) ?? false
     }
+    func inputLayout(for layout: ActivationLayout) -> ActivationLayout {
+        (layers.first?.1 as? LayoutAwareModule)?.inputLayout(for: layout) ?? layout
+    }
     var startsBlockedRun: Bool { (layers.first?.1 as? LayoutAwareModule)?.startsBlockedRun ?? false }
 
-    /// x in `layout`; the children choose as in `forward(_:_:)`, aiming at `layout` when it is blocked.
+    /// x in `inputLayout(for: layout)`; the children choose as in `forward(_:_:)`, aiming at `layout`
+    /// when it is blocked.
     func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout) {
-        let y = run(x, ctx, input: layout, target: layout != .plain ? layout : Backend.activationLayout, pinned: false)
+        let y = run(x, ctx, input: inputLayout(for: layout), target: layout != .plain ? layout : Backend.activationLayout,
+                    pinned: false)
         trace.returned = trace.lastOutput
         return (y, trace.lastOutput)
     }
@@ -59,9 +64,10 @@ public final class Sequential: Module, DescribedModule, LayoutAwareModule {
         for (_, layer) in layers {
             if target != .plain, h.rank == 4, let m = layer as? LayoutAwareModule, m.accepts(target),
                pinned || current == target || m.startsBlockedRun {
-                h = h.reordered(from: current, to: target)
+                let wanted = m.inputLayout(for: target)
+                h = h.reordered(from: current, to: wanted)
                 let (y, out) = m.forward(h, ctx, layout: target)
-                t.children.append((target, out))
+                t.children.append((wanted, out))
                 h = y; current = out
             } else {
                 h = h.reordered(from: current, to: .plain)

@@ -7,6 +7,10 @@
 // convolutions read and write them without reordering (docs/backends.md, "Blocked activations").
 // A blocked tensor never leaves the module that made it: every Module's forward(_:_:) takes and
 // returns plain tensors.
+import Synchronization
+
+/// Reorders performed so far (tests check that a network step needs none inside the engine).
+private let reorderCounter = Atomic<Int>(0)
 
 /// The memory order of a rank-4 activation tensor.
 public enum ActivationLayout: Hashable, Sendable, CustomStringConvertible {
@@ -41,6 +45,19 @@ public enum ActivationLayout: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Where the (H, W) plane of image n, channel c starts in a tensor of `shape` in this layout, and
+    /// the distance between its consecutive pixels (1 plain, b blocked).
+    @inlinable
+    public func plane(in shape: [Int], _ n: Int, _ c: Int) -> (base: Int, stride: Int) {
+        switch self {
+        case .plain: return ((n * shape[1] + c) * shape[2] * shape[3], 1)
+        case .blocked(let b): return ((n * (shape[1] / b) + c / b) * shape[2] * shape[3] * b + c % b, b)
+        }
+    }
+
+    /// Calls of `Tensor.reordered` that moved data, since the process started.
+    public static var reorders: Int { reorderCounter.load(ordering: .relaxed) }
+
     public var description: String {
         switch self {
         case .plain: return "nchw"
@@ -55,6 +72,7 @@ extension Tensor {
     public func reordered(from: ActivationLayout, to: ActivationLayout) -> Tensor {
         if from == to { return self }
         precondition(rank == 4, "reorder \(from) -> \(to) needs (N, C, H, W), got \(shape)")
+        reorderCounter.wrappingAdd(1, ordering: .relaxed)
         let n = shape[0], c = shape[1], hw = shape[2] * shape[3]
         precondition(from.holds(channels: c) && to.holds(channels: c),
                      "reorder \(from) -> \(to): \(c) channels do not fit")

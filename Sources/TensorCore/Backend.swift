@@ -155,8 +155,10 @@ public enum Backend {
 enum OneDNNConvolution {
     struct Key: Hashable {
         var batch, cin, height, width, cout, kernel, stride, padding, threads: Int
-        /// The layout of the caller's activations (x, y, dx, dy): 0 plain, else the channel block.
-        var block: Int
+        /// The layouts of the caller's x and dx (`inputBlock`) and of y and dy (`outputBlock`): 0
+        /// plain, else the channel block.
+        var inputBlock: Int
+        var outputBlock: Int
     }
     /// Owns one oneDNN primitive set; lives only inside `Cache`, so only under its lock.
     private final class Handle {
@@ -194,7 +196,9 @@ enum OneDNNConvolution {
     static var cachedHandles: Int { cache.withLock { $0.handles.count } }
 
     /// Cached handles whose activations are blocked (the blocked-layout path ran for their shapes).
-    static var blockedHandles: Int { cache.withLock { $0.handles.keys.filter { $0.block != 0 }.count } }
+    static var blockedHandles: Int {
+        cache.withLock { $0.handles.keys.filter { $0.inputBlock != 0 || $0.outputBlock != 0 }.count }
+    }
 
     /// Bytes of the arena all handles share for their blocked-layout buffers (the largest call's).
     static var arenaBytes: Int { cache.withLock { _ in Int(fqdnnl_arena_bytes()) } }
@@ -206,10 +210,11 @@ enum OneDNNConvolution {
         }
     }
 
-    static func key(_ x: Tensor, _ weight: Tensor, _ options: Convolution2dOptions, _ layout: ActivationLayout) -> Key {
+    static func key(_ x: Tensor, _ weight: Tensor, _ options: Convolution2dOptions, _ layout: ActivationLayout,
+                    _ outputLayout: ActivationLayout) -> Key {
         Key(batch: x.shape[0], cin: x.shape[1], height: x.shape[2], width: x.shape[3], cout: weight.shape[0],
             kernel: weight.shape[2], stride: options.stride, padding: options.padding, threads: max(1, Parallel.threads),
-            block: layout.block)
+            inputBlock: layout.block, outputBlock: outputLayout.block)
     }
 
     /// Runs `body` with the handle for `key` under the lock (handles hold per-call state and share
@@ -230,7 +235,8 @@ enum OneDNNConvolution {
                 }
                 guard let p = fqdnnl_conv_create(Int32(key.batch), Int32(key.cin), Int32(key.height), Int32(key.width),
                                                  Int32(key.cout), Int32(key.kernel), Int32(key.stride), Int32(key.padding),
-                                                 Int32(key.threads), Int32(key.block), &error, error.count) else {
+                                                 Int32(key.threads), Int32(key.inputBlock), Int32(key.outputBlock),
+                                                 &error, error.count) else {
                     let reason = cString(error)
                     c.refused[key] = reason
                     c.lastFallback = "\(key.cin)→\(key.cout) k\(key.kernel) s\(key.stride) at \(key.height)×\(key.width): \(reason)"
@@ -252,9 +258,9 @@ enum OneDNNConvolution {
     /// y = conv(x, weight) + bias through oneDNN, x and y in `layout`, or nil when it cannot (the
     /// caller falls back).
     static func forward(_ x: Tensor, weight: Tensor, bias: Tensor?, options: Convolution2dOptions, outputShape: [Int],
-                        layout: ActivationLayout) -> Tensor? {
+                        layout: ActivationLayout, outputLayout: ActivationLayout) -> Tensor? {
         guard Backend.oneDNNAvailable else { return nil }
-        let key = key(x, weight, options, layout)
+        let key = key(x, weight, options, layout, outputLayout)
         return withHandle(key) { h -> Tensor? in
             var y = Tensor(uninitializedShape: outputShape)
             let status: Int32 = x.data.withUnsafeBufferPointer { px in
@@ -273,11 +279,13 @@ enum OneDNNConvolution {
         }
     }
 
-    /// Gradients through oneDNN (x, dy and dx in `layout`), or nil when it cannot (the caller falls back).
+    /// Gradients through oneDNN (x and dx in `layout`, dy in `outputLayout`), or nil when it cannot
+    /// (the caller falls back).
     static func backward(_ x: Tensor, weight: Tensor, outputGradient dy: Tensor, options: Convolution2dOptions,
-                         computeInputGradient: Bool, layout: ActivationLayout) -> Convolution2dGradients? {
+                         computeInputGradient: Bool, layout: ActivationLayout,
+                         outputLayout: ActivationLayout) -> Convolution2dGradients? {
         guard Backend.oneDNNAvailable else { return nil }
-        let key = key(x, weight, options, layout)
+        let key = key(x, weight, options, layout, outputLayout)
         return withHandle(key) { h -> Convolution2dGradients? in
             var dW = Tensor(uninitializedShape: weight.shape)
             var dB = Tensor(uninitializedShape: [weight.shape[0]])

@@ -291,10 +291,13 @@ private final class PartialSums: Sendable {
 }
 
 /// y = conv(x, weight) + bias, the fast path. x (N, Cin, H, W), weight (Cout, Cin, k, k), bias (Cout).
-/// x and y are in `layout` (a blocked layout needs Cin and Cout multiples of its block); a blocked
-/// convolution that oneDNN cannot run is computed plain and reordered.
+/// x is in `layout`, y in `outputLayout` (the same unless given; a blocked layout needs the channel
+/// count a multiple of its block); a blocked convolution that oneDNN cannot run is computed plain and
+/// reordered.
 public func convolution2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
-                          options: Convolution2dOptions = .init(), layout: ActivationLayout = .plain) -> Tensor {
+                          options: Convolution2dOptions = .init(), layout: ActivationLayout = .plain,
+                          outputLayout: ActivationLayout? = nil) -> Tensor {
+    let outputLayout = outputLayout ?? layout
     TensorMemory.retainFreedMemory()
     let g = convolutionGeometry(x, weight, options)
     let batch = x.shape[0], cout = weight.shape[0]
@@ -304,12 +307,12 @@ public func convolution2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
     if batch == 0 { return y }
     if Backend.current == .onednn,
        let fast = OneDNNConvolution.forward(x, weight: weight, bias: bias, options: options, outputShape: y.shape,
-                                            layout: layout) {
+                                            layout: layout, outputLayout: outputLayout) {
         return fast
     }
-    if layout != .plain {
+    if layout != .plain || outputLayout != .plain {
         return convolution2d(x.reordered(from: layout, to: .plain), weight: weight, bias: bias, options: options)
-            .reordered(from: .plain, to: layout)
+            .reordered(from: .plain, to: outputLayout)
     }
     let strategy = Convolution.strategy
     x.data.withUnsafeBufferPointer { px in
@@ -345,11 +348,14 @@ public func convolution2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
 }
 
 /// Gradients of y = conv(x, weight) + b given dL/dy, the fast path. The column matrix is recomputed
-/// from x rather than kept from the forward pass. x, dy and dx are in `layout`.
+/// from x rather than kept from the forward pass. x and dx are in `layout`, dy in `outputLayout` (the
+/// same unless given).
 public func convolution2dBackward(_ x: Tensor, weight: Tensor, outputGradient dy: Tensor,
                                   options: Convolution2dOptions = .init(),
                                   computeInputGradient: Bool = true,
-                                  layout: ActivationLayout = .plain) -> Convolution2dGradients {
+                                  layout: ActivationLayout = .plain,
+                                  outputLayout: ActivationLayout? = nil) -> Convolution2dGradients {
+    let outputLayout = outputLayout ?? layout
     TensorMemory.retainFreedMemory()
     let g = convolutionGeometry(x, weight, options)
     let batch = x.shape[0], cout = weight.shape[0]
@@ -357,12 +363,13 @@ public func convolution2dBackward(_ x: Tensor, weight: Tensor, outputGradient dy
                  "conv2d backward: output gradient \(dy.shape) does not match output shape \([batch, cout, g.outHeight, g.outWidth]) of input \(x.shape), weight \(weight.shape)")
     if batch > 0 && Backend.current == .onednn,
        let fast = OneDNNConvolution.backward(x, weight: weight, outputGradient: dy, options: options,
-                                             computeInputGradient: computeInputGradient, layout: layout) {
+                                             computeInputGradient: computeInputGradient, layout: layout,
+                                             outputLayout: outputLayout) {
         return fast
     }
-    if layout != .plain {
+    if layout != .plain || outputLayout != .plain {
         var g = convolution2dBackward(x.reordered(from: layout, to: .plain), weight: weight,
-                                      outputGradient: dy.reordered(from: layout, to: .plain), options: options,
+                                      outputGradient: dy.reordered(from: outputLayout, to: .plain), options: options,
                                       computeInputGradient: computeInputGradient)
         g.input = g.input?.reordered(from: .plain, to: layout)
         return g

@@ -253,3 +253,67 @@ private final class PlainOnly: Module {
     func backward(_ dy: Tensor) -> Tensor { inner.backward(dy) }
     var parameters: [Parameter] { inner.parameters }
 }
+
+/// Where the layout changes in whole networks, and the layers added for the stem.
+final class BlockedNetworkTests: XCTestCase {
+    /// On oneDNN a training step of ResNet-20 and ResNet-18 reorders no activation at all: the stem's
+    /// convolution takes the plain image and writes the blocked layout, and global average pooling
+    /// writes plain (N, C). With the layout off nothing is blocked either.
+    func testTrainingStepReordersNothingInsideTheEngine() throws {
+        guard Backend.oneDNNAvailable else { throw XCTSkip("oneDNN not loaded (OneDNNConvolutionTests fails for that)") }
+        let saved = Backend.keepActivationsBlocked
+        defer { Backend.keepActivationsBlocked = saved }
+        try Backend.with(.onednn) {
+            for (arch, shape) in [("resnet20", [3, 1, 10, 10]), ("resnet18", [3, 3, 48, 48])] {  // shapes no other test uses (fresh primitives)
+                for blocked in [true, false] {
+                    Backend.keepActivationsBlocked = blocked
+                    let net = try Network.make(architecture: arch, inChannels: shape[1], classes: 4, width: arch == "resnet18" ? 0.25 : 1, seed: 3)
+                    let before = ActivationLayout.reorders, convolutions = Backend.blockedConvolutionShapes
+                    let logits = net.forward(randomTensor(shape, seed: 70), ForwardContext(training: true))
+                    _ = net.backward(randomTensor(logits.shape, seed: 71))
+                    _ = net.forward(randomTensor(shape, seed: 72), .eval)
+                    XCTAssertEqual(ActivationLayout.reorders, before, "\(arch) blocked \(blocked): reorders inside the engine")
+                    if blocked { XCTAssertGreaterThan(Backend.blockedConvolutionShapes, convolutions, arch) }
+                }
+            }
+        }
+    }
+
+    /// Max pooling on blocked activations is the plain one, exactly (a max and a scatter-add in the
+    /// same order), for overlapping windows with padding and both block sizes.
+    func testMaxPoolOnBlockedLayoutEqualsPlain() {
+        let x = randomTensor([2, 32, 9, 7], seed: 73), dy = randomTensor([2, 32, 5, 4], seed: 74)
+        let plain = MaxPool2d(kernel: 3, stride: 2, padding: 1)
+        let y = plain.forward(x, ForwardContext(training: true)), dx = plain.backward(dy)
+        for layout in [ActivationLayout.blocked(16), .blocked(8)] {
+            let pool = MaxPool2d(kernel: 3, stride: 2, padding: 1)
+            let (yb, out) = pool.forward(x.reordered(from: .plain, to: layout), ForwardContext(training: true), layout: layout)
+            XCTAssertEqual(out, layout)
+            XCTAssertEqual(yb.reordered(from: layout, to: .plain), y, "\(layout) y")
+            XCTAssertEqual(pool.backward(dy.reordered(from: .plain, to: layout)).reordered(from: layout, to: .plain), dx, "\(layout) dx")
+        }
+    }
+
+    /// A stem convolution (3 input channels) within a blocked run takes its input plain and writes
+    /// blocked: the same numbers as the plain layer, bit for bit on each backend.
+    func testStemConvolutionTakesPlainInputAndWritesBlocked() throws {
+        var rng = RNG(seed: 75)
+        let conv = Conv2d(name: "conv1", inChannels: 3, outChannels: 16, kernel: 7, stride: 2, padding: 3, rng: &rng)
+        let x = randomTensor([2, 3, 20, 20], seed: 76), dy = randomTensor([2, 16, 10, 10], seed: 77)
+        XCTAssertTrue(conv.accepts(.blocked(16)))
+        XCTAssertEqual(conv.inputLayout(for: .blocked(16)), .plain)
+        try forEachBackend { backend in
+            let y = conv.forward(x, ForwardContext(training: true))
+            conv.zeroGrad()
+            let dx = conv.backward(dy)
+            let dw = conv.weight.grad
+            let (yb, out) = conv.forward(x, ForwardContext(training: true), layout: .blocked(16))
+            XCTAssertEqual(out, .blocked(16))
+            conv.zeroGrad()
+            let dxb = conv.backward(dy.reordered(from: .plain, to: .blocked(16)))
+            XCTAssertEqual(yb.reordered(from: .blocked(16), to: .plain), y, "\(backend) y")
+            XCTAssertEqual(dxb, dx, "\(backend) dx (plain, as the input)")
+            XCTAssertEqual(conv.weight.grad, dw, "\(backend) dW")
+        }
+    }
+}

@@ -27,11 +27,11 @@ const char *fqdnnl_wait_policy(void);
 typedef struct fqdnnl_conv fqdnnl_conv;
 
 /// Creates the primitives for x (n, cin, h, w) * weight (cout, cin, k, k) with the given stride and
-/// symmetric padding, to run on `threads` OpenMP threads. `block` is the layout of the caller's
-/// activation buffers: 0 plain NCHW, 8 nChw8c, 16 nChw16c (both channel counts then multiples of it).
-/// NULL with a reason in `error` on failure.
+/// symmetric padding, to run on `threads` OpenMP threads. `src_block` is the layout of the caller's
+/// x and dx buffers, `dst_block` of y and dy: 0 plain NCHW, 8 nChw8c, 16 nChw16c (the channel count
+/// then a multiple of it). NULL with a reason in `error` on failure.
 fqdnnl_conv *fqdnnl_conv_create(int n, int cin, int h, int w, int cout, int k, int stride, int padding,
-                                int threads, int block, char *error, size_t error_length);
+                                int threads, int src_block, int dst_block, char *error, size_t error_length);
 
 /// The channel block oneDNN chooses for the activations of a 3×3 convolution between 16-channel
 /// tensors on this CPU: 16 (nChw16c, AVX-512), 8 (nChw8c, AVX2), or 0 (plain, or not loaded).
