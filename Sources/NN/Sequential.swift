@@ -3,9 +3,10 @@
 // Layouts (docs/backends.md, "Blocked activations"): on the oneDNN backend a run of children that
 // can take oneDNN's blocked layout (LayoutAwareModule) is handed blocked tensors from one to the next.
 // A run starts at a convolution or a residual stage (never at a lone BatchNorm or ReLU, which would
-// cost two reorders and save none) and ends at a child that cannot take the layout, or at global
-// average pooling, whose (N, C) output is plain. The tensor is reordered once entering a run and once
-// leaving it; backward replays the same layouts from the trace the forward recorded.
+// cost two reorders and save none; a stem convolution takes the plain image and writes blocked) and
+// ends at a child that cannot take the layout, or at global average pooling, whose (N, C) output is
+// plain. The tensor is reordered where a run is entered from or left to plain (never, in the ResNets);
+// backward replays the same layouts from the trace the forward recorded.
 import TensorCore
 
 public final class Sequential: Module, DescribedModule, LayoutAwareModule {
