@@ -67,7 +67,7 @@ public final class Conv2d: Module, DescribedModule, QuantizerSlots, LayoutAwareM
             let y = override.forward(x.reordered(from: input, to: .plain), conv: self)
             return (y.reordered(from: .plain, to: layout), layout)
         }
-        let q = quantizedOperands(x, ctx)
+        let q = quantizedOperands(x, ctx, layout: input)
         let y = convolution2d(q.input, weight: q.weight, bias: bias?.value, options: options, layout: input,
                               outputLayout: layout)
         operandCache.operands = ctx.needsBackward ? q : nil

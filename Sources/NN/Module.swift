@@ -78,9 +78,17 @@ func takeCache<C>(_ cache: inout C?, layer: @autoclosure () -> String) -> C {
 /// gradient of its own parameters (the step size).
 public protocol TensorQuantizer: AnyObject {
     func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor
+    /// The same on an input held in `layout` (a layer's input inside a blocked run): the arithmetic
+    /// is elementwise, so only what the quantizer shows outside (its observers) must be told the order.
+    func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> Tensor
     func backward(_ dy: Tensor) -> Tensor
     var parameters: [Parameter] { get }
     func clearCache()
+}
+
+extension TensorQuantizer {
+    /// An elementwise quantizer with nothing to show: the layout changes nothing.
+    public func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> Tensor { forward(x, ctx) }
 }
 
 /// A module that can run on activations held in a blocked layout (docs/backends.md, "Blocked

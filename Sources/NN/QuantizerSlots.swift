@@ -32,9 +32,9 @@ struct QuantizedOperands {
 }
 
 extension QuantizerSlots {
-    /// x' = Qa(x) and w' = Qw(W).
-    func quantizedOperands(_ x: Tensor, _ ctx: ForwardContext) -> QuantizedOperands {
-        QuantizedOperands(input: inputQuantizer?.forward(x, ctx) ?? x,
+    /// x' = Qa(x) and w' = Qw(W), x in `layout`.
+    func quantizedOperands(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout = .plain) -> QuantizedOperands {
+        QuantizedOperands(input: inputQuantizer?.forward(x, ctx, layout: layout) ?? x,
                           weight: weightQuantizer?.forward(weight.value, ctx) ?? weight.value)
     }
 

@@ -53,6 +53,25 @@ final class ComputeReportTests: XCTestCase {
         XCTAssertTrue(switched.stdout.contains("backend openblas,"), switched.stdout)
     }
 
+    /// FQAT_ACTIVATIONS=plain keeps every tensor NCHW on oneDNN (the compute line says which layout
+    /// runs); any other value than blocked or plain is warned about and the default kept.
+    func testActivationLayoutFromEnvironment() throws {
+        guard Backend.oneDNNAvailable && Backend.oneDNNPreferredBlock > 0 else {
+            throw XCTSkip("oneDNN not loaded or without a blocked layout here")
+        }
+        let blocked = "activations nChw\(Backend.oneDNNPreferredBlock)c"
+        let plain = try run(["-c", "show system"], coretype: "Haswell", environment: ["FQAT_ACTIVATIONS": "plain"])
+        XCTAssertEqual(plain.status, .exited(0), plain.stderr)
+        XCTAssertTrue(plain.stdout.contains("activations nchw"), plain.stdout)
+        XCTAssertFalse(plain.stderr.contains("FQAT_ACTIVATIONS"), plain.stderr)
+        let byDefault = try run(["-c", "show system"], coretype: "Haswell")
+        XCTAssertTrue(byDefault.stdout.contains(blocked), byDefault.stdout)
+        let bogus = try run(["-c", "show system"], coretype: "Haswell", environment: ["FQAT_ACTIVATIONS": "sideways"])
+        XCTAssertEqual(bogus.status, .exited(0), bogus.stderr)
+        XCTAssertTrue(bogus.stderr.contains("warning: FQAT_ACTIVATIONS=sideways is not a layout (blocked or plain); using blocked"), bogus.stderr)
+        XCTAssertTrue(bogus.stdout.contains(blocked), bogus.stdout)
+    }
+
     func testCoreChosenByTheUserIsStatedAndNotWarnedAbout() throws {
         for coretype in ["Prescott", "Haswell"] {
             let version = try run(["--version"], coretype: coretype)
