@@ -14,6 +14,10 @@ final class ComputeReportTests: XCTestCase {
         try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: binary), "fqat-shell is not built")
         var environment = ProcessInfo.processInfo.environment
         environment["OPENBLAS_CORETYPE"] = coretype   // nil removes it: the machine's own detection
+        // These tests check the executable's own defaults: a suite run under FQAT_BACKEND=openblas or
+        // FQAT_ACTIVATIONS=plain (docs/backends.md) must not hand them on; a test sets them itself.
+        environment["FQAT_BACKEND"] = nil
+        environment["FQAT_ACTIVATIONS"] = nil
         for (k, v) in extra { environment[k] = v }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("fqat-compute-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
