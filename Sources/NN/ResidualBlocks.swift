@@ -53,59 +53,41 @@ public final class ZeroPadShortcut: Module, DescribedModule, LayoutAwareModule {
 
     public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor { forward(x, ctx, layout: .plain).0 }
 
+    /// y[i, padBefore + c, a, b] = x[i, c, a·s, b·s], plane by plane through the layout's addressing
+    /// (a plain plane is contiguous; a blocked one is every b-th float of its block's slab).
     func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> (Tensor, ActivationLayout) {
         precondition(x.rank == 4 && x.shape[1] == inChannels, "ZeroPadShortcut expects (N, \(inChannels), H, W), got \(x.shape)")
-        let n = x.shape[0], h = x.shape[2], w = x.shape[3]
-        let out = outputShape(for: x.shape)
-        let oh = out[2], ow = out[3], s = stride
-        var y = Tensor.zeros(out)
+        var y = Tensor.zeros(outputShape(for: x.shape))
         cache = ctx.needsBackward ? Cache(inputShape: x.shape, layout: layout) : nil
-        if layout != .plain {
-            // The same copy, element by element through the layout's index map.
-            x.data.withUnsafeBufferPointer { px in
-            y.data.withUnsafeMutableBufferPointer { py in
-                for i in 0..<n { for c in 0..<inChannels { for a in 0..<oh { for b in 0..<ow {
-                    py[layout.offset(in: out, i, padBefore + c, a, b)] = px[layout.offset(in: x.shape, i, c, a * s, b * s)]
-                } } } }
-            }}
-            return (y, layout)
-        }
-        // y[i, padBefore + c, a, b] = x[i, c, a·s, b·s]
         x.data.withUnsafeBufferPointer { px in
         y.data.withUnsafeMutableBufferPointer { py in
-            for i in 0..<n { for c in 0..<inChannels {
-                let src = px.baseAddress! + (i * inChannels + c) * h * w
-                let dst = py.baseAddress! + (i * outChannels + padBefore + c) * oh * ow
-                for a in 0..<oh { for b in 0..<ow { dst[a * ow + b] = src[(a * s) * w + b * s] } }
-            } }
+            forEachCopiedPair(narrowShape: x.shape, wideShape: y.shape, layout: layout) { n, o in py[o] = px[n] }
         }}
-        return (y, .plain)
+        return (y, layout)
     }
 
     public func backward(_ dy: Tensor) -> Tensor {
         let cc = takeCache(&cache, layer: "ZeroPadShortcut")
-        let n = cc.inputShape[0], h = cc.inputShape[2], w = cc.inputShape[3]
-        let oh = dy.shape[2], ow = dy.shape[3], s = stride
         var dx = Tensor.zeros(cc.inputShape)
-        if cc.layout != .plain {
-            let layout = cc.layout
-            dy.data.withUnsafeBufferPointer { pdy in
-            dx.data.withUnsafeMutableBufferPointer { pdx in
-                for i in 0..<n { for c in 0..<inChannels { for a in 0..<oh { for b in 0..<ow {
-                    pdx[layout.offset(in: cc.inputShape, i, c, a * s, b * s)] = pdy[layout.offset(in: dy.shape, i, padBefore + c, a, b)]
-                } } } }
-            }}
-            return dx
-        }
         dy.data.withUnsafeBufferPointer { pdy in
         dx.data.withUnsafeMutableBufferPointer { pdx in
-            for i in 0..<n { for c in 0..<inChannels {
-                let src = pdy.baseAddress! + (i * outChannels + padBefore + c) * oh * ow
-                let dst = pdx.baseAddress! + (i * inChannels + c) * h * w
-                for a in 0..<oh { for b in 0..<ow { dst[(a * s) * w + b * s] = src[a * ow + b] } }
-            } }
+            forEachCopiedPair(narrowShape: cc.inputShape, wideShape: dy.shape, layout: cc.layout) { n, o in pdx[n] = pdy[o] }
         }}
         return dx
+    }
+
+    /// Calls `body(n, o)` for every copied element: n indexes the narrow tensor's pixel (a·s, b·s) of
+    /// channel c, o the wide tensor's pixel (a, b) of channel padBefore + c (forward copies n to o,
+    /// backward, the adjoint, o to n).
+    @inline(__always)
+    private func forEachCopiedPair(narrowShape: [Int], wideShape: [Int], layout: ActivationLayout,
+                                   _ body: (Int, Int) -> Void) {
+        let w = narrowShape[3], oh = wideShape[2], ow = wideShape[3], s = stride
+        for i in 0..<narrowShape[0] { for c in 0..<inChannels {
+            let (nb, step) = layout.plane(in: narrowShape, i, c)
+            let wb = layout.plane(in: wideShape, i, padBefore + c).base
+            for a in 0..<oh { for b in 0..<ow { body(nb + ((a * s) * w + b * s) * step, wb + (a * ow + b) * step) } }
+        } }
     }
 
     public func clearCache() { cache = nil }

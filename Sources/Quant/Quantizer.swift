@@ -34,8 +34,6 @@ public final class Quantizer: TensorQuantizer {
     /// Called with (input, fake-quantized output) on every forward, both plain NCHW whatever layout the
     /// layer ran in; used by reports and the export's reference codes.
     public var observer: ((Tensor, Tensor) -> Void)?
-    /// The layout of the input of the forward in progress (set by `forward(_:_:layout:)`).
-    private var inputLayout: ActivationLayout = .plain
 
     var cache: QuantizerCache?
     private(set) var calibration: CalibrationState?
@@ -105,25 +103,21 @@ public final class Quantizer: TensorQuantizer {
 
     // MARK: - Forward / backward
 
+    /// Hands (input, output), held in `layout`, to the observer in plain NCHW order.
+    private func notifyObserver(_ x: Tensor, _ y: Tensor, _ layout: ActivationLayout) {
+        guard let observer else { return }
+        observer(x.reordered(from: layout, to: .plain), y.reordered(from: layout, to: .plain))
+    }
+
+    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor { forward(x, ctx, layout: .plain) }
+
     /// On an input in `layout`: the same elementwise arithmetic; the observer gets plain tensors.
     public func forward(_ x: Tensor, _ ctx: ForwardContext, layout: ActivationLayout) -> Tensor {
-        inputLayout = layout
-        defer { inputLayout = .plain }
-        return forward(x, ctx)
-    }
-
-    /// Hands (input, output) to the observer in plain NCHW order.
-    private func notifyObserver(_ x: Tensor, _ y: Tensor) {
-        guard let observer else { return }
-        observer(x.reordered(from: inputLayout, to: .plain), y.reordered(from: inputLayout, to: .plain))
-    }
-
-    public func forward(_ x: Tensor, _ ctx: ForwardContext) -> Tensor {
         if calibration != nil { observeForCalibration(x) }
         if probe != nil { return probeForward(x, ctx) }
         guard quantizationEnabled else {
             cache = ctx.needsBackward ? QuantizerCache(identityWithShape: x.shape) : nil
-            notifyObserver(x, x)
+            notifyObserver(x, x, layout)
             return x
         }
         checkShape(x)
@@ -154,7 +148,7 @@ public final class Quantizer: TensorQuantizer {
                 }
             }
         }
-        notifyObserver(x, y)
+        notifyObserver(x, y, layout)
         return y
     }
 
